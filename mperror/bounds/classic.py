@@ -763,38 +763,39 @@ def block_fma_bound(
     b: ArrayLike,
     block: int,
     *,
-    fmt_in: FormatLike = "fp16",
-    fmt_acc: FormatLike = "fp32",
+    fmt: FormatLike = "fp16",
+    acc_fmt: FormatLike = "fp32",
     convert_inputs: bool = True,
     internal: str = "any",
 ) -> EntrywiseBound:
     """Entrywise bound on ``C = A B`` computed with a mixed-precision block FMA (tensor cores).
 
     The model of Blanchard, Higham, Lopez, Mary and Pranesh (2020): ``A`` and ``B`` are rounded
-    to ``fmt_in`` (unless ``convert_inputs=False``: then they must already hold values of
-    ``fmt_in``), the products of ``fmt_in`` values are formed exactly, and each block FMA adds
-    ``block`` of them to the running ``C`` (starting at 0) in ``fmt_acc``; ``internal`` gives
+    to ``fmt`` (unless ``convert_inputs=False``: then they must already hold values of
+    ``fmt``), the products of ``fmt`` values are formed exactly, and each block FMA adds
+    ``block`` of them to the running ``C`` (starting at 0) in ``acc_fmt``; ``internal`` gives
     how (see :func:`block_fma_depth`: ``"any"`` unspecified order, ``"c_last"``, ``"exact"``).
 
-    Symbols: ``u_in`` -> ``fmt_in.unit_roundoff``, ``u_acc`` -> ``fmt_acc.unit_roundoff``,
+    Symbols: ``u_in`` -> ``fmt.unit_roundoff``, ``u_acc`` -> ``acc_fmt.unit_roundoff``,
     ``m`` -> ``block_fma_depth(n, block, internal)`` (accumulation roundings per product),
     ``E_A = u_in |A|`` (plus ``eta_in`` where ``0 < |A| <= 2**emin_in``; 0 without
     conversion), likewise ``E_B``.
 
-    Inequality (entrywise; in the normal range the first line is exact)::
+    Inequality (entrywise; in the normal range the general form reduces to the first line)::
 
         |C^ - A B| <= (2 u_in + u_in**2 + (1 + u_in)**2 gamma_m(u_acc)) |A| |B|
         in general:   E_A (|B| + E_B) + |A| E_B + gamma_m(u_acc) (|A| + E_A)(|B| + E_B)
-                      + (1 + gamma_m(u_acc)) n eta_acc   [only if products can underflow]
+                      + (1 + gamma_m(u_acc)) n eta_acc   [only off the accumulator's grid]
 
     Assumptions: exact products (true of tensor cores for fp16/bf16 inputs); each accumulation
-    rounds to nearest in ``fmt_acc``; results below ``2**emin_acc`` are exact when every product
-    of ``fmt_in`` values lies on ``fmt_acc``'s subnormal grid (fp16 -> fp32 yes; bf16 -> fp32
+    rounds to nearest in ``acc_fmt``; results below ``2**emin_acc`` are exact when every product
+    of ``fmt`` values lies on ``acc_fmt``'s subnormal grid (fp16 -> fp32 yes; bf16 -> fp32
     no: then the ``n eta_acc`` term is added); no overflow (checked per entry).
 
     The published theorem's exact statement could not be retrieved while writing this; the
     bound above is derived in theory/T-gamma.md (``T-gamma.block-fma``) from that model and
-    agrees with the first-order form ``(2 u_in + n u_acc) |A||B|`` quoted from the paper.
+    agrees to first order with the ``(2 u_in + gamma_n(u_acc)) |A||B|`` that REFERENCES §7
+    quotes from the paper.
 
     >>> r = block_fma_bound([[1.0] * 4], [[1.0]] * 4, 4)  # 4 exact products, 3 fp32 roundings
     >>> round(r.coefficient / 2.0**-11, 6)  # in units of u_in: 2 + u_in + 3 u_acc / u_in + ...
@@ -810,8 +811,8 @@ def block_fma_bound(
     the slack that entails.
     """
     am, bm = _matrices(a, b)
-    fi = as_format(fmt_in, argument="fmt_in")
-    fa = as_format(fmt_acc, argument="fmt_acc")
+    fi = as_format(fmt)
+    fa = as_format(acc_fmt, argument="acc_fmt")
     if not isinstance(convert_inputs, bool):
         raise TypeError(f"convert_inputs must be a bool, got {type(convert_inputs).__name__}")
     n = am.shape[1]

@@ -396,7 +396,7 @@ def test_block_fma_bound_holds(
         ],
         dtype=torch.float64,
     )
-    bound = block_fma_bound(a, b, block, fmt_in=fmt_in, fmt_acc=FP32, internal=internal)
+    bound = block_fma_bound(a, b, block, fmt=fmt_in, acc_fmt=FP32, internal=internal)
     assert bound.check(observed).holds
 
 
