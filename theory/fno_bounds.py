@@ -23,7 +23,7 @@ FORMATS: dict[str, tuple[int, int, float]] = {
 }
 
 
-# -- T-fno-disc: the constants c_d = E||U[-1/2, 1/2]^d||_2 ---------------------------------------
+# T-fno-disc: the constants c_d = E||U[-1/2, 1/2]^d||_2.
 
 
 def c1() -> sp.Expr:
@@ -91,7 +91,7 @@ def second_moment() -> sp.Expr:
     return sp.integrate(x**2, (x, -HALF, HALF))
 
 
-# -- T-fno-disc: the tight example and aliasing ---------------------------------------------------
+# T-fno-disc: the tight example and aliasing.
 
 
 def worst_case_error(n: int, w: int, grid: str = "centred", m: float = 1.0) -> mpmath.mpf:
@@ -136,7 +136,7 @@ def triangle_coefficient_integral(mode: int) -> sp.Expr:
     return sp.simplify(left + right)
 
 
-# -- T-fno-prec: the crossover, independently in mpmath ------------------------------------------
+# T-fno-prec: the crossover, independently in mpmath.
 
 
 def crossover_log2(
@@ -186,7 +186,7 @@ def crossover_log2(
         return hi
 
 
-# -- T-fno-layer: the bound as a sympy expression -------------------------------------------------
+# T-fno-layer: the bound as a sympy expression.
 
 
 def layer_bound(norm: str = "rms") -> tuple[sp.Expr, dict[str, sp.Symbol]]:
