@@ -305,14 +305,15 @@ def crossover_resolution(
     fmt: FormatLike,
     *,
     d: int = 1,
-    w: int | Sequence[int] = 0,
+    w: int | Sequence[int] | None = None,
     grid: str = "centred",
     fft_arithmetic: bool = True,
     twiddle_error: float | None = None,
 ) -> CrossoverResult:
     """The resolution beyond which the precision bound exceeds the discretisation bound.
 
-    Symbols: ``L = lipschitz``, ``M = bound_m``, ``K = L + 2 pi ||w|| M``, ``c = c_d(d, grid)``,
+    Symbols: ``L = lipschitz``, ``M = bound_m``, ``K = L + 2 pi ||w|| M`` (``w`` the mode as in
+    :func:`discretisation_bound`; ``None`` for the zero mode), ``c = c_d(d, grid)``,
     ``delta`` = :func:`input_rounding_bound`. The discretisation bound ``c K / n`` decreases and
     the precision bound increases with ``n``, so they cross once.
 
@@ -345,7 +346,7 @@ def crossover_resolution(
     bound_m = _check_nonnegative(bound_m, "bound_m")
     if not isinstance(fft_arithmetic, bool):
         raise TypeError(f"fft_arithmetic must be a bool, got {type(fft_arithmetic).__name__}")
-    norm_w = _mode_norm(w, d)
+    norm_w = 0.0 if w is None else _mode_norm(w, d)
     slope = c_d(d, grid) * (lipschitz + 2 * math.pi * norm_w * bound_m)
     delta = _input_rounding(bound_m, fmt)
     if slope == 0 or delta == 0 or not math.isfinite(delta):
