@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import math
 from typing import Any
 
 import torch
@@ -36,8 +35,6 @@ def plain(value: Any) -> Any:
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
-    if isinstance(value, float) and math.isfinite(value) and value == int(value) and abs(value) < 2**53:
-        return value
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
         return value.item()
     return value

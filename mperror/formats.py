@@ -241,11 +241,12 @@ class FloatFormat:
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
             raise TypeError(f"x must be a floating-point tensor, got {_describe(x)}")
         _, exponent = torch.frexp(x)  # |x| = mant * 2**exponent with mant in [0.5, 1)
-        e = (exponent.to(torch.int64) - 1).clamp(self.emin, self.emax)
+        e = (exponent.to(torch.int64) - 1).clamp(max=self.emax)
         quantum = e - self.precision + 1
+        # Below 2**emin (zero included: frexp gives it exponent 0) the grid is fixed.
         below = x.abs() < self.smallest_normal
-        if not self.subnormals:
-            quantum = torch.where(below, self.emin, quantum)
+        small_quantum = self.emin - self.precision + 1 if self.subnormals else self.emin
+        quantum = torch.where(below, small_quantum, quantum)
         out = torch.ldexp(torch.ones_like(x), quantum.to(x.dtype))
         return torch.where(torch.isfinite(x), out, torch.full_like(x, math.nan))
 

@@ -39,10 +39,7 @@ class BoundResult(Record):
     def check(self, observed: float) -> BoundResult:
         """This bound with ``observed`` filled in and compared."""
         observed = float(observed)
-        if math.isnan(observed):
-            holds = False
-        else:
-            holds = observed <= self.bound
+        holds = not math.isnan(observed) and observed <= self.bound
         if self.bound == 0.0:
             ratio = 0.0 if observed == 0.0 else math.inf
         else:

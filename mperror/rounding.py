@@ -1,0 +1,689 @@
+"""Exact rounding of torch tensors to any :class:`~mperror.formats.FloatFormat`.
+
+:func:`round` returns, in the input's dtype, the values of a format that a rounding mode picks.
+It is bit-exact on every input (checked exhaustively against :mod:`mperror.reference`, the
+rational-arithmetic oracle, and against torch's own casts where torch has the format).
+
+How the kernel works. A float32 (float64) value is handled through its int32 (int64) bit
+pattern ``m``, whose magnitude part is monotonic in the value:
+
+* In the normal range of the target (``|x| >= 2**emin``) the format's values are the patterns
+  whose ``d = 24 - p`` (``53 - p``) low bits are zero, so rounding is integer arithmetic: add an
+  increment that depends on the mode, then clear the ``d`` low bits. A carry into the exponent
+  field is exactly the step to the next binade, and past ``max`` it is detected by comparing
+  patterns.
+* Below ``2**emin`` the grid spacing is fixed (the subnormal spacing, or ``2**emin`` when the
+  format has no subnormals), so the value is scaled to a fixed-point integer with ``G`` guard
+  bits and a sticky bit, and the same integer rounding is applied to that integer.
+* Infinities, NaN and overflow are patched last; the sign is reattached, so ``-0`` stays ``-0``
+  and NaN payloads survive.
+
+float16 and bfloat16 inputs are widened to float32 (exactly) and narrowed back (exactly, since
+the result is representable). float64 inputs are never simply cast to float32 first: that rounds
+twice and gets values such as ``bf16(1 + 2**-8 + 2**-40)`` wrong. Either they go through the
+int64 kernel, or, for deterministic modes and formats with ``p <= 22``, through a float32 reached
+by round-to-odd, which keeps a sticky last bit and provably makes the second rounding exact
+(:func:`_float32_detour_is_exact`).
+
+Large CPU tensors are processed in chunks that fit in cache, which makes the eager kernel several
+times faster than whole-tensor eager ops (fresh multi-megabyte temporaries cost page faults).
+``compiled=True`` runs the same kernel fused by :func:`torch.compile`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import enum
+import functools
+import math
+from dataclasses import dataclass
+
+import torch
+
+from mperror.formats import (
+    BF16,
+    E4M3FN,
+    E5M2,
+    FP16,
+    FloatFormat,
+    FormatLike,
+    Overflow,
+    as_format,
+    format_of_dtype,
+)
+
+__all__ = ["RoundMode", "round"]
+
+_CHUNK = 1 << 17
+
+
+class RoundMode(str, enum.Enum):
+    """Rounding modes. Each member's value is the string accepted in its place.
+
+    With ``x`` between neighbouring format values ``lo < x < hi``:
+    """
+
+    #: nearest of ``lo``, ``hi``; a tie goes to the one with an even significand (IEEE default)
+    NEAREST_EVEN = "nearest_even"
+    #: nearest of ``lo``, ``hi``; a tie goes to the one larger in magnitude
+    NEAREST_AWAY = "nearest_away"
+    #: largest ``r`` with ``|r| <= |x|``
+    TOWARD_ZERO = "toward_zero"
+    #: ``hi``: smallest ``r >= x``
+    TOWARD_POSITIVE = "toward_positive"
+    #: ``lo``: largest ``r <= x``
+    TOWARD_NEGATIVE = "toward_negative"
+    #: the one of ``lo``, ``hi`` whose significand is odd (round to odd, for exact double rounding)
+    ODD = "odd"
+    #: ``|hi|``-side neighbour with probability ``(|x| - |lo|) / (|hi| - |lo|)``, else the other
+    STOCHASTIC = "stochastic"
+    #: either neighbour with probability 1/2
+    STOCHASTIC_EQUAL = "stochastic_equal"
+
+    @classmethod
+    def parse(cls, mode: RoundMode | str) -> RoundMode:
+        """``mode`` as a member; ValueError listing the allowed values otherwise."""
+        if isinstance(mode, cls):
+            return mode
+        try:
+            return cls(mode)
+        except ValueError:
+            allowed = ", ".join(repr(m.value) for m in cls)
+            raise ValueError(f"mode must be one of {allowed}; got {mode!r}") from None
+
+    @property
+    def is_stochastic(self) -> bool:
+        return self in (RoundMode.STOCHASTIC, RoundMode.STOCHASTIC_EQUAL)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Bit layout of a storage dtype (float32 or float64) and its integer twin."""
+
+    float_dtype: torch.dtype
+    int_dtype: torch.dtype
+    mantissa_bits: int  # stored fraction bits: 23 or 52
+    bias: int
+
+    @property
+    def width(self) -> int:
+        return self.int_dtype.itemsize * 8
+
+    @property
+    def sign(self) -> int:
+        return -(1 << (self.width - 1))
+
+    @property
+    def magnitude_mask(self) -> int:
+        return (1 << (self.width - 1)) - 1
+
+    @property
+    def inf_bits(self) -> int:
+        return ((1 << (self.width - 1 - self.mantissa_bits)) - 1) << self.mantissa_bits
+
+    @property
+    def nan_bits(self) -> int:
+        return self.inf_bits | (1 << (self.mantissa_bits - 1))
+
+    def bits_of(self, value: float) -> int:
+        """The bit pattern of a non-negative value exactly representable in the layout."""
+        return int(torch.tensor(value, dtype=self.float_dtype).view(self.int_dtype).item())
+
+
+_F32 = _Layout(torch.float32, torch.int32, 23, 127)
+_F64 = _Layout(torch.float64, torch.int64, 52, 1023)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything the kernel needs for one (format, mode, random_bits, storage) combination.
+
+    All fields are Python ints or flags, so the kernel has no data-dependent Python control flow
+    and can be compiled.
+    """
+
+    layout: _Layout
+    mode: RoundMode
+    drop: int  # low bits cleared in the normal range
+    # Precision 1: every normal significand is 1, which is odd, so ties-to-even rounds up and
+    # truncation is already odd. (The stored bit above the dropped ones is an exponent bit.)
+    significand_always_odd: bool
+    random_bits: int | None
+    emin_bits: int  # pattern of 2**emin
+    max_bits: int  # pattern of fmt.max
+    overflow_bits: int  # the policy's value, on overflow and for infinite inputs
+    # Fixed-point branch below 2**emin: |x| * 2**(guard - q_exp) as an integer.
+    q_exp: int  # exponent of the grid spacing below 2**emin
+    q_scale: float  # 2**q_exp
+    guard: int  # guard bits of the fixed-point integer
+    scale_up: tuple[float, ...]  # factors (powers of two) that form |x| * 2**(guard - q_exp)
+    may_underflow: bool  # the scaling can underflow (only when guard < q_exp)
+    # Anchored branch below 2**emin: A = 2**(q_exp + p - 1) + |x| lies in a binade whose grid
+    # spacing is 2**q_exp, so the normal-range integer rounding applies to it (see
+    # _round_small_anchored). None where that is not exact or not representable.
+    anchor: float | None
+
+
+def _holds(store: FloatFormat, fmt: FloatFormat) -> bool:
+    """Does every finite value of ``fmt`` have an exact representation in ``store``?"""
+    smallest_step = fmt.emin - fmt.precision + 1 if fmt.subnormals else fmt.emin
+    return (
+        fmt.precision <= store.precision
+        and fmt.emax <= store.emax
+        and fmt.max <= store.max
+        and smallest_step >= store.emin - store.precision + 1
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _plan(fmt: FloatFormat, mode: RoundMode, random_bits: int | None, layout: _Layout) -> _Plan:
+    p = fmt.precision
+    max_bits = layout.bits_of(fmt.max)
+    overflow_bits = {
+        Overflow.INF: layout.inf_bits,
+        Overflow.SATURATE: max_bits,
+        Overflow.NAN: layout.nan_bits,
+    }[fmt.overflow]
+    q_exp = fmt.emin - p + 1 if fmt.subnormals else fmt.emin
+    # Guard bits: as many as the random integer of the layout supplies (31 for int32 draws, 63 for
+    # int64), but the fixed-point integer (< 2**(p - 1 + guard)) must stay below 2**62.
+    guard = 31 if layout is _F32 else 62 - p
+    shift = guard - q_exp
+    scale_up: list[float] = []
+    while shift > 0:  # 2**shift may exceed float64's range: split it into representable steps
+        step = min(shift, 1000)
+        scale_up.append(math.ldexp(1.0, step))
+        shift -= step
+    if shift < 0:
+        scale_up.append(math.ldexp(1.0, shift))
+    return _Plan(
+        layout=layout,
+        mode=mode,
+        drop=layout.mantissa_bits + 1 - p,
+        significand_always_odd=p == 1,
+        random_bits=random_bits,
+        emin_bits=layout.bits_of(fmt.smallest_normal),
+        max_bits=max_bits,
+        overflow_bits=overflow_bits,
+        q_exp=q_exp,
+        q_scale=math.ldexp(1.0, q_exp),
+        guard=guard,
+        scale_up=tuple(scale_up),
+        may_underflow=guard < q_exp,
+        anchor=_anchor(fmt, mode, q_exp, layout),
+    )
+
+
+def _anchor(fmt: FloatFormat, mode: RoundMode, q_exp: int, layout: _Layout) -> float | None:
+    """``A = 2**(q_exp + p - 1)`` if the anchored small-magnitude rounding is exact here.
+
+    It needs: a deterministic mode (stochastic rounding wants more fraction bits than the
+    anchored pattern keeps); ``p >= 2`` (``A / 2**q_exp = 2**(p - 1)`` must be even so that
+    parities carry over); at least two dropped bits (a round bit above the sticky bit); and ``2A``
+    finite in the storage format.
+    """
+    store = format_of_dtype(layout.float_dtype)
+    exponent = q_exp + fmt.precision - 1
+    drop = layout.mantissa_bits + 1 - fmt.precision
+    if mode.is_stochastic or fmt.precision < 2 or drop < 2 or exponent + 1 > store.emax:
+        return None
+    return math.ldexp(1.0, exponent)
+
+
+def _round_integer(
+    m: torch.Tensor,
+    drop: int,
+    plan: _Plan,
+    negative: torch.Tensor | None,
+    rand: torch.Tensor | None,
+    *,
+    significand_always_odd: bool = False,
+) -> torch.Tensor:
+    """Round non-negative integers ``m`` to multiples of ``2**drop`` by ``plan.mode``.
+
+    ``negative`` (the sign of the value ``m`` encodes) is needed by the directed modes; ``rand``
+    (uniform non-negative integers with at least ``drop`` random low bits) by the stochastic
+    ones. Every mode is "add an increment, clear the low bits": the increment never exceeds
+    ``2**drop - 1``, so the result is one of the two neighbouring multiples.
+    """
+    if drop <= 0:
+        return m.clone()
+    mask = (1 << drop) - 1
+    keep = -(1 << drop)  # == ~mask: clears the dropped bits
+    half = 1 << (drop - 1)
+    mode = plan.mode
+    if mode is RoundMode.NEAREST_EVEN and not significand_always_odd:
+        # half - 1 rounds ties down; the kept part's last bit turns a tie at odd into up.
+        inc = (m >> drop) & 1
+        inc += half - 1
+    elif mode in (RoundMode.NEAREST_EVEN, RoundMode.NEAREST_AWAY):
+        return (m + half) & keep
+    elif mode is RoundMode.TOWARD_ZERO:
+        return m & keep
+    elif mode in (RoundMode.TOWARD_POSITIVE, RoundMode.TOWARD_NEGATIVE):
+        assert negative is not None
+        away = ~negative if mode is RoundMode.TOWARD_POSITIVE else negative
+        inc = away.to(m.dtype) * mask
+    elif mode is RoundMode.ODD:
+        kept = m & keep
+        if significand_always_odd:
+            return kept
+        inexact = (m & mask) != 0
+        return kept | (inexact.to(m.dtype) << drop)
+    elif mode is RoundMode.STOCHASTIC:
+        assert rand is not None
+        k = plan.random_bits
+        if k is None or k >= drop:
+            inc = rand & mask
+        else:
+            # Few-bit SR: k random bits just below the kept part, the rest of m truncated.
+            inc = (rand & ((1 << k) - 1)) << (drop - k)
+    else:  # STOCHASTIC_EQUAL
+        assert rand is not None
+        kept = m & keep
+        up = ((m & mask) != 0) & ((rand & 1) == 1)
+        return kept + (up.to(m.dtype) << drop)
+    inc += m
+    return inc.bitwise_and_(keep)
+
+
+def _round_small(
+    m: torch.Tensor, plan: _Plan, negative: torch.Tensor | None, rand: torch.Tensor | None
+) -> torch.Tensor:
+    """Round magnitudes below ``2**emin`` (patterns ``m``) on the fixed grid ``2**q_exp``.
+
+    The value is scaled to ``F = |x| * 2**(guard - q_exp)``, exactly in float64 (a power-of-two
+    scaling that stays inside float64's range), then the integer ``floor(F)`` with the sticky bit
+    ``F != floor(F)`` or'ed in is rounded with ``drop = guard``. With ``guard >= 2`` the kept
+    bits, the round bit and the sticky bit decide every deterministic mode exactly; stochastic
+    rounding sees the fraction to ``guard`` bits, the sticky bit making the probability exceed the
+    exact one by less than ``2**-guard``.
+    """
+    layout = plan.layout
+    x = m.view(layout.float_dtype).to(torch.float64)
+    scaled = x
+    for factor in plan.scale_up:
+        scaled = scaled * factor
+    whole = torch.floor(scaled)
+    sticky = scaled != whole
+    if plan.may_underflow:
+        sticky |= (whole == 0) & (x != 0)
+    fixed = whole.to(torch.int64) | sticky.to(torch.int64)
+    wide_rand = None if rand is None else rand.to(torch.int64)
+    kept = _round_integer(fixed, plan.guard, plan, negative, wide_rand)
+    value = (kept >> plan.guard).to(torch.float64) * plan.q_scale
+    return value.to(layout.float_dtype).view(layout.int_dtype)
+
+
+def _round_small_anchored(
+    m: torch.Tensor, plan: _Plan, negative: torch.Tensor | None
+) -> torch.Tensor:
+    """Round magnitudes below ``2**emin`` through the anchor ``A`` (deterministic modes).
+
+    ``A + |x|`` lies in ``[A, 2A)``, whose grid spacing is ``2**q_exp``, the spacing below
+    ``2**emin``; its significand differs from that of ``|x|`` on the small grid by
+    ``A / 2**q_exp = 2**(p-1)``, an even number, so every mode decides alike. The sum is formed
+    in the integer domain (``|x|``'s significand shifted into ``A``'s binade, with a sticky bit
+    for what falls off), rounded with the normal-range integer rounding, and ``A`` subtracted
+    in floating point, exactly (both lie in ``[A, 2A]``). Only int ops of the storage width: no
+    float64, no gathers. Elements at or above ``2**emin`` give garbage, to be masked off.
+    """
+    layout = plan.layout
+    assert plan.anchor is not None
+    anchor_bits = layout.bits_of(plan.anchor)
+    exponent = (m >> layout.mantissa_bits).clamp_min_(1)  # float subnormals share exponent 1
+    significand = m - ((exponent - 1) << layout.mantissa_bits)
+    shift = (anchor_bits >> layout.mantissa_bits) - exponent
+    shift.clamp_(0, layout.width - 1)
+    kept = significand >> shift
+    sticky = (kept << shift) != significand
+    kept.bitwise_or_(sticky.to(m.dtype)).add_(anchor_bits)
+    rounded = _round_integer(kept, plan.drop, plan, negative, None)
+    return (rounded.view(layout.float_dtype) - plan.anchor).view(layout.int_dtype)
+
+
+def _kernel(
+    b: torch.Tensor,
+    rand: torch.Tensor | None,
+    plan: _Plan,
+    *,
+    eager: bool,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Round the bit patterns ``b`` (int32/int64, 1-D) and return the result's bit patterns.
+
+    The common case is a few integer ops. Three fix-ups are rarer: magnitudes below
+    ``2**emin``, overflow, and infinite or NaN inputs. With ``eager`` each runs only when a
+    cheap integer reduction shows that the chunk needs it, and only on the elements that need it
+    (bool-mask ops cost several times an integer op on CPU); otherwise, for torch.compile, they
+    are computed everywhere and selected, with no data-dependent control flow.
+    """
+    layout = plan.layout
+    m = b & layout.magnitude_mask
+    directed = plan.mode in (RoundMode.TOWARD_POSITIVE, RoundMode.TOWARD_NEGATIVE)
+    negative = b < 0 if directed else None
+    r = _round_integer(
+        m, plan.drop, plan, negative, rand, significand_always_odd=plan.significand_always_odd
+    )
+    # Nonzero magnitudes below 2**emin: (m - 1) wraps zero to the top, out of the range.
+    below = (m - 1).bitwise_and_(layout.magnitude_mask)
+    if not eager:
+        r = torch.where(below < plan.emin_bits - 1, _round_small(m, plan, negative, rand), r)
+        r = _fix_overflow_and_specials(m, r, negative, plan)
+    else:
+        if int(below.amin()) < plan.emin_bits - 1:
+            small = below < plan.emin_bits - 1
+            if plan.anchor is not None and 8 * int(small.sum()) > small.numel():
+                r = torch.where(small, _round_small_anchored(m, plan, negative), r)
+            else:
+                index = small.nonzero().squeeze(1)
+                sub_neg = None if negative is None else negative[index]
+                sub_rand = None if rand is None else rand[index]
+                r[index] = _round_small(m[index], plan, sub_neg, sub_rand)
+        if int(r.amax()) > plan.max_bits or int(m.amax()) >= layout.inf_bits:
+            r = _fix_overflow_and_specials(m, r, negative, plan)
+    sign = b.bitwise_and(layout.sign)
+    return torch.bitwise_or(r, sign, out=out) if out is not None else r.bitwise_or_(sign)
+
+
+def _fix_overflow_and_specials(
+    m: torch.Tensor, r: torch.Tensor, negative: torch.Tensor | None, plan: _Plan
+) -> torch.Tensor:
+    """Patch rounded magnitudes ``r`` beyond ``max``, and results of infinite or NaN inputs."""
+    over = r > plan.max_bits
+    if plan.mode is RoundMode.TOWARD_ZERO:
+        r = r.masked_fill(over, plan.max_bits)
+    elif plan.mode in (RoundMode.TOWARD_POSITIVE, RoundMode.TOWARD_NEGATIVE):
+        assert negative is not None
+        # A directed mode that rounded toward zero at this sign stops at max (IEEE 754).
+        toward_zero = negative if plan.mode is RoundMode.TOWARD_POSITIVE else ~negative
+        r = torch.where(over & toward_zero, plan.max_bits, torch.where(over, plan.overflow_bits, r))
+    else:
+        r = r.masked_fill(over, plan.overflow_bits)
+    # NaN keeps its payload (m itself); an infinity becomes what the policy says. The rounding
+    # above may have wrapped a NaN pattern negative, so this test reads m, not r.
+    inf_bits = plan.layout.inf_bits
+    return torch.where(m >= inf_bits, torch.where(m > inf_bits, m, plan.overflow_bits), r)
+
+
+def _layout_for(dtype: torch.dtype) -> _Layout:
+    return _F64 if dtype == torch.float64 else _F32
+
+
+_NATIVE_CASTS: dict[FloatFormat, torch.dtype] = {
+    FP16: torch.float16,
+    BF16: torch.bfloat16,
+    E5M2: torch.float8_e5m2,
+    E4M3FN: torch.float8_e4m3fn,
+}
+
+
+def _native_cast(fmt: FloatFormat, mode: RoundMode, storage: torch.dtype) -> torch.dtype | None:
+    """A torch dtype whose cast from float32 is bit-identical to this rounding, if any.
+
+    torch's float32 -> float16 / bfloat16 / float8_e5m2 / float8_e4m3fn casts round to nearest
+    even with these formats' overflow rules (e4m3fn saturating, as torch 2.13 does); the
+    exhaustive tests hold them to the reference. float64 inputs never take this path: torch casts
+    float64 through float32, which rounds twice.
+    """
+    if storage != torch.float32 or mode is not RoundMode.NEAREST_EVEN:
+        return None
+    return _NATIVE_CASTS.get(fmt)
+
+
+def _check_tensor(x: object) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if not (x.is_floating_point() or x.is_complex()):
+        raise TypeError(
+            f"x must be a floating-point or complex tensor (float16, bfloat16, float32, float64, "
+            f"complex64, complex128), got {x.dtype}"
+        )
+    if x.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64) and not (
+        x.is_complex() and x.dtype in (torch.complex64, torch.complex128)
+    ):
+        raise TypeError(
+            f"x has dtype {x.dtype}; supported: float16, bfloat16, float32, float64, complex64, "
+            "complex128"
+        )
+    return x
+
+
+def _check_random_bits(random_bits: int | None, mode: RoundMode) -> None:
+    if random_bits is None:
+        return
+    if mode is not RoundMode.STOCHASTIC:
+        raise ValueError(f"random_bits applies to mode 'stochastic' only, got mode {mode.value!r}")
+    if isinstance(random_bits, bool) or not isinstance(random_bits, int) or random_bits < 1:
+        raise ValueError(f"random_bits must be a positive int or None, got {random_bits!r}")
+
+
+def round(
+    x: torch.Tensor,
+    fmt: FormatLike,
+    mode: RoundMode | str = RoundMode.NEAREST_EVEN,
+    *,
+    generator: torch.Generator | None = None,
+    random_bits: int | None = None,
+    compiled: bool = False,
+) -> torch.Tensor:
+    """Round every element of ``x`` to a value of ``fmt``; the result keeps ``x``'s dtype.
+
+    Args:
+        x: a float16, bfloat16, float32 or float64 tensor (complex64/complex128: the real and
+            imaginary parts are rounded separately), any shape, CPU or CUDA.
+        fmt: the target format (a FloatFormat, a preset name such as ``"fp16"``, or a dtype).
+            ``x``'s dtype must hold every value of ``fmt``; otherwise ValueError asks for a wider
+            dtype (rounding a float16 tensor to bf16 cannot be stored in float16).
+        mode: a :class:`RoundMode` or its value string.
+        generator: the torch.Generator the stochastic modes draw from (on ``x``'s device);
+            ``None`` uses torch's default generator. The same seed gives the same result on the
+            same device and chunking.
+        random_bits: ``k`` for few-bit stochastic rounding as hardware does it: ``k`` random bits
+            are added just below the kept bits and the rest is truncated, so the value goes up with
+            probability ``floor(2**k f) / 2**k`` instead of ``f`` (the distance fraction). It is
+            biased toward zero by up to ``2**-k`` spacings (exact when ``f`` has at most ``k``
+            bits, e.g. whenever ``k`` is at least the number of bits dropped).
+        compiled: run the kernel fused by :func:`torch.compile` (compiled once per format, mode,
+            dtype and device, then cached; the first call pays the compilation).
+
+    Semantics (the same as :func:`mperror.reference.round_scalar`): signed zeros are kept, NaN
+    stays NaN with its payload, overflow follows ``fmt.overflow`` (see
+    :class:`~mperror.formats.Overflow`). Without subnormals, values below the smallest normal are
+    rounded by the mode to the set ``{0, ±2**emin}`` (nearest ties go to 0, round-to-odd goes to
+    ``±2**emin``, stochastic rounding goes up with probability ``|x| / 2**emin``).
+
+    Stochastic rounding draws one 31-bit (float64 inputs: 63-bit) random integer per element. Its
+    probability of going up is exactly the distance fraction ``f`` whenever ``f`` has at most that
+    many bits after the binary point of the spacing: always for float32 inputs in the normal range
+    of the format. Far below the smallest subnormal it exceeds ``f`` by less than ``2**-31``
+    (``2**-(62-p)`` for float64 inputs).
+
+    The gradient, when ``x`` requires one, is passed straight through (identity), as in
+    quantisation-aware training.
+
+    >>> x = torch.tensor([1.0, 1.0 + 2.0**-11, 1.0 + 3 * 2.0**-11, -0.0, 70000.0])
+    >>> round(x, "fp16")
+    tensor([1.0000, 1.0000, 1.0020, -0.0000, inf])
+    >>> round(x, "fp16", "toward_zero")[-1].item()
+    65504.0
+    """
+    x = _check_tensor(x)
+    fmt = as_format(fmt)
+    mode = RoundMode.parse(mode)
+    _check_random_bits(random_bits, mode)
+    if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        if generator.device.type != x.device.type:
+            raise ValueError(
+                f"generator is on {generator.device} but x is on {x.device}; they must match"
+            )
+    if x.requires_grad and torch.is_grad_enabled():
+        return _StraightThrough.apply(x, fmt, mode, generator, random_bits, compiled)
+    return _round(x.detach(), fmt, mode, generator, random_bits, compiled)
+
+
+def _round(
+    x: torch.Tensor,
+    fmt: FloatFormat,
+    mode: RoundMode,
+    generator: torch.Generator | None,
+    random_bits: int | None,
+    compiled: bool,
+) -> torch.Tensor:
+    if x.is_complex():
+        parts = torch.view_as_real(x)
+        rounded = _round(parts, fmt, mode, generator, random_bits, compiled)
+        return torch.view_as_complex(rounded)
+    if x.dtype in (torch.float16, torch.bfloat16):
+        store = format_of_dtype(x.dtype)
+        if not _holds(store, fmt):
+            raise ValueError(_wider_dtype_message(fmt, x.dtype))
+        if fmt == store:
+            return x.clone()
+        return _round(x.float(), fmt, mode, generator, random_bits, compiled).to(x.dtype)
+
+    layout = _layout_for(x.dtype)
+    if not _holds(format_of_dtype(x.dtype), fmt):
+        raise ValueError(_wider_dtype_message(fmt, x.dtype))
+    if fmt == format_of_dtype(x.dtype):
+        return x.clone()
+    native = _native_cast(fmt, mode, x.dtype)
+    if native is not None:
+        return x.to(native).to(x.dtype)
+    if layout is _F64 and not compiled and _float32_detour_is_exact(fmt, mode):
+        return _round_float64_via_odd_float32(x, fmt, mode)
+
+    plan = _plan(fmt, mode, random_bits, layout)
+    flat = x.reshape(-1)
+    bits = flat.view(layout.int_dtype)  # reshape copies only when x is not contiguous
+    if compiled:
+        rand = _draw(bits, mode, generator)
+        out = _compiled_kernel(plan, x.device.type)(bits, rand)
+        return out.view(x.dtype).view(x.shape)
+
+    out = torch.empty_like(bits)
+    chunk = _CHUNK if x.device.type == "cpu" else max(1, bits.numel())
+    for start in builtins.range(0, bits.numel(), chunk):
+        piece = bits[start : start + chunk]
+        rand = _draw(piece, mode, generator)
+        _kernel(piece, rand, plan, eager=True, out=out[start : start + chunk])
+    return out.view(x.dtype).view(x.shape)
+
+
+def _float32_detour_is_exact(fmt: FloatFormat, mode: RoundMode) -> bool:
+    """Is ``round(round_to_odd_float32(x), fmt, mode) == round(x, fmt, mode)`` for every x?
+
+    Yes for every deterministic mode when float32 holds ``fmt`` with two bits to spare at every
+    magnitude: ``p <= 22`` in the normal range, and a grid spacing below ``2**emin`` of at least
+    ``2**-147`` (four float32 subnormal steps). Then every value of ``fmt`` and every midpoint
+    between neighbours is a float32 value, and an inexact round-to-odd result lies strictly
+    inside the same float32 interval as ``x`` with an odd last bit, so it is neither a value nor
+    a midpoint of ``fmt``: it falls on the same side of each (Boldo and Melquiond, "Emulation of
+    FMA and correctly rounded sums: proved algorithms using rounding to odd", IEEE TC 2008).
+    Stochastic rounding needs the whole fraction, so it never takes this path; nor does
+    round-to-odd for formats reaching float32's top binade (bf16, tf32), where a finite float64
+    beyond float32's range becomes float32's max and would round to a finite odd value instead
+    of overflowing.
+    """
+    store = format_of_dtype(torch.float32)
+    small_step = fmt.emin - fmt.precision + 1 if fmt.subnormals else fmt.emin
+    return (
+        not mode.is_stochastic
+        and not (mode is RoundMode.ODD and fmt.emax >= store.emax)
+        and fmt.precision <= 22
+        and _holds(store, fmt)
+        and small_step >= -147
+    )
+
+
+def _to_float32_odd(x: torch.Tensor) -> torch.Tensor:
+    """float64 -> float32 with round-to-odd: the float32 neighbour whose last bit is odd when
+    the conversion is inexact. Native conversion rounds to nearest even (subnormals, overflow and
+    NaN included); an inexact result with an even last bit then moves one step toward ``x``, to
+    the odd neighbour (past float32's max that is max itself, from inf). Bit patterns are
+    sign-magnitude, so adding one to a pattern steps its magnitude up."""
+    y = x.float()
+    bits = y.view(torch.int32)
+    back = y.double()
+    to_odd = (back != x) & ((bits & 1) == 0)
+    step = torch.where(back.abs() > x.abs(), -1, 1).to(torch.int32)
+    return (bits + to_odd * step).view(torch.float32)
+
+
+def _round_float64_via_odd_float32(
+    x: torch.Tensor, fmt: FloatFormat, mode: RoundMode
+) -> torch.Tensor:
+    """Deterministic rounding of float64 through a round-to-odd float32 (see
+    :func:`_float32_detour_is_exact`): the float32 kernels, native casts included, are several
+    times faster than the int64 kernel."""
+    plan = _plan(fmt, mode, None, _F32)
+    native = _native_cast(fmt, mode, torch.float32)
+    flat = x.reshape(-1)
+    out = torch.empty_like(flat)
+    chunk = _CHUNK if x.device.type == "cpu" else max(1, flat.numel())
+    for start in builtins.range(0, flat.numel(), chunk):
+        piece = _to_float32_odd(flat[start : start + chunk])
+        if native is not None:
+            out[start : start + chunk] = piece.to(native)
+        else:
+            bits = _kernel(piece.view(torch.int32), None, plan, eager=True)
+            out[start : start + chunk] = bits.view(torch.float32)
+    return out.view(x.shape)
+
+
+def _wider_dtype_message(fmt: FloatFormat, dtype: torch.dtype) -> str:
+    return (
+        f"x's dtype {dtype} cannot hold every value of {fmt} (precision {fmt.precision}, "
+        f"exponents [{fmt.emin}, {fmt.emax}], max {fmt.max}); pass a wider dtype, e.g. x.float() "
+        "or x.double()"
+    )
+
+
+def _draw(
+    bits: torch.Tensor, mode: RoundMode, generator: torch.Generator | None
+) -> torch.Tensor | None:
+    """Uniform non-negative random integers, one per element (31 or 63 random bits)."""
+    if not mode.is_stochastic:
+        return None
+    return torch.empty_like(bits).random_(generator=generator)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_kernel(plan: _Plan, device_type: str):
+    """The kernel for ``plan`` fused by torch.compile; one compilation per plan and device type.
+
+    The plan's integers must be compile-time constants (``dynamic=True`` would turn them into
+    symbols and let one graph serve plans it was not built for); only the length is dynamic.
+    """
+
+    def run(bits: torch.Tensor, rand: torch.Tensor | None) -> torch.Tensor:
+        return _kernel(bits, rand, plan, eager=False)
+
+    # Dynamo keeps its cache, and its recompilation limit, per code object; a code object of
+    # its own per plan keeps plans from evicting each other.
+    name = f"round_kernel_{_compiled_kernel.cache_info().currsize}"
+    run.__code__ = run.__code__.replace(co_name=name)
+    compiled = torch.compile(run, dynamic=False, fullgraph=True)
+
+    def call(bits: torch.Tensor, rand: torch.Tensor | None) -> torch.Tensor:
+        if bits.numel() > 1:  # sizes 0 and 1 are always specialised by dynamo
+            torch._dynamo.mark_dynamic(bits, 0)
+            if rand is not None:
+                torch._dynamo.mark_dynamic(rand, 0)
+        return compiled(bits, rand)
+
+    return call
+
+
+class _StraightThrough(torch.autograd.Function):
+    """Rounding forward, identity backward (the straight-through estimator)."""
+
+    @staticmethod
+    def forward(ctx, x, fmt, mode, generator, random_bits, compiled):
+        return _round(x.detach(), fmt, mode, generator, random_bits, compiled)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None, None, None, None, None

@@ -1,0 +1,189 @@
+"""FloatFormat: derived values, enumeration, spacing, registry and validation.
+
+Oracles: torch.finfo and torch's own bit patterns (every code of float16, bfloat16 and the
+float8 types decoded by torch); an independent decoder of the OCP FP4/FP6/FP8 encodings written
+here from the spec's formula; hand-computed values for a custom format.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from mperror import formats
+from mperror.formats import FloatFormat, Overflow
+
+TORCH_DTYPES = {
+    "fp64": torch.float64,
+    "fp32": torch.float32,
+    "fp16": torch.float16,
+    "bf16": torch.bfloat16,
+    "e5m2": torch.float8_e5m2,
+    "e4m3fn": torch.float8_e4m3fn,
+}
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_DTYPES))
+def test_derived_values_match_torch_finfo(name: str) -> None:
+    """Oracle: torch.finfo of the dtype with the same format."""
+    fmt, info = formats.get(name), torch.finfo(TORCH_DTYPES[name])
+    assert (fmt.bits, fmt.eps, fmt.max, fmt.min) == (info.bits, info.eps, info.max, info.min)
+    assert (fmt.tiny, fmt.smallest_normal) == (info.tiny, info.smallest_normal)
+    assert fmt.resolution == info.resolution
+    assert fmt.unit_roundoff == info.eps / 2
+
+
+def _torch_codes(dtype: torch.dtype) -> torch.Tensor:
+    """Every bit pattern of a 8- or 16-bit torch dtype, decoded by torch, as float64."""
+    width = torch.finfo(dtype).bits
+    codes = torch.arange(2**width, dtype=torch.int32)
+    if width == 8:
+        return codes.to(torch.uint8).view(dtype).to(torch.float64)
+    return codes.to(torch.int16).view(dtype).to(torch.float64)
+
+
+@pytest.mark.parametrize("name", ["fp16", "bf16", "e5m2", "e4m3fn"])
+def test_finite_values_are_exactly_torchs_codes(name: str) -> None:
+    """Oracle: decode all 2**bits codes with torch; the finite ones, deduplicated, sorted."""
+    values = _torch_codes(TORCH_DTYPES[name])
+    expected = torch.unique(values[torch.isfinite(values)])  # -0 and +0 collapse to one zero
+    got = formats.get(name).finite_values()
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+def _ocp_decode(code: int, exp_bits: int, man_bits: int) -> float:
+    """Decode an OCP MX FP4/FP6 code (no inf, no NaN) by the spec's formula."""
+    bias = 2 ** (exp_bits - 1) - 1
+    sign = -1.0 if code >> (exp_bits + man_bits) else 1.0
+    e = (code >> man_bits) & (2**exp_bits - 1)
+    m = code & (2**man_bits - 1)
+    if e == 0:
+        return sign * 2.0 ** (1 - bias) * (m / 2**man_bits)
+    return sign * 2.0 ** (e - bias) * (1 + m / 2**man_bits)
+
+
+@pytest.mark.parametrize(
+    ("name", "exp_bits", "man_bits"), [("e2m1", 2, 1), ("e2m3", 2, 3), ("e3m2", 3, 2)]
+)
+def test_ocp_small_formats_match_the_spec_encoding(name: str, exp_bits: int, man_bits: int) -> None:
+    """Oracle: every code of the OCP encoding, decoded by the spec's formula."""
+    n_codes = 2 ** (1 + exp_bits + man_bits)
+    expected = sorted({_ocp_decode(c, exp_bits, man_bits) for c in range(n_codes)})
+    fmt = formats.get(name)
+    assert fmt.finite_values().tolist() == expected
+    assert fmt.bits == 1 + exp_bits + man_bits
+
+
+def test_reference_table_values() -> None:
+    """Oracle: the format table in REFERENCES.md section 1 (max and smallest subnormal)."""
+    table = {
+        "tf32": (11, -126, 127, 2.0**-136),
+        "e5m2": (3, -14, 15, 2.0**-16),
+        "e4m3fn": (4, -6, 8, 2.0**-9),
+        "e3m2": (3, -2, 4, 2.0**-4),
+        "e2m3": (4, 0, 2, 2.0**-3),
+        "e2m1": (2, 0, 2, 0.5),
+    }
+    maxima = {"e5m2": 57344.0, "e4m3fn": 448.0, "e3m2": 28.0, "e2m3": 7.5, "e2m1": 6.0}
+    for name, (p, emin, emax, sub) in table.items():
+        fmt = formats.get(name)
+        assert (fmt.precision, fmt.emin, fmt.emax, fmt.smallest_subnormal) == (p, emin, emax, sub)
+        assert fmt.unit_roundoff == 2.0**-p
+        if name in maxima:
+            assert fmt.max == maxima[name]
+
+
+def test_custom_ieee_like_format_by_hand() -> None:
+    """Oracle: hand computation for p = 5, emax = 7 (IEEE-like: emin = -6, 4 exponent bits)."""
+    fmt = FloatFormat(precision=5, emax=7)
+    assert fmt.emin == -6
+    assert fmt.max == (2 - 2**-4) * 2**7 == 248.0
+    assert fmt.eps == 2**-4 and fmt.unit_roundoff == 2**-5
+    assert fmt.smallest_normal == 2**-6 and fmt.smallest_subnormal == 2**-10
+    assert fmt.exponent_bits == 4 and fmt.bits == 9
+    assert fmt.overflow is Overflow.INF
+    no_sub = fmt.replace(subnormals=False)
+    assert no_sub.smallest_subnormal == no_sub.smallest_normal == 2**-6
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_spacing_is_the_gap_to_the_next_value(dtype: torch.dtype) -> None:
+    """Oracle: torch.nextafter in the dtype itself, over every positive finite value below max."""
+    fmt = formats.format_of_dtype(dtype)
+    values = _torch_codes(dtype)
+    values = values[torch.isfinite(values) & (values >= 0) & (values < fmt.max)]
+    as_dtype = values.to(dtype)
+    gap = torch.nextafter(as_dtype, torch.full_like(as_dtype, math.inf)).double() - values
+    torch.testing.assert_close(fmt.spacing(values), gap, rtol=0, atol=0)
+
+
+def test_spacing_specials_and_no_subnormals() -> None:
+    """Oracle: the definition (NaN for non-finite; 2**emin below it without subnormals)."""
+    x = torch.tensor([math.inf, math.nan, 0.0, 2.0**-20], dtype=torch.float64)
+    s = formats.FP16.spacing(x)
+    assert s[:2].isnan().all() and s[2] == s[3] == 2.0**-24
+    assert formats.FP16.replace(subnormals=False).spacing(x)[3] == 2.0**-14
+
+
+def test_is_representable_against_enumeration() -> None:
+    """Oracle: finite_values (itself checked against torch's codes) and the midpoints between."""
+    fmt = formats.E4M3FN
+    values = fmt.finite_values()
+    assert fmt.is_representable(values).all()
+    midpoints = (values[1:] + values[:-1]) / 2
+    assert not fmt.is_representable(midpoints).any()
+    specials = torch.tensor([math.inf, math.nan, 464.0])
+    assert fmt.is_representable(specials).tolist() == [False, True, False]
+
+
+def test_presets_aliases_and_dtypes_resolve() -> None:
+    for name in formats.names():
+        assert isinstance(formats.get(name), FloatFormat)
+    assert formats.get("HALF") is formats.FP16
+    assert formats.as_format(torch.bfloat16) is formats.BF16
+    assert formats.as_format(formats.E2M1) is formats.E2M1
+
+
+def test_formats_are_frozen_and_compare_by_value() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        formats.FP16.precision = 12  # type: ignore[misc]
+    assert FloatFormat(precision=11, emax=15) == formats.FP16  # the name takes no part
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"precision": 0, "emax": 7}, "precision"),
+        ({"precision": 54, "emax": 7}, "precision"),
+        ({"precision": 2.5, "emax": 7}, "precision"),
+        ({"precision": 4, "emax": 1024}, "emax"),
+        ({"precision": 4, "emax": 5, "emin": 6}, "emax must be >= emin"),
+        ({"precision": 4, "emax": 5, "emin": -1023}, "emin"),
+        ({"precision": 4, "emax": 8, "max_finite": 500.0}, "max_finite"),
+        ({"precision": 4, "emax": 8, "max_finite": 449.0}, "max_finite"),
+        ({"precision": 4, "emax": 8, "has_inf": False, "overflow": "inf"}, "overflow='inf'"),
+        ({"precision": 4, "emax": 8, "overflow": "wrap"}, "overflow must be one of"),
+        (
+            {"precision": 4, "emax": 8, "has_inf": False, "has_nan": False, "overflow": "nan"},
+            "overflow='nan'",
+        ),
+        ({"precision": 4, "emax": 8, "subnormals": 1}, "subnormals"),
+    ],
+)
+def test_invalid_parameters_name_the_argument(kwargs: dict, argument: str) -> None:
+    with pytest.raises(ValueError, match=argument):
+        FloatFormat(**kwargs)
+
+
+def test_unknown_names_suggest_the_closest_and_refuse_ambiguity() -> None:
+    with pytest.raises(ValueError, match="did you mean 'bf16'"):
+        formats.get("bf61")
+    with pytest.raises(ValueError, match="e4m3fn"):
+        formats.get("e4m3")
+    with pytest.raises(TypeError, match="fmt must be"):
+        formats.as_format(16)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="16 bits"):
+        formats.FP32.finite_values()

@@ -1,0 +1,427 @@
+"""mperror.round: exhaustive and property tests, each with its oracle named.
+
+Oracles, in order of strength:
+1. exhaustive candidates per format (every finite value, both midpoints, midpoints +-1 and +-2
+   float32 ulps, both signs, all specials) against torch's native casts (float32 inputs, zero
+   tolerance) and against the rational-arithmetic reference ``round_scalar`` for every mode;
+2. Hypothesis properties on random formats, modes and inputs;
+3. statistics of stochastic rounding with tolerances derived below.
+
+The kernel has several code paths (native casts; the integer kernel in chunks with the
+small-magnitude fix-up on gathered elements or, when they are many, by the anchored method; the
+compiled kernel). The ``path`` fixture runs the exhaustive checks through each.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import pytest
+import torch
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+import mperror
+import mperror.rounding as rounding
+from mperror import formats, testing
+from mperror.reference import neighbours, round_scalar
+from mperror.rounding import RoundMode
+
+SMALL_FORMATS = ["e2m1", "e2m3", "e3m2", "e4m3fn", "e5m2"]
+NATIVE = {"fp16": torch.float16, "bf16": torch.bfloat16, "e5m2": torch.float8_e5m2,
+          "e4m3fn": torch.float8_e4m3fn}  # fmt: skip
+DETERMINISTIC = [m for m in RoundMode if not m.is_stochastic]
+
+
+def candidates(fmt: formats.FloatFormat, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The exhaustive candidate set of the issue, as ``dtype`` values (duplicates removed)."""
+    values = fmt.finite_values(dtype=torch.float64)
+    values = values[values >= 0]
+    upper = torch.cat([values[1:], values[-1:] + fmt.spacing(values[-1:])])  # overflow tie too
+    mids = ((values + upper) / 2).to(dtype)
+    near = [mids]
+    for direction in (math.inf, -math.inf):
+        step = mids
+        for _ in range(2):
+            step = torch.nextafter(step, torch.full_like(step, direction))
+            near.append(step)
+    specials = torch.tensor([math.inf, math.nan, 0.0], dtype=dtype)
+    positive = torch.cat([values.to(dtype), *near, specials])
+    return torch.unique(torch.cat([positive, -positive, torch.tensor([-0.0], dtype=dtype)]))
+
+
+def same_bits(got: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:
+    """Elementwise: equal values with equal signs (so -0 != +0), or both NaN."""
+    got, expected = got.double(), expected.double()
+    equal = (got == expected) & (torch.signbit(got) == torch.signbit(expected))
+    return equal | (got.isnan() & expected.isnan())
+
+
+def reference(x: torch.Tensor, fmt: formats.FloatFormat, mode: RoundMode) -> torch.Tensor:
+    return torch.tensor([round_scalar(v, fmt, mode) for v in x.double().tolist()], dtype=x.dtype)
+
+
+def assert_same(got: torch.Tensor, expected: torch.Tensor, x: torch.Tensor) -> None:
+    ok = same_bits(got, expected)
+    if not ok.all():
+        i = int((~ok).nonzero()[0])
+        raise AssertionError(
+            f"{int((~ok).sum())} mismatches; first: x={x[i].item()!r} got {got[i].item()!r} "
+            f"expected {expected[i].item()!r}"
+        )
+
+
+@pytest.fixture(params=["detour", "eager", "sparse", "chunked"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """Run mperror.round through one of its code paths, without the native-cast shortcut.
+
+    detour: float64 inputs go through a round-to-odd float32 (the default for deterministic
+    modes); the other three run the integer kernel of the input's width directly. eager: one
+    chunk, the candidates as they are (dense small magnitudes: anchored fix-up where it
+    applies); sparse: the candidates diluted 9-fold by 1.0, below the 1/8 share at which the
+    anchored method takes over (gathered fix-up); chunked: chunks
+    of 64 elements, so that every chunk boundary case occurs.
+    """
+    monkeypatch.setattr(rounding, "_NATIVE_CASTS", {})
+    if request.param != "detour":
+        monkeypatch.setattr(rounding, "_float32_detour_is_exact", lambda fmt, mode: False)
+    if request.param == "chunked":
+        monkeypatch.setattr(rounding, "_CHUNK", 64)
+
+    def run(x: torch.Tensor, fmt, mode) -> torch.Tensor:
+        if request.param != "sparse":
+            return mperror.round(x, fmt, mode)
+        padded = torch.ones(9 * x.numel(), dtype=x.dtype)
+        padded[::9] = x
+        return mperror.round(padded, fmt, mode)[::9]
+
+    return run
+
+
+@pytest.mark.parametrize("name", SMALL_FORMATS)
+@pytest.mark.parametrize("subnormals", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_small_formats_exhaustive_all_modes(name, subnormals, dtype, path) -> None:
+    """Oracle: the Fraction reference on the exhaustive candidate set, every deterministic mode,
+    both overflow policies where the format has a choice."""
+    base = formats.get(name).replace(subnormals=subnormals)
+    variants = [base]
+    if base.has_nan and not base.has_inf:
+        variants.append(base.replace(overflow="nan"))
+    for fmt in variants:
+        x = candidates(fmt, dtype)
+        for mode in DETERMINISTIC:
+            assert_same(path(x, fmt, mode), reference(x, fmt, mode), x)
+
+
+@pytest.mark.parametrize("name", sorted(NATIVE))
+def test_nearest_even_matches_torch_casts_exhaustively(name: str, path) -> None:
+    """Oracle: torch's native float32 -> format cast, zero tolerance, on the exhaustive set."""
+    fmt = formats.get(name)
+    x = candidates(fmt, torch.float32)
+    expected = x.to(NATIVE[name]).float()
+    assert_same(path(x, fmt, "nearest_even"), expected, x)
+    assert_same(mperror.round(x, fmt), expected, x)  # the native fast path itself
+
+
+@pytest.mark.parametrize("name", ["fp16", "bf16"])
+@pytest.mark.parametrize("mode", DETERMINISTIC)
+def test_16_bit_formats_against_reference_on_a_stride(name: str, mode: RoundMode) -> None:
+    """Oracle: the reference on every 97th candidate of fp16/bf16 (the full set is in
+    experiments/exhaustive_check.py); float64 inputs, so the generic kernel runs."""
+    fmt = formats.get(name)
+    x = candidates(fmt, torch.float32)[::97].double()
+    assert_same(mperror.round(x, fmt, mode), reference(x, fmt, mode), x)
+
+
+@given(st.lists(st.floats(width=64), min_size=1, max_size=40))
+@example([2.0**-149 * 1.5, 2.0**-150, 2.0**-160, 3.5e38, 1e300, 2.0**128, 1 + 2**-30])
+def test_round_to_odd_float32_conversion(values: list[float]) -> None:
+    """Oracle: the int64 kernel rounding to an fp32-shaped format in mode 'odd' (p = 24 never
+    takes the float32 detour), float32 subnormals included; finite values past float32's range
+    saturate at its max (round-to-odd truncates there), unlike the INF policy's overflow."""
+    x = torch.tensor(values, dtype=torch.float64)
+    expected = mperror.round(x, formats.FP32, "odd")
+    beyond = torch.isfinite(x) & (x.abs() > formats.FP32.max)
+    expected = torch.where(beyond, torch.copysign(torch.tensor(formats.FP32.max), x), expected)
+    assert_same(rounding._to_float32_odd(x).double(), expected, x)
+
+
+def test_float64_inputs_do_not_double_round() -> None:
+    """Oracle: the exact value lies above the midpoint 1 + 2**-8; torch's own float64 cast goes
+    through float32, which drops the 2**-40 and then ties to even (the peer bug)."""
+    x = torch.tensor([1 + 2**-8 + 2**-40], dtype=torch.float64)
+    assert mperror.round(x, "bf16").item() == 1 + 2**-7
+    assert x.to(torch.bfloat16).item() == 1.0
+
+
+def test_precision_one_and_unusual_ranges() -> None:
+    """Oracle: the reference, on random bit patterns and log-uniform magnitudes, for a
+    precision-1 format (every significand odd), a grid that skips (0, 1) (emin > p), and a
+    p = 24 format with a narrow range (no bits dropped in the normal range)."""
+    gen = torch.Generator().manual_seed(7)
+    custom = [
+        formats.FloatFormat(precision=1, emax=3),
+        formats.FloatFormat(precision=1, emax=3, subnormals=False),
+        formats.FloatFormat(precision=2, emin=3, emax=6, has_inf=False),
+        formats.FloatFormat(precision=24, emax=10),
+        formats.FloatFormat(precision=3, emin=70, emax=80),
+    ]
+    for fmt in custom:
+        for dtype in (torch.float32, torch.float64):
+            lo, hi = math.log2(fmt.smallest_subnormal) - 3, math.log2(fmt.max) + 2
+            exponents = torch.rand(400, generator=gen, dtype=torch.float64) * (hi - lo) + lo
+            x = torch.exp2(exponents) * torch.randn(400, generator=gen, dtype=torch.float64)
+            x = x.to(dtype)
+            if dtype == torch.float32 and fmt.emin >= 70:
+                continue  # float32 cannot hold that format
+            for mode in DETERMINISTIC:
+                assert_same(mperror.round(x, fmt, mode), reference(x, fmt, mode), x)
+
+
+# -- properties ------------------------------------------------------------------------------
+
+
+@given(fmt=testing.formats(), mode=st.sampled_from(DETERMINISTIC), data=st.data())
+def test_agrees_with_reference_on_random_formats(fmt, mode, data) -> None:
+    """Oracle: the reference, on custom formats and the inputs that matter for each."""
+    values = data.draw(st.lists(testing.inputs(fmt, dtype=torch.float32), min_size=1, max_size=20))
+    x = torch.tensor(values, dtype=torch.float32)
+    assert_same(mperror.round(x, fmt, mode), reference(x, fmt, mode), x)
+
+
+@given(
+    st.lists(st.floats(width=64), min_size=1, max_size=30),
+    st.sampled_from(["fp16", "e4m3fn", "e2m1", "tf32"]),
+)
+@example([2.0**-25 * (1 + 2**-11), 65519.99, -0.0], "fp16")
+def test_float64_inputs_agree_with_reference(values, name) -> None:
+    """Oracle: the reference; float64 inputs take the int64 kernel."""
+    x = torch.tensor(values, dtype=torch.float64)
+    for mode in DETERMINISTIC:
+        assert_same(mperror.round(x, name, mode), reference(x, formats.get(name), mode), x)
+
+
+@given(fmt=testing.formats(), mode=st.sampled_from(DETERMINISTIC), data=st.data())
+def test_algebraic_properties(fmt, mode, data) -> None:
+    """Properties that hold for every format and deterministic mode (oracle: the definitions):
+    idempotence; monotonicity; the result is one of the two neighbours; sign symmetry of the
+    symmetric modes and RU(-x) = -RD(x); nearest modes err by at most u|x| in the normal range;
+    directed modes never land on the wrong side."""
+    finite = testing.inputs(fmt, dtype=torch.float32).filter(math.isfinite)
+    x = torch.tensor(data.draw(st.lists(finite, min_size=2, max_size=20)), dtype=torch.float32)
+    r = mperror.round(x, fmt, mode)
+    assert_same(mperror.round(r, fmt, mode), r, x)
+    order = torch.argsort(x)
+    rs = r[order]
+    ok = torch.isfinite(rs)
+    assert (rs[ok][1:] >= rs[ok][:-1]).all()
+    down = mperror.round(x, fmt, "toward_negative")
+    up = mperror.round(x, fmt, "toward_positive")
+    assert ((r == down) | (r == up) | r.isinf() | r.isnan()).all()
+    assert ((down <= x) | down.isnan() | (x.abs() > fmt.max)).all()
+    assert ((up >= x) | up.isnan() | (x.abs() > fmt.max)).all()
+    if mode in (
+        RoundMode.NEAREST_EVEN,
+        RoundMode.NEAREST_AWAY,
+        RoundMode.TOWARD_ZERO,
+        RoundMode.ODD,
+    ):
+        assert_same(mperror.round(-x, fmt, mode), -r, x)
+    assert_same(mperror.round(-x, fmt, "toward_positive"), -down, x)
+    if mode in (RoundMode.NEAREST_EVEN, RoundMode.NEAREST_AWAY):
+        normal = (x.abs() >= fmt.smallest_normal) & (x.abs() <= fmt.max)
+        error = (r.double() - x.double()).abs()
+        assert (error[normal] <= fmt.unit_roundoff * x.double().abs()[normal]).all()
+
+
+# -- stochastic rounding ---------------------------------------------------------------------
+
+# Each P(up) estimate below averages n = 40,000 Bernoulli(f) draws: standard deviation
+# sqrt(f (1 - f) / n) <= 0.0025. A tolerance of 5 standard deviations makes a false failure
+# less likely than 6e-7 per check.
+N_DRAWS = 40_000
+
+
+def _tolerance(f: float) -> float:
+    return 5 * math.sqrt(max(f * (1 - f), 1e-12) / N_DRAWS) + 1e-12
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("fp16", 1 + 0.3 * 2**-10),  # normal range
+        ("bf16", -(3.0 + 0.77 * 2**-6)),
+        ("e2m1", 0.1),  # subnormal range
+        ("fp16", 2.0**-30),  # far below the smallest subnormal: f = 2**-6
+        ("e4m3fn", 450.0),  # near overflow: saturates
+        ("e5m2", 57344.0 + 2048.0),  # past max: goes to inf with probability 1/4
+    ],
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_stochastic_probability_matches_fraction(
+    name: str, value: float, dtype: torch.dtype
+) -> None:
+    """Oracle: P(up) = f, with the neighbours k q, (k + 1) q and f from the reference's exact
+    grid decomposition; the upper neighbour passes through the overflow policy (e4m3fn
+    saturates, so both neighbours are 448 there)."""
+    fmt = formats.get(name)
+    x = torch.full((N_DRAWS,), value, dtype=dtype)
+    r = mperror.round(x, fmt, "stochastic", generator=torch.Generator().manual_seed(3))
+    k, f, q = neighbours(abs(Fraction(value)), fmt)
+    down = torch.full_like(r, math.copysign(float(k * q), value))
+    up = torch.full_like(r, round_scalar(math.copysign(float((k + 1) * q), value), fmt))
+    went_up = same_bits(r, up)
+    assert (went_up | same_bits(r, down)).all()  # only neighbours appear
+    if not same_bits(up, down).all():
+        measured = went_up.double().mean().item()
+        assert abs(measured - float(f)) <= _tolerance(float(f))
+
+
+def test_stochastic_is_unbiased() -> None:
+    """Oracle: E[round(x)] = x for SR. The mean of n = 40,000 errors, each within one spacing
+    2**-10 of zero, has standard deviation <= 2**-10 / (2 sqrt(n)); 5 of them is the tolerance."""
+    x = torch.full((N_DRAWS,), 1 + 0.37 * 2**-10, dtype=torch.float64)
+    r = mperror.round(x, "fp16", "stochastic", generator=torch.Generator().manual_seed(11))
+    mean_error = (r - x).mean().item()
+    assert abs(mean_error) <= 5 * 2**-10 / (2 * math.sqrt(N_DRAWS))
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_few_bit_stochastic_has_the_documented_bias(k: int) -> None:
+    """Oracle: with k random bits, P(up) = floor(2**k f) / 2**k (biased toward zero)."""
+    f = 0.7
+    x = torch.full((N_DRAWS,), 1 + f * 2**-10, dtype=torch.float32)
+    r = mperror.round(
+        x, "fp16", "stochastic", random_bits=k, generator=torch.Generator().manual_seed(k)
+    )
+    expected = math.floor(2**k * f) / 2**k
+    measured = (r > 1).double().mean().item()
+    assert abs(measured - expected) <= _tolerance(expected)
+
+
+def test_stochastic_equal_and_exact_values() -> None:
+    """Oracle: the definition: inexact values go either way with probability 1/2; exact values
+    never move in any stochastic mode."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.full((N_DRAWS,), 1 + 0.01 * 2**-10)
+    r = mperror.round(x, "fp16", "stochastic_equal", generator=gen)
+    assert abs((r > 1).double().mean().item() - 0.5) <= _tolerance(0.5)
+    exact = formats.E4M3FN.finite_values(dtype=torch.float32)
+    for mode in ("stochastic", "stochastic_equal"):
+        assert_same(mperror.round(exact, "e4m3fn", mode, generator=gen), exact, exact)
+
+
+def test_stochastic_is_reproducible_and_chunk_independent(monkeypatch) -> None:
+    """Oracle: the same seed gives the same bits, whatever the chunking; another seed differs."""
+    x = torch.randn(3000)
+
+    def run(seed: int) -> torch.Tensor:
+        return mperror.round(
+            x, "e4m3fn", "stochastic", generator=torch.Generator().manual_seed(seed)
+        )
+
+    first = run(1)
+    assert torch.equal(first, run(1))
+    assert not torch.equal(first, run(2))
+    monkeypatch.setattr(rounding, "_CHUNK", 100)
+    assert torch.equal(first, run(1))
+
+
+# -- inputs, dtypes, shapes, gradients, errors -----------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_inputs_keep_their_dtype(dtype: torch.dtype) -> None:
+    """Oracle: rounding the exactly widened float32 values."""
+    x = torch.randn(500).to(dtype)
+    for name in ("e4m3fn", "e5m2", "e2m1"):
+        got = mperror.round(x, name, "toward_zero")
+        assert got.dtype == dtype
+        assert_same(got, mperror.round(x.float(), name, "toward_zero").to(dtype), x)
+
+
+def test_shapes_complex_and_layouts() -> None:
+    """Oracle: rounding the flattened real values."""
+    x = torch.randn(4, 5, dtype=torch.float64)
+    for y in (x, x.t(), x[:, ::2], torch.randn(0), torch.tensor(3.3)):
+        got = mperror.round(y, "bf16")
+        assert got.shape == y.shape and got.dtype == y.dtype
+        torch.testing.assert_close(
+            got.reshape(-1), mperror.round(y.reshape(-1).clone(), "bf16"), rtol=0, atol=0
+        )
+    z = torch.randn(6, dtype=torch.complex64)
+    rz = mperror.round(z, "fp16")
+    assert rz.dtype == torch.complex64
+    assert torch.equal(rz.real, mperror.round(z.real.contiguous(), "fp16"))
+    assert torch.equal(rz.imag, mperror.round(z.imag.contiguous(), "fp16"))
+
+
+def test_result_never_aliases_input() -> None:
+    x = torch.randn(10)
+    for fmt in ("fp32", "fp16", "e2m1"):
+        y = mperror.round(x, fmt)
+        assert y.data_ptr() != x.data_ptr()
+
+
+def test_gradient_is_straight_through() -> None:
+    """Oracle: the documented identity backward."""
+    x = torch.randn(7, requires_grad=True)
+    mperror.round(x, "e2m1").sum().backward()
+    assert torch.equal(x.grad, torch.ones(7))
+
+
+def test_bad_inputs_raise_clear_errors() -> None:
+    with pytest.raises(TypeError, match="floating-point or complex"):
+        mperror.round(torch.arange(3), "fp16")
+    with pytest.raises(TypeError, match="floating-point or complex"):
+        mperror.round(torch.tensor([True]), "fp16")
+    with pytest.raises(TypeError, match=r"torch\.Tensor"):
+        mperror.round([1.0], "fp16")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="wider dtype"):
+        mperror.round(torch.ones(2, dtype=torch.float16), "fp32")
+    with pytest.raises(ValueError, match="wider dtype"):
+        mperror.round(torch.ones(2, dtype=torch.float16), "bf16")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        mperror.round(torch.ones(2), "fp16", "nearest")
+    with pytest.raises(ValueError, match="random_bits"):
+        mperror.round(torch.ones(2), "fp16", "nearest_even", random_bits=3)
+    with pytest.raises(ValueError, match="random_bits"):
+        mperror.round(torch.ones(2), "fp16", "stochastic", random_bits=0)
+    with pytest.raises(TypeError, match="generator"):
+        mperror.round(torch.ones(2), "fp16", "stochastic", generator=3)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "mode"),
+    [("e2m1", "nearest_even"), ("fp16", "toward_positive"), ("e4m3fn", "stochastic")],
+)
+def test_compiled_kernel_matches_eager(name: str, mode: str) -> None:
+    """Oracle: the eager kernel (itself checked against the reference above); the same seed
+    draws the same random integers in both."""
+    x = candidates(formats.get(name), torch.float32)
+    x = torch.cat([x, torch.randn(5000)])
+    eager = mperror.round(x, name, mode, generator=torch.Generator().manual_seed(9))
+    compiled = mperror.round(
+        x, name, mode, generator=torch.Generator().manual_seed(9), compiled=True
+    )
+    assert_same(compiled, eager, x)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", [*SMALL_FORMATS, "fp16", "bf16"])
+def test_cuda_matches_cpu(name: str) -> None:
+    """Oracle: the CPU result (itself checked against the reference) for every mode."""
+    fmt = formats.get(name)
+    x = candidates(fmt, torch.float32)
+    for mode in DETERMINISTIC:
+        assert_same(mperror.round(x.cuda(), fmt, mode).cpu(), mperror.round(x, fmt, mode), x)
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    r = mperror.round(x.cuda(), fmt, "stochastic", generator=gen).cpu()
+    assert (
+        same_bits(r, mperror.round(x, fmt, "toward_zero"))
+        | same_bits(r, mperror.round(x, fmt, "toward_positive"))
+        | same_bits(r, mperror.round(x, fmt, "toward_negative"))
+    ).all()
