@@ -4,8 +4,9 @@ Not a package module, and not a stand-in for ``mperror.ops.fft``: it exists so t
 checked before that lands. Each operation is computed in float64 and rounded once by ``rnd``;
 this is the correctly rounded operation whenever the format has ``p <= 26`` bits (a product of two
 ``p``-bit numbers is exact in float64, and rounding a float64 sum again to ``p`` bits is innocuous
-double rounding when ``53 >= 2p + 1``; Figueroa 1995). For fp16, ``rnd`` is numpy's float64 ->
-float16 cast, which is correctly rounded (REFERENCES section 2).
+double rounding when ``53 >= 2p + 1``; Figueroa 1995). For fp16, ``rnd`` can be numpy's float64
+-> float16 cast, which is correctly rounded (REFERENCES section 2); for any format,
+``rounder(name)`` uses ``mperror.round``.
 
 Loaded by path from the test modules (``load_emulated_fft``) so that it works under any pytest
 import mode.
@@ -18,6 +19,20 @@ from collections.abc import Callable
 import numpy as np
 
 Rounder = Callable[[np.ndarray], np.ndarray]
+
+
+def rounder(name: str) -> Rounder:
+    """float64 -> nearest value of the format ``name`` (ties to even) by ``mperror.round``, which
+    rounds float64 inputs once (exhaustively tested against its Fraction reference)."""
+    import torch
+
+    import mperror
+
+    def rnd(values: np.ndarray) -> np.ndarray:
+        tensor = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64))
+        return mperror.round(tensor, name).numpy()
+
+    return rnd
 
 
 def round_fp16(values: np.ndarray) -> np.ndarray:

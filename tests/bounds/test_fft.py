@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from mperror.bounds import fft as fftb
-from mperror.formats import FP16, as_format
+from mperror.formats import as_format
 
 
 def _load(name: str, path: Path):
@@ -58,28 +58,35 @@ def test_leading_constant_is_one_plus_four_sqrt2() -> None:
     assert float(theory.leading_constant()) == fftb.FFT_ETA_LEADING_CONSTANT
 
 
-@pytest.mark.parametrize("log2_n", [1, 2, 7, 12])
-def test_default_twiddle_error_bounds_rounded_twiddles_fp16(log2_n: int) -> None:
-    """Oracle: every twiddle exp(-2 pi i k/N) in 30-digit mpmath, rounded to fp16 by numpy's
-    correctly rounded cast (checked to be a nearest fp16 value of the mpmath twiddle)."""
+@pytest.mark.parametrize("name", ["fp16", "bf16", "e5m2", "e4m3fn"])
+@pytest.mark.parametrize("log2_n", [1, 2, 7, 11])
+def test_default_twiddle_error_bounds_rounded_twiddles(name: str, log2_n: int) -> None:
+    """Oracle: every twiddle exp(-2 pi i k/N) in 30-digit mpmath, rounded to the format by
+    mperror.round from float64 and checked, with mpmath, to be a nearest format value (its two
+    neighbours, found by directed rounding of the float64 next values, are no closer)."""
+    import torch
+
+    import mperror
+
+    def rounded(values: np.ndarray, mode: str = "nearest_even") -> np.ndarray:
+        return mperror.round(torch.from_numpy(values), name, mode).numpy()
+
     n = 2**log2_n
-    mu = fftb.default_twiddle_error("fp16")
-    worst = mpmath.mpf(0)
     with mpmath.workdps(30):
-        for k in range(n):
-            exact = mpmath.expjpi(mpmath.mpf(-2 * k) / n)
-            parts = []
-            for part in (exact.real, exact.imag):
-                rounded = np.float16(float(part))
-                # a nearest value: neither fp16 neighbour is closer to the exact part
-                for direction in (-np.inf, np.inf):
-                    neighbour = np.nextafter(rounded, np.float16(direction))
-                    assert abs(part - float(rounded)) <= abs(part - float(neighbour))
-                parts.append(mpmath.mpf(float(rounded)))
-            worst = max(worst, abs(mpmath.mpc(*parts) - exact))
-    assert worst <= mu
-    if n >= 8:  # the bound is not idle: some twiddle's error is within a factor 2 of it
-        assert worst > 0.5 * FP16.unit_roundoff
+        exact = [mpmath.expjpi(mpmath.mpf(-2 * k) / n) for k in range(n)]
+        parts = [p for z in exact for p in (z.real, z.imag)]
+        near = rounded(np.array([float(p) for p in parts]))
+        if name == "fp16":  # a second, independent rounding: numpy's cast
+            assert np.array_equal(near, emu.round_fp16(np.array([float(p) for p in parts])))
+        up = rounded(np.nextafter(near, np.inf), "toward_positive")
+        down = rounded(np.nextafter(near, -np.inf), "toward_negative")
+        for part, r, hi, lo in zip(parts, near, up, down, strict=True):
+            assert abs(part - r) <= min(abs(part - hi), abs(part - lo))
+        errors = [abs(mpmath.mpc(near[2 * k], near[2 * k + 1]) - exact[k]) for k in range(n)]
+    worst = max(errors)
+    assert worst <= fftb.default_twiddle_error(name)
+    if n >= 2**11:  # not idle: among 2048 twiddles some error comes within a factor 2 of u
+        assert worst > 0.5 * as_format(name).unit_roundoff
 
 
 # The bound's shape.
@@ -148,29 +155,45 @@ def test_bad_arguments(call, error) -> None:
         call()
 
 
-# The bound against an emulated fp16 FFT.
+# The bound against an emulated FFT (fp16 and bf16).
 
 
-def _random_fp16_complex(shape: tuple[int, ...], seed: int) -> tuple[np.ndarray, np.ndarray]:
+_EMULATED_CASES = [
+    ("fp16", (16,)),
+    ("fp16", (128,)),
+    ("fp16", (1024,)),
+    ("fp16", (4096,)),
+    ("fp16", (32, 32)),
+    ("fp16", (64, 64)),
+    ("fp16", (8, 8, 8)),
+    ("bf16", (16,)),
+    ("bf16", (512,)),
+    ("bf16", (32, 32)),
+]
+
+
+def _random_complex(shape, seed, rnd) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return emu.round_fp16(rng.uniform(-1, 1, shape)), emu.round_fp16(rng.uniform(-1, 1, shape))
+    return rnd(rng.uniform(-1, 1, shape)), rnd(rng.uniform(-1, 1, shape))
 
 
-@pytest.mark.parametrize("shape", [(16,), (128,), (1024,), (4096,), (32, 32), (64, 64), (8, 8, 8)])
-def test_bound_holds_for_emulated_fp16_fft(shape: tuple[int, ...]) -> None:
-    """Oracle: float64 numpy FFT of the same fp16 input (error <= 1e-16 relative, far below the
-    bound); the computed FFT rounds every operation to fp16 (tests/bounds/emulated_fft.py)."""
-    re, im = _random_fp16_complex(shape, seed=sum(shape))
+@pytest.mark.parametrize(("name", "shape"), _EMULATED_CASES)
+def test_bound_holds_for_emulated_fft(name: str, shape: tuple[int, ...]) -> None:
+    """Oracle: float64 numpy FFT of the same format-valued input (error ~1e-16 relative, far
+    below the bound); the computed FFT rounds every operation to the format
+    (tests/bounds/emulated_fft.py; numpy's cast for fp16, mperror.round for bf16)."""
+    rnd = emu.round_fp16 if name == "fp16" else emu.rounder(name)
+    re, im = _random_complex(shape, sum(shape), rnd)
     axes = tuple(range(len(shape)))
-    got_re, got_im = emu.fft(re, im, emu.round_fp16, axes=axes)
+    got_re, got_im = emu.fft(re, im, rnd, axes=axes)
     got = got_re + 1j * got_im
     x = re + 1j * im
     exact = np.fft.fftn(x)
     n_total = x.size
 
     relative = np.linalg.norm(got - exact) / np.linalg.norm(exact)
-    normwise = fftb.fft_error_bound(n_total, "fp16").check(relative)
-    assert normwise.holds, normwise
+    normwise = fftb.fft_error_bound(n_total, name).check(relative)
+    assert normwise.holds and not normwise.vacuous, normwise
 
     # componentwise form: |y^_i - y_i| <= rho ||x||_1
     rho = normwise.bound
@@ -178,12 +201,12 @@ def test_bound_holds_for_emulated_fp16_fft(shape: tuple[int, ...]) -> None:
 
     # per-mode form of the forward-normalised transform (division by N is exact)
     per_mode = np.abs(got / n_total - exact / n_total).max()
-    assert fftb.fft_forward_mode_bound(n_total, np.abs(x).max(), "fp16").check(per_mode).holds
+    assert fftb.fft_forward_mode_bound(n_total, np.abs(x).max(), name).check(per_mode).holds
 
 
 def test_inverse_transform_obeys_the_same_bound() -> None:
     """Oracle: numpy's float64 inverse FFT (unnormalised: ifft(norm="forward"))."""
-    re, im = _random_fp16_complex((2048,), seed=7)
+    re, im = _random_complex((2048,), 7, emu.round_fp16)
     got_re, got_im = emu.fft(re, im, emu.round_fp16, inverse=True)
     exact = np.fft.ifft(re + 1j * im, norm="forward")
     relative = np.linalg.norm(got_re + 1j * got_im - exact) / np.linalg.norm(exact)

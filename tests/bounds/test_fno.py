@@ -302,13 +302,15 @@ def _round(name: str):
     """A float64 -> format rounding that is correctly rounded (round to nearest even)."""
     if name == "fp16":
         return emu.round_fp16  # numpy's float64 -> float16 cast (REFERENCES section 2)
-    raise NotImplementedError(name)
+    return emu.rounder(name)  # mperror.round, which rounds float64 once
 
 
-@pytest.mark.parametrize("name", ["fp16"])
+@pytest.mark.parametrize("name", ["fp16", "bf16", "e5m2", "e4m3fn"])
 @pytest.mark.parametrize(("n", "d"), [(16, 1), (128, 1), (1024, 1), (16, 2), (128, 2)])
 def test_input_rounding_bound_holds(name: str, n: int, d: int) -> None:
-    """Oracle: the float64 DFT of the exactly rounded samples against that of the samples."""
+    """Oracle: the float64 DFT of the exactly rounded samples against that of the samples.
+    Samples in [-3, 3] fit every format (e4m3fn's subnormals below 2^-6 have absolute error
+    <= 2^-10 < u M)."""
     rnd = _round(name)
     rng = np.random.default_rng(n * d)
     v = rng.uniform(-3, 3, (n,) * d)
@@ -392,7 +394,7 @@ def test_crossover_brackets_the_public_bounds(name, d, w, fft_arithmetic) -> Non
     assert 2 ** (math.log2(p) - 1) < r.resolution <= p or r.resolution == p == 1
 
 
-# T-fno-layer against an emulated fp16 layer.
+# T-fno-layer against an emulated fp16 / bf16 layer.
 
 
 def _exact_layer(a, weights, kept, axes):
@@ -430,9 +432,15 @@ def _emulated_layer(a, weights, kept, axes, rnd, rnd_acc):
     return out_re + 1j * out_im
 
 
-@pytest.mark.parametrize("accumulate", ["fp16", "fp32"])
-@pytest.mark.parametrize(("n", "d", "k_max"), [(64, 1, 7), (256, 1, 12), (16, 2, 2), (32, 2, 4)])
-def test_fourier_layer_bound_holds_for_emulated_fp16(accumulate, n, d, k_max) -> None:
+_LAYER_CASES = [
+    (fmt, accumulate, n, d, k_max)
+    for fmt, accumulate in [("fp16", "fp16"), ("fp16", "fp32"), ("bf16", "fp32")]
+    for n, d, k_max in [(64, 1, 7), (256, 1, 12), (16, 2, 2), (32, 2, 4)]
+]
+
+
+@pytest.mark.parametrize(("fmt", "accumulate", "n", "d", "k_max"), _LAYER_CASES)
+def test_fourier_layer_bound_holds_for_emulated_layer(fmt, accumulate, n, d, k_max) -> None:
     """Oracle: the same layer in float64 (numpy FFTs and matrix products) on the exact input."""
     rng = np.random.default_rng(n + d)
     c_in, c_out = 6, 4
@@ -446,7 +454,7 @@ def test_fourier_layer_bound_holds_for_emulated_fp16(accumulate, n, d, k_max) ->
     r_abs = max(np.linalg.norm(np.abs(w), 2) for w in weights) * (1 + 1e-12)
     rnd_acc = emu.round_fp16 if accumulate == "fp16" else emu.round_fp32
 
-    got = _emulated_layer(a, weights, kept, axes, emu.round_fp16, rnd_acc)
+    got = _emulated_layer(a, weights, kept, axes, _round(fmt), rnd_acc)
     exact = _exact_layer(a, weights, kept, axes)
     diff = got - exact
     rms = math.sqrt(float((np.abs(diff) ** 2).sum()) / n**d)
@@ -462,12 +470,12 @@ def test_fourier_layer_bound_holds_for_emulated_fp16(accumulate, n, d, k_max) ->
         "accumulate": accumulate,
     }
     m = float(np.abs(a).max())
-    rms_bound = fno.fourier_layer_bound(n, d, m, "fp16", **common).check(rms)
-    max_bound = fno.fourier_layer_bound(n, d, m, "fp16", norm="max", **common).check(worst)
+    rms_bound = fno.fourier_layer_bound(n, d, m, fmt, **common).check(rms)
+    max_bound = fno.fourier_layer_bound(n, d, m, fmt, norm="max", **common).check(worst)
     assert rms_bound.holds and not rms_bound.vacuous, rms_bound
     assert max_bound.holds, max_bound
     # the default r_abs = sqrt(min(c_in, c_out)) r is an upper bound of the measured one
-    default = fno.fourier_layer_bound(n, d, m, "fp16", **{**common, "weight_abs_norm": None})
+    default = fno.fourier_layer_bound(n, d, m, fmt, **{**common, "weight_abs_norm": None})
     assert default.bound >= rms_bound.bound
 
 
