@@ -52,9 +52,9 @@ class Lanczos:
 
     Returns a :class:`LipschitzEstimate` with ``kind="estimate"``, ``value = |θ|``,
     ``eigenvalue = θ``, ``residual = ‖Hv - θv‖ / |θ|`` (one extra product, counted in
-    ``evaluations``) and ``converged`` False when ARPACK stopped at ``max_iter`` (the best Ritz
-    value it had is returned then). With fewer than 3 parameters the Hessian is formed from n
-    products and diagonalised densely.
+    ``evaluations``) and ``converged=True``: when ARPACK stops at ``max_iter`` without a
+    converged Ritz pair it has nothing to return, and a ``RuntimeError`` says so. With fewer
+    than 3 parameters the Hessian is formed from n products and diagonalised densely.
 
     >>> A = torch.diag(torch.tensor([1.0, -3.0, 2.0, 0.5], dtype=torch.float64))
     >>> x = torch.ones(4, dtype=torch.float64, requires_grad=True)
@@ -91,9 +91,9 @@ class Lanczos:
         with preserved(params), HessianOperator(loss_fn, params, self.hvp) as op:
             v0 = random_unit(op.dim, self.generator, op.device)
             if op.dim < _DENSE_BELOW:
-                theta, vector, converged = _dense(op)
+                theta, vector = _dense(op)
             else:
-                theta, vector, converged = self._arpack(op, v0, tol)
+                theta, vector = self._arpack(op, v0, tol)
             hv = op(vector)
             value = abs(theta)
             if not math.isfinite(value):
@@ -107,7 +107,7 @@ class Lanczos:
                 kind="estimate",
                 method="lanczos",
                 evaluations=op.evaluations,
-                converged=converged,
+                converged=True,
                 eigenvalue=theta,
                 residual=residual / value if value > 0 else 0.0,
                 hvp=op.method_used,
@@ -115,7 +115,7 @@ class Lanczos:
 
     def _arpack(
         self, op: HessianOperator, v0: torch.Tensor, tol: float
-    ) -> tuple[float, torch.Tensor, bool]:
+    ) -> tuple[float, torch.Tensor]:
         def matvec(x: np.ndarray) -> np.ndarray:
             v = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64).reshape(-1))
             return op(v.to(op.device)).cpu().numpy()
@@ -131,24 +131,21 @@ class Lanczos:
                 maxiter=self.max_iter,
                 ncv=None if self.ncv is None else min(self.ncv, op.dim),
             )
-            converged = True
         except ArpackNoConvergence as error:
-            if len(error.eigenvalues) == 0:
-                raise RuntimeError(
-                    f"ARPACK found no Ritz value within max_iter={self.max_iter} restarts; "
-                    "raise max_iter or ncv"
-                ) from error
-            values, vectors = error.eigenvalues, error.eigenvectors
-            converged = False
+            # With k = 1 ARPACK has no partial answer to give: nothing converged.
+            raise RuntimeError(
+                f"ARPACK did not converge to tol={tol:g} within max_iter={self.max_iter} "
+                f"restarts ({op.evaluations} products); raise max_iter or ncv, or loosen tol"
+            ) from error
         theta = float(values[0])
         vector = torch.from_numpy(np.ascontiguousarray(vectors[:, 0])).to(op.device)
-        return theta, vector, converged
+        return theta, vector
 
 
-def _dense(op: HessianOperator) -> tuple[float, torch.Tensor, bool]:
+def _dense(op: HessianOperator) -> tuple[float, torch.Tensor]:
     eye = torch.eye(op.dim, dtype=torch.float64, device=op.device)
     columns = torch.stack([op(eye[i]) for i in range(op.dim)], dim=1)
     hessian = 0.5 * (columns + columns.T)
     values, vectors = torch.linalg.eigh(hessian)
     i = int(torch.argmax(values.abs()))
-    return values[i].item(), vectors[:, i], True
+    return values[i].item(), vectors[:, i]
