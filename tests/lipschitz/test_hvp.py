@@ -133,3 +133,24 @@ def test_bad_method_is_named():
     problem = quadratic([1.0, 2.0])
     with pytest.raises(ValueError, match="hvp must be one of"):
         HessianOperator(problem.loss_fn, problem.params, "finite_difference")
+
+
+def test_auto_falls_back_when_loss_uses_forward_ad_itself():
+    """Oracle: f = Σ w³ has H = diag(6w) (closed form). PyTorch refuses nested dual levels, so a
+    loss that opens its own cannot run forward-over-reverse; "auto" switches to double backward."""
+    w = torch.tensor([1.0, 2.0], dtype=F64, requires_grad=True)
+
+    def loss_fn():
+        with fwad.dual_level():
+            pass
+        return (w**3).sum()
+
+    ones = torch.ones(2, dtype=F64)
+    with (
+        HessianOperator(loss_fn, [w], "forward_over_reverse") as op,
+        pytest.raises(RuntimeError, match="Nested forward mode"),
+    ):
+        op(ones)
+    with HessianOperator(loss_fn, [w], "auto") as op:
+        torch.testing.assert_close(op(ones), torch.tensor([6.0, 12.0], dtype=F64))
+        assert op.method_used == "double_backward" and "Nested" in op.fallback_reason
