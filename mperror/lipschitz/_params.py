@@ -19,6 +19,7 @@ __all__ = [
     "checked_loss",
     "flat_gradient",
     "flatten",
+    "norm",
     "preserved",
     "random_ball",
     "random_unit",
@@ -161,6 +162,14 @@ def flat_gradient(loss_fn: LossFn, params: Sequence[torch.Tensor]) -> torch.Tens
     loss = checked_loss(loss_fn)
     grads = torch.autograd.grad(loss, params, allow_unused=True)
     return flatten(grads, params)
+
+
+def norm(x: torch.Tensor) -> float:
+    """‖x‖₂ as a float, scaled so that squares of entries above 1e154 do not overflow."""
+    scale = x.abs().max() if x.numel() else x.new_zeros(())
+    if not torch.isfinite(scale) or scale == 0:
+        return scale.item()
+    return (scale * torch.linalg.vector_norm(x / scale)).item()
 
 
 def _bits(t: torch.Tensor) -> torch.Tensor:

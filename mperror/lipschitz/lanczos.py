@@ -15,6 +15,7 @@ from mperror.lipschitz._params import (
     as_params,
     check_generator,
     check_positive_int,
+    norm,
     preserved,
     random_unit,
 )
@@ -101,7 +102,7 @@ class Lanczos:
                     "the Ritz value is not finite: the loss's second derivatives overflow (or "
                     "are NaN) at these params"
                 )
-            residual = torch.linalg.vector_norm(hv - theta * vector).item()
+            residual = norm(hv - theta * vector)
             return LipschitzEstimate(
                 value=value,
                 kind="estimate",

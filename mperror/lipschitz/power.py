@@ -13,6 +13,7 @@ from mperror.lipschitz._params import (
     as_params,
     check_generator,
     check_positive_int,
+    norm,
     preserved,
     random_unit,
 )
@@ -93,7 +94,7 @@ class PowerIteration:
             mu_prev = 0.0
             for k in range(1, self.max_iter + 1):
                 w = op(v)
-                mu = torch.linalg.vector_norm(w).item()
+                mu = norm(w)
                 rho = torch.dot(v, w).item()
                 if not math.isfinite(mu):
                     raise FloatingPointError(
@@ -105,7 +106,7 @@ class PowerIteration:
                     converged = True
                     residual = 0.0
                     break
-                residual = torch.linalg.vector_norm(w - rho * v).item() / mu
+                residual = norm(w - rho * v) / mu
                 if k > 1 and abs(mu - mu_prev) <= tol * mu:
                     converged = True
                     break

@@ -15,6 +15,7 @@ from mperror.lipschitz._params import (
     check_radius,
     flat_gradient,
     flatten,
+    norm,
     preserved,
     random_ball,
     set_flat,
@@ -76,16 +77,22 @@ class SampledLocalMax:
                 u = random_ball(theta.numel(), self.generator, theta.device)
                 a = set_flat(params, theta + self.radius * u)
                 ga = flat_gradient(loss_fn, params)
+                if not bool(torch.isfinite(ga).all()):
+                    raise FloatingPointError(
+                        "a gradient in the ball is not finite: shrink radius or check the loss"
+                    )
                 for b, gb in zip(locations, gradients, strict=True):
-                    distance = torch.linalg.vector_norm(a - b).item()
+                    distance = norm(a - b)
                     if distance > 0.0:
-                        change = torch.linalg.vector_norm(ga - gb).item()
-                        best = max(best, change / distance)
+                        ratio = norm(ga - gb) / distance
+                        if not math.isfinite(ratio):
+                            raise FloatingPointError(
+                                "a gradient difference quotient in the ball overflows"
+                            )
+                        best = max(best, ratio)
                 locations.append(a)
                 gradients.append(ga)
                 running.append(best)
-        if not math.isfinite(best):
-            raise FloatingPointError("a gradient in the ball is not finite")
         return LipschitzEstimate(
             value=best,
             kind="lower",

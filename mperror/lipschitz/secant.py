@@ -38,6 +38,7 @@ from mperror.lipschitz._params import (
     check_radius,
     flat_gradient,
     flatten,
+    norm,
     preserved,
     random_unit,
     set_flat,
@@ -59,8 +60,9 @@ class SecantStatus(str, enum.Enum):
     #: θ_k == θ_(k-1) bit for bit (every update lost to rounding, or a skipped step): the
     #: quotient is undefined and says nothing about L.
     ZERO_STEP = "zero_step"
-    #: A value or gradient is inf/NaN (e.g. a loss-scaler overflow step); the step is ignored
-    #: and the next one is compared with the last finite snapshot.
+    #: A value or gradient is inf/NaN (e.g. a loss-scaler overflow step): the step is ignored
+    #: and the next one is compared with the last finite snapshot. Also a quotient that
+    #: overflows (a tiny step against a large gradient change); that step is kept.
     NONFINITE = "nonfinite"
 
 
@@ -156,10 +158,12 @@ class SecantTracker:
         previous, self._previous = self._previous, (theta, grad)
         if previous is None:
             return SecantStep(step=self._steps, status=SecantStatus.NO_PREVIOUS, value=None)
-        step_norm = torch.linalg.vector_norm(theta - previous[0]).item()
-        change_norm = torch.linalg.vector_norm(grad - previous[1]).item()
+        step_norm = norm(theta - previous[0])
+        change_norm = norm(grad - previous[1])
         if step_norm == 0.0:
             status, value = SecantStatus.ZERO_STEP, None
+        elif not math.isfinite(change_norm / step_norm):
+            status, value = SecantStatus.NONFINITE, None
         else:
             status, value = SecantStatus.OK, change_norm / step_norm
             self._values.append(value)
@@ -225,17 +229,17 @@ class Secant:
             for _ in range(self.directions):
                 d = random_unit(theta.numel(), self.generator, theta.device)
                 step = set_flat(params, theta + self.radius * d) - theta
-                step_norm = torch.linalg.vector_norm(step).item()
+                step_norm = norm(step)
                 if step_norm == 0.0:
                     raise ValueError(
                         f"radius={self.radius} is below the params' rounding: the perturbed "
                         "params round back to the same values"
                     )
                 change = flat_gradient(loss_fn, params) - g0
-                ratios.append(torch.linalg.vector_norm(change).item() / step_norm)
-        value = max(ratios)
-        if not math.isfinite(value):
+                ratios.append(norm(change) / step_norm)
+        if not all(math.isfinite(r) for r in ratios):
             raise FloatingPointError("a gradient along a secant is not finite")
+        value = max(ratios)
         return LipschitzEstimate(
             value=value,
             kind="lower",

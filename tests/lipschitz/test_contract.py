@@ -145,3 +145,26 @@ def test_bad_inputs_are_named(name):
     with pytest.raises(ValueError, match="loss_fn"):
         est(lambda: (x**2).sum() * float("nan"), [x])
     assert x.requires_grad and torch.equal(x.detach(), torch.ones(3, dtype=F64))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_nonfinite_derivatives_raise(name):
+    """f = 10³⁰⁸ Σ w³ at w = (1, 0.5) is finite (1.125e308) but its gradient 3·10³⁰⁸ w² and
+    Hessian 6·10³⁰⁸ w overflow float64 near w₀ = 1: every estimator must refuse, not return a
+    NaN or a max that skipped the infinities."""
+    w = torch.tensor([1.0, 0.5], dtype=F64, requires_grad=True)
+    with pytest.raises(FloatingPointError):
+        _make(name)(lambda: 1e308 * (w**3).sum(), [w])
+    assert torch.equal(w.detach(), torch.tensor([1.0, 0.5], dtype=F64))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_huge_but_finite_curvature(name):
+    """Oracle: f = 10³⁰⁷ Σ w³ at w = (1, 0.5) has H = diag(6, 3)·10³⁰⁷ (closed form), so
+    L = 6e307: norms of such vectors overflow if squared naively, and must not. Sampling
+    estimators stay at or below L (the Hessian grows along w₀, so allow their 1e-2 radius)."""
+    w = torch.tensor([1.0, 0.5], dtype=F64, requires_grad=True)
+    est = _make(name)(lambda: 1e307 * (w**3).sum(), [w])
+    assert math.isfinite(est.value) and est.value <= 6e307 * 1.03
+    if est.kind == "estimate":
+        assert est.value == pytest.approx(6e307, rel=1e-6)

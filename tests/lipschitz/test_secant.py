@@ -172,3 +172,15 @@ def test_secant_radius_below_rounding_is_named():
 def test_bad_arguments_are_named(kwargs, argument):
     with pytest.raises((ValueError, TypeError), match=argument):
         Secant(**kwargs)
+
+
+def test_tracker_overflowing_quotient_is_nonfinite():
+    """Oracle: a step from 0 to 1e-300 against a gradient change of 1e10 has quotient 1e310,
+    above the float64 maximum 1.8e308: reported as NONFINITE with no value, never as inf."""
+    w = torch.zeros(1, dtype=F64)
+    tracker = SecantTracker([w])
+    tracker.update([torch.zeros(1, dtype=F64)])
+    w += 1e-300
+    step = tracker.update([torch.full((1,), 1e10, dtype=F64)])
+    assert step.status is SecantStatus.NONFINITE and step.value is None
+    assert tracker.values == ()
