@@ -95,8 +95,9 @@ class SecantTracker:
 
     Call :meth:`update` once per step, after ``backward()`` and before ``optimizer.step()``, so
     that the gradients belong to the current values. Differences are taken in float64 from the
-    stored values, which is exact for float16/bfloat16/float32 tensors, so lost updates show up
-    as exact zero steps.
+    stored values: exact for float16, and for float32/bfloat16 whenever old and new values lie
+    within a factor 2²⁹ of each other (any realistic step), so lost updates show up as exact
+    zero steps.
 
     Args:
         tensors: the tensors θ to track (distinct, real floating, one device).
