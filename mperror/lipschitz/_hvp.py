@@ -37,12 +37,13 @@ double backward rebuilding the graph each time 16.4 / 28.0. The 0.58x advantage 
 ``torch.func`` forward-over-reverse (REFERENCES.md section 3) does not carry over to the closure
 form on CPU; reusing the graph is what pays there, at the price of keeping it in memory. The
 first forward-mode product in a process also costs about 3 s while torch prepares its
-forward-mode decompositions.
+forward-mode decompositions (and torch warns, through torch.jit.script, that this is deprecated).
+So the estimators default to ``"double_backward"``; ``"auto"`` and ``"forward_over_reverse"`` are
+there for devices or losses where forward mode pays.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Literal
@@ -132,14 +133,7 @@ class HessianOperator:
     def _forward_over_reverse(self, v: torch.Tensor) -> torch.Tensor:
         tangents = unflatten(v, self.params)
         with fwad.dual_level():
-            with torch.no_grad(), warnings.catch_warnings():
-                # torch's first make_dual imports its JVP decompositions through
-                # torch.jit.script, which warns that it is deprecated: torch's business, not ours.
-                warnings.filterwarnings(
-                    "ignore",
-                    message=".*torch.jit.script.* is deprecated",
-                    category=DeprecationWarning,
-                )
+            with torch.no_grad():
                 for p, t in zip(self.params, tangents, strict=True):
                     # Same primal bits: only the tangent is new, so nothing needs restoring.
                     p.copy_(fwad.make_dual(p.detach(), t))

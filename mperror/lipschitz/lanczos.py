@@ -47,7 +47,7 @@ class Lanczos:
         max_iter: ARPACK's ``maxiter`` (restarts); ``None`` keeps scipy's default (10 n).
         ncv: Lanczos vectors kept between restarts; ``None`` keeps scipy's default
             (min(n, 20)).
-        hvp: ``"auto"``, ``"forward_over_reverse"`` or ``"double_backward"``.
+        hvp: ``"double_backward"`` (default), ``"forward_over_reverse"`` or ``"auto"``.
         generator: draws the start vector ``v0`` (always passed to ARPACK, whose own random
             start is not reproducible from one call to the next).
 
@@ -71,7 +71,7 @@ class Lanczos:
     tol: float | None = None
     max_iter: int | None = None
     ncv: int | None = None
-    hvp: HVPMethod = "auto"
+    hvp: HVPMethod = "double_backward"
     generator: torch.Generator | None = None
 
     def __post_init__(self) -> None:

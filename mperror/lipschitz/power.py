@@ -53,7 +53,7 @@ class PowerIteration:
             dtype. μₖ increases monotonically, and with ratio r the error left is about
             (μₖ - μₖ₋₁) r² / (1 - r²): a small gap makes the test stop early, so read
             ``residual`` and, if in doubt, compare with :class:`~mperror.lipschitz.Lanczos`.
-        hvp: ``"auto"``, ``"forward_over_reverse"`` or ``"double_backward"`` (see
+        hvp: ``"double_backward"`` (default), ``"forward_over_reverse"`` or ``"auto"`` (see
             :class:`~mperror.lipschitz.HessianOperator`).
         generator: draws the start vector (float64, on the generator's device, then moved).
 
@@ -74,7 +74,7 @@ class PowerIteration:
 
     max_iter: int = 500
     tol: float | None = None
-    hvp: HVPMethod = "auto"
+    hvp: HVPMethod = "double_backward"
     generator: torch.Generator | None = None
 
     def __post_init__(self) -> None:
