@@ -56,20 +56,20 @@ def solve_darcy(a: ArrayLike, f: ArrayLike | float = 1.0) -> torch.Tensor:
     """The finite-difference solution of ``-div(a grad u) = f``, ``u = 0`` on the boundary.
 
     Args:
-        a: positive permeability at the nodes, shape ``(n, n)``, ``n >= 3``; entry ``[i, j]``
-            is the value at ``x = i / (n - 1)``, ``y = j / (n - 1)``.
+        a: positive permeability at the nodes (array or tensor), shape ``(n, n)``, ``n >= 3``;
+            entry ``[i, j]`` is the value at ``x = i / (n - 1)``, ``y = j / (n - 1)``.
         f: the source at the nodes (``(n, n)``) or a constant; boundary entries are unused.
 
     Returns:
         float64 ``u`` at the nodes, shape ``(n, n)``, zero on the boundary.
     """
-    a = np.asarray(a, dtype=np.float64)
+    a, f = _as_float64(a), _as_float64(f)
     if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] < 3:
         raise ValueError(f"a must be a square (n, n) array with n >= 3, got shape {a.shape}")
     if not (np.all(np.isfinite(a)) and np.all(a > 0)):
         raise ValueError("a must be finite and positive")
     n = a.shape[0]
-    f = np.broadcast_to(np.asarray(f, dtype=np.float64), a.shape)
+    f = np.broadcast_to(f, a.shape)
     h2 = (1.0 / (n - 1)) ** 2
     ax = 2 * a[:-1, :] * a[1:, :] / (a[:-1, :] + a[1:, :])  # face (i, j) - (i + 1, j)
     ay = 2 * a[:, :-1] * a[:, 1:] / (a[:, :-1] + a[:, 1:])  # face (i, j) - (i, j + 1)
@@ -97,6 +97,12 @@ def solve_darcy(a: ArrayLike, f: ArrayLike | float = 1.0) -> torch.Tensor:
     u = np.zeros((n, n))
     u[1:-1, 1:-1] = scipy.sparse.linalg.spsolve(matrix, f[1:-1, 1:-1].ravel()).reshape(m, m)
     return torch.from_numpy(u)
+
+
+def _as_float64(values: ArrayLike | float) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        return values.detach().to(device="cpu", dtype=torch.float64).numpy()
+    return np.asarray(values, dtype=np.float64)
 
 
 def subsample(values: torch.Tensor, resolution: int) -> torch.Tensor:
@@ -152,5 +158,5 @@ def darcy_dataset(
     x = torch.linspace(0.0, 1.0, fine_resolution, dtype=torch.float64)
     g = cosine_values_2d(coefficients, x)
     a = torch.where(g > 0, a_high, a_low).to(torch.float64)
-    u = torch.stack([solve_darcy(sample.numpy(), forcing) for sample in a])
+    u = torch.stack([solve_darcy(sample, forcing) for sample in a])
     return subsample(a, resolution).to(dtype), subsample(u, resolution).to(dtype)
