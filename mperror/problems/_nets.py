@@ -56,14 +56,15 @@ class MLP(nn.Module):
         self.layers = layers
         self.activation = activation
         self.activate_last = activate_last
-        self.linears = nn.ModuleList(
+        linears = [
             nn.utils.skip_init(nn.Linear, n_in, n_out, dtype=torch.float32)
             for n_in, n_out in itertools.pairwise(layers)
-        )
+        ]
         with torch.no_grad():
-            for linear in self.linears:
+            for linear in linears:
                 nn.init.xavier_uniform_(linear.weight, generator=generator)
                 nn.init.zeros_(linear.bias)
+        self.linears = nn.ModuleList(linears)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         act = ACTIVATIONS[self.activation]

@@ -20,6 +20,7 @@ Gauss-Hermite quadrature, float64); nothing is read from disk. Paper errors (rel
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -62,7 +63,16 @@ class BurgersInstance(ProblemInstance):
     """Residual + boundary + initial mean squares; test error on a space-time grid."""
 
     def __init__(
-        self, *, xt_interior, xt_boundary, xt_initial, u_initial, xt_test, u_test, nu, **kwargs
+        self,
+        *,
+        xt_interior: torch.Tensor,
+        xt_boundary: torch.Tensor,
+        xt_initial: torch.Tensor,
+        u_initial: torch.Tensor,
+        xt_test: torch.Tensor,
+        u_test: torch.Tensor,
+        nu: float,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.xt_interior, self.xt_boundary = xt_interior, xt_boundary

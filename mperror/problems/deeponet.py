@@ -23,6 +23,7 @@ recorded in REFERENCES.md); they are stored in ``config``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -99,7 +100,16 @@ def relative_errors(prediction: torch.Tensor, target: torch.Tensor) -> torch.Ten
 class DeepONetInstance(ProblemInstance):
     """Mean relative L2 error over training functions; test error likewise over test functions."""
 
-    def __init__(self, *, sensors_train, g_train, sensors_test, g_test, y, **kwargs) -> None:
+    def __init__(
+        self,
+        *,
+        sensors_train: torch.Tensor,
+        g_train: torch.Tensor,
+        sensors_test: torch.Tensor,
+        g_test: torch.Tensor,
+        y: torch.Tensor,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.sensors_train, self.g_train = sensors_train, g_train
         self.sensors_test, self.g_test = sensors_test, g_test

@@ -21,6 +21,7 @@ mean squared PDE residual alone (REFERENCES.md section 4).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -88,7 +89,15 @@ class HardConstrained(nn.Module):
 class DiffusionInstance(ProblemInstance):
     """Mean squared PDE residual on the interior points; test error on a 100 x 100 grid."""
 
-    def __init__(self, *, xt_interior, forcing, xt_test, u_test, **kwargs) -> None:
+    def __init__(
+        self,
+        *,
+        xt_interior: torch.Tensor,
+        forcing: torch.Tensor,
+        xt_test: torch.Tensor,
+        u_test: torch.Tensor,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.xt_interior, self.forcing = xt_interior, forcing
         self.xt_test, self.u_test = xt_test, u_test

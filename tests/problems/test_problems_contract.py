@@ -96,10 +96,12 @@ def test_instance_fields(instance: ProblemInstance) -> None:
     assert instance.name in repr(instance)
 
 
-def test_adam_eps_is_one_value_for_both_sizes() -> None:
-    # One epsilon per study; both sizes share it so quick runs predict full ones.
+@pytest.mark.parametrize("size", SIZES)
+def test_adam_eps_survives_float16(size: str) -> None:
+    """Adam's epsilon is shared by every precision, so it must not flush to zero in float16:
+    at least the smallest float16 subnormal 2^-24."""
     for name in names():
-        assert get(name).build("quick").defaults.adam_eps >= 2.0**-24  # not flushed in float16
+        assert get(name).build(size).defaults.adam_eps >= 2.0**-24
 
 
 def test_loss_is_a_finite_scalar_that_backpropagates(instance: ProblemInstance) -> None:
