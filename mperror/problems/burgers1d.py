@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 #: Initial-condition law of Li et al. (2021): ``N(0, 625 (-Laplacian + 25)^-2)``, mean zero,
-#: truncated at wavenumber 128 (standard deviation there is 1.5e-4 of mode 1's).
+#: truncated at wavenumber 128 (standard deviation there is 1.0e-4 of mode 1's).
 FIELD = SpectralGRF(alpha=2.0, tau=5.0, sigma=25.0, n_modes=128)
 #: The default grid every sample is solved on.
 FINE_RESOLUTION = 1024
