@@ -72,16 +72,20 @@ def assert_same(got: torch.Tensor, expected: torch.Tensor, x: torch.Tensor) -> N
         )
 
 
-@pytest.fixture(params=["eager", "sparse", "chunked"])
+@pytest.fixture(params=["detour", "eager", "sparse", "chunked"])
 def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
     """Run mperror.round through one of its code paths, without the native-cast shortcut.
 
-    eager: one chunk, the candidates as they are (dense small magnitudes: anchored fix-up where
-    it applies); sparse: the candidates diluted 9-fold by 1.0, below the 1/8 share at which the
+    detour: float64 inputs go through a round-to-odd float32 (the default for deterministic
+    modes); the other three run the integer kernel of the input's width directly. eager: one
+    chunk, the candidates as they are (dense small magnitudes: anchored fix-up where it
+    applies); sparse: the candidates diluted 9-fold by 1.0, below the 1/8 share at which the
     anchored method takes over (gathered fix-up); chunked: chunks
     of 64 elements, so that every chunk boundary case occurs.
     """
     monkeypatch.setattr(rounding, "_NATIVE_CASTS", {})
+    if request.param != "detour":
+        monkeypatch.setattr(rounding, "_float32_detour_is_exact", lambda fmt, mode: False)
     if request.param == "chunked":
         monkeypatch.setattr(rounding, "_CHUNK", 64)
 
@@ -129,6 +133,19 @@ def test_16_bit_formats_against_reference_on_a_stride(name: str, mode: RoundMode
     fmt = formats.get(name)
     x = candidates(fmt, torch.float32)[::97].double()
     assert_same(mperror.round(x, fmt, mode), reference(x, fmt, mode), x)
+
+
+@given(st.lists(st.floats(width=64), min_size=1, max_size=40))
+@example([2.0**-149 * 1.5, 2.0**-150, 2.0**-160, 3.5e38, 1e300, 2.0**128, 1 + 2**-30])
+def test_round_to_odd_float32_conversion(values: list[float]) -> None:
+    """Oracle: the int64 kernel rounding to an fp32-shaped format in mode 'odd' (p = 24 never
+    takes the float32 detour), float32 subnormals included; finite values past float32's range
+    saturate at its max (round-to-odd truncates there), unlike the INF policy's overflow."""
+    x = torch.tensor(values, dtype=torch.float64)
+    expected = mperror.round(x, formats.FP32, "odd")
+    beyond = torch.isfinite(x) & (x.abs() > formats.FP32.max)
+    expected = torch.where(beyond, torch.copysign(torch.tensor(formats.FP32.max), x), expected)
+    assert_same(rounding._to_float32_odd(x).double(), expected, x)
 
 
 def test_float64_inputs_do_not_double_round() -> None:

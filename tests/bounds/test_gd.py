@@ -138,9 +138,6 @@ def _segment_max(loss, start: torch.Tensor, end: torch.Tensor, points: int = 11)
     return max(_hessian_norm(loss, start + t * (end - start)) for t in torch.linspace(0, 1, points))
 
 
-# torch.func.hessian runs forward-mode AD, whose JVP decompositions torch 2.13 registers through
-# torch.jit.script on first use, which warns; nothing here uses TorchScript.
-@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("name", THEOREM_FORMATS)
 @pytest.mark.parametrize("seed", range(3))
 def test_theorem1_on_mlp(name: str, seed: int) -> None:

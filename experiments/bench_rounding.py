@@ -1,0 +1,160 @@
+"""Throughput and memory of mperror.round against baselines measured in the same run.
+
+Goals (issue "Rounding core"), for 10**7 float32 values on CPU:
+  fp16 / bf16 nearest_even  >= 0.9x  x.half().float() / x.bfloat16().float()
+  every other format/mode   >= 0.3x  x.half().float()
+  stochastic modes          >= 0.2x  x.half().float()
+  peak extra memory         <= 4x    the input
+  compiled path (--compiled) aimed at >= 0.8x x.clone(); its first-call cost is reported.
+On CUDA (--device cuda): >= 0.7x of device-to-device copy bandwidth for nearest_even and
+stochastic on 10**8 values, synchronised timing.
+
+Run:  python experiments/bench_rounding.py [--n 10000000] [--compiled] [--memory] [--device cuda]
+Each figure is the best of --repeats timed calls after one warm-up call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import platform
+import subprocess
+import sys
+import time
+
+import torch
+
+import mperror
+from mperror.rounding import RoundMode
+
+FORMATS = ["fp16", "bf16", "tf32", "e5m2", "e4m3fn", "e3m2", "e2m3", "e2m1"]
+
+
+def best_time(fn, repeats: int, device: str) -> float:
+    fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def throughput_table(args: argparse.Namespace) -> None:
+    device = args.device
+    x = torch.randn(args.n, device=device, generator=None)
+    gen = torch.Generator(device=device).manual_seed(0)
+    t_half = best_time(lambda: x.half().float(), args.repeats, device)
+    t_bf16 = best_time(lambda: x.bfloat16().float(), args.repeats, device)
+    t_clone = best_time(lambda: x.clone(), args.repeats, device)
+
+    def rate(seconds: float) -> float:  # millions of values per second
+        return args.n / seconds / 1e6
+
+    machine = torch.cuda.get_device_name() if device == "cuda" else cpu_model()
+    print(f"device: {device} ({machine})")
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, n = {args.n:,}")
+    print(
+        f"baselines: half cast {rate(t_half):.0f} M/s, bf16 cast {rate(t_bf16):.0f} M/s, "
+        f"clone {rate(t_clone):.0f} M/s"
+    )
+    print(f"{'format':8s} {'mode':16s} {'M/s':>7s} {'ratio':>8s} {'goal':>6s}  ok")
+    failures = 0
+    for name in FORMATS:
+        for mode in RoundMode:
+            call = functools.partial(mperror.round, x, name, mode, generator=gen)
+            t = best_time(call, args.repeats, device)
+            if mode is RoundMode.NEAREST_EVEN and name in ("fp16", "bf16"):
+                baseline, goal = (t_half if name == "fp16" else t_bf16), 0.9
+            else:
+                baseline, goal = t_half, 0.2 if mode.is_stochastic else 0.3
+            if device == "cuda" and mode in (RoundMode.NEAREST_EVEN, RoundMode.STOCHASTIC):
+                baseline, goal = t_clone, 0.7  # the CUDA goal is against copy bandwidth
+            ratio = baseline / t
+            ok = ratio >= goal
+            failures += not ok
+            print(
+                f"{name:8s} {mode.value:16s} {rate(t):7.0f} {ratio:8.2f} {goal:6.1f}  "
+                f"{'yes' if ok else 'NO'}"
+            )
+    print(f"{failures} format/mode pairs below their goal")
+    if args.compiled:
+        print("\ncompiled path (torch.compile), against x.clone():")
+        cases = [("fp16", "toward_zero"), ("bf16", "stochastic"), ("e4m3fn", "nearest_even"),
+                 ("e2m1", "nearest_even"), ("e2m1", "stochastic")]  # fmt: skip
+        for name, mode in cases:
+            call = functools.partial(mperror.round, x, name, mode, generator=gen, compiled=True)
+            start = time.perf_counter()
+            call()
+            first = time.perf_counter() - start
+            t = best_time(call, args.repeats, device)
+            print(
+                f"  {name:8s} {mode:14s} {rate(t):7.0f} M/s  {t_clone / t:.2f}x clone  "
+                f"(first call {first:.1f} s)"
+            )
+
+
+MEMORY_CHILD = """
+import sys, torch, mperror
+n, name, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith(key)) * 1024
+
+x = torch.randn(n)
+mperror.round(x[:100000], name, mode)  # first-call allocations (caches, plans) out of the way
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset the peak resident set size (VmHWM) to the current one
+before = status("VmRSS:")
+y = mperror.round(x, name, mode)
+print((status("VmHWM:") - before) / (4 * n))
+"""
+
+
+def memory_table(args: argparse.Namespace) -> None:
+    """Peak resident memory added by one call, in units of the input's size, read from Linux's
+    VmHWM after resetting it (a fresh process per case). The output itself counts as 1x."""
+    print("\npeak extra memory of one call (units of the input size; the output is 1.0 of it)")
+    for name, mode in [("fp16", "nearest_even"), ("fp16", "toward_zero"), ("e2m1", "nearest_even"),
+                       ("bf16", "stochastic"), ("e4m3fn", "odd")]:  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-c", MEMORY_CHILD, str(args.n), name, mode],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        ratio = float(out.stdout.strip())
+        print(f"  {name:8s} {mode:14s} {ratio:5.2f}x  {'ok' if ratio <= 4 else 'ABOVE 4x'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=10**7)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--compiled", action="store_true")
+    parser.add_argument("--memory", action="store_true")
+    args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda needs CUDA (torch.cuda.is_available() is False)")
+    throughput_table(args)
+    if args.memory:
+        memory_table(args)
+
+
+if __name__ == "__main__":
+    main()

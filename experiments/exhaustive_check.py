@@ -1,0 +1,89 @@
+"""Every float32 bit pattern (all 2**32) rounded to fp16, bf16, e5m2 and e4m3fn, against torch.
+
+Oracle: torch's native float32 -> format casts (round to nearest even; e4m3fn saturating), at
+zero tolerance: equal bits, or both NaN. mperror's native-cast shortcut is switched off, so the
+integer kernel is what is checked (and, with --compiled, the torch.compile'd kernel; with
+--float64, the same patterns widened to float64, which run the float64 paths).
+
+Too slow for CI on 2 CPU cores (about 4.3e9 values per format); run it on a GPU when one is at
+hand (--device cuda), or on CPU with patience. Results go in experiments/RESULTS.md.
+
+Run:  python experiments/exhaustive_check.py [--formats fp16 bf16 e5m2 e4m3fn] [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+
+import mperror
+import mperror.rounding as rounding
+
+DTYPES = {
+    "fp16": torch.float16,
+    "bf16": torch.bfloat16,
+    "e5m2": torch.float8_e5m2,
+    "e4m3fn": torch.float8_e4m3fn,
+}
+
+
+def check(name: str, args: argparse.Namespace) -> int:
+    """Number of float32 patterns where mperror and torch disagree (the first few printed)."""
+    dtype = DTYPES[name]
+    chunk = 1 << args.log2_chunk
+    total = 1 << 32
+    mismatches = 0
+    start = time.perf_counter()
+    for first in range(0, total, chunk):
+        codes = torch.arange(first, first + chunk, dtype=torch.int64, device=args.device)
+        x = codes.to(torch.int32).view(torch.float32)  # wraps above 2**31: the negative patterns
+        expected = x.to(dtype).float()
+        source = x.double() if args.float64 else x
+        got = mperror.round(source, name, compiled=args.compiled).float()
+        same = got.view(torch.int32) == expected.view(torch.int32)
+        same |= got.isnan() & expected.isnan()
+        bad = (~same).nonzero().squeeze(1)
+        if bad.numel():
+            for i in bad[:3].tolist():
+                print(
+                    f"  {name}: x={x[i].item()!r} (0x{int(codes[i]):08x}) mperror "
+                    f"{got[i].item()!r} torch {expected[i].item()!r}",
+                    file=sys.stderr,
+                )
+            mismatches += bad.numel()
+        done = (first + chunk) / total
+        elapsed = time.perf_counter() - start
+        print(f"\r{name}: {100 * done:5.1f}%  {elapsed:6.0f} s elapsed, "
+              f"~{elapsed / done - elapsed:5.0f} s left, {mismatches} mismatches",
+              end="", file=sys.stderr, flush=True)  # fmt: skip
+    print(file=sys.stderr)
+    return mismatches
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--formats", nargs="+", default=list(DTYPES), choices=list(DTYPES))
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--log2-chunk", type=int, default=24)
+    parser.add_argument("--compiled", action="store_true")
+    parser.add_argument("--float64", action="store_true")
+    args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda needs CUDA (torch.cuda.is_available() is False)")
+    rounding._NATIVE_CASTS.clear()  # check the kernel, not torch against itself
+    for name in args.formats:
+        start = time.perf_counter()
+        bad = check(name, args)
+        verdict = "all 2**32 patterns agree" if bad == 0 else f"{bad} MISMATCHES"
+        print(
+            f"{name}: {verdict} ({time.perf_counter() - start:.0f} s, {args.device}, "
+            f"torch {torch.__version__}, compiled={args.compiled}, float64={args.float64})"
+        )
+    print(f"mperror {mperror.__version__}")
+
+
+if __name__ == "__main__":
+    main()
