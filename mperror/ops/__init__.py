@@ -13,5 +13,6 @@ Rounding is :func:`mperror.round` throughout.
 """
 
 from mperror.ops.elementwise import add, div, fma, mul, sqrt, sub
+from mperror.ops.reduce import Accumulation, dot, matmul, sum
 
-__all__ = ["add", "div", "fma", "mul", "sqrt", "sub"]
+__all__ = ["Accumulation", "add", "div", "dot", "fma", "matmul", "mul", "sqrt", "sub", "sum"]

@@ -36,7 +36,6 @@ sums).
 from __future__ import annotations
 
 import functools
-import math
 
 import torch
 
@@ -165,12 +164,14 @@ def two_sum(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 
 def to_odd(s: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
     """``RO53(s + e)`` for ``s = RN(s + e)``, ``|e| <= ulp(s)/2`` (the TwoSum output)."""
-    # NaN errors (from infinite or NaN sums) compare False both ways: s is kept.
-    above = e > 0
-    inexact = above | (e < 0)
-    even = (s.view(torch.int64) & 1) == 0
-    toward = torch.where(above, math.inf, -math.inf).to(s.dtype)
-    return torch.where(inexact & even, torch.nextafter(s, toward), s)
+    bits = s.view(torch.int64)
+    # NaN errors (from infinite or NaN sums) fail the comparison: s is kept. An inexact s is
+    # never zero, and float64 patterns are sign-magnitude, so the neighbour toward e is one
+    # pattern up when e has s's sign and one down otherwise.
+    move = (e.abs() > 0).logical_and_((bits & 1) == 0)
+    away = (bits ^ e.view(torch.int64)) >= 0
+    step = torch.where(away, 1, -1).mul_(move)
+    return (bits + step).view(torch.float64)
 
 
 def two_sum_to_odd(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
