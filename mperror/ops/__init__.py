@@ -4,7 +4,7 @@
   format of precision at most 25 (or fp64), every rounding mode.
 * :mod:`~mperror.ops.reduce`: ``sum, dot, matmul`` under an explicit accumulation model
   (:class:`Accumulation`: accumulation format, summation order, block-FMA chunks).
-* :mod:`~mperror.ops.fft`: ``fft, ifft, rfft, irfft, fftn`` as staged radix-2 transforms whose
+* :mod:`~mperror.ops.fourier`: ``fft, ifft, rfft, irfft, fftn`` as staged radix-2 transforms whose
   every butterfly stage is rounded to the format (Bluestein for other sizes).
 
 Every function takes tensors, a target format ``fmt`` and a rounding ``mode`` (plus a
@@ -13,6 +13,23 @@ Rounding is :func:`mperror.round` throughout.
 """
 
 from mperror.ops.elementwise import add, div, fma, mul, sqrt, sub
+from mperror.ops.fourier import fft, fftn, ifft, irfft, rfft
 from mperror.ops.reduce import Accumulation, dot, matmul, sum
 
-__all__ = ["Accumulation", "add", "div", "dot", "fma", "matmul", "mul", "sqrt", "sub", "sum"]
+__all__ = [
+    "Accumulation",
+    "add",
+    "div",
+    "dot",
+    "fft",
+    "fftn",
+    "fma",
+    "ifft",
+    "irfft",
+    "matmul",
+    "mul",
+    "rfft",
+    "sqrt",
+    "sub",
+    "sum",
+]
