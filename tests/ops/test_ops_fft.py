@@ -246,6 +246,31 @@ def test_results_and_twiddles_are_format_values(name: str) -> None:
     assert all(fmt.is_representable(torch.view_as_real(w)).all() for w in first)
 
 
+@pytest.mark.parametrize("mode", ["nearest_even", "toward_zero", "odd"])
+def test_float32_shortcut_matches_plain_rounding(mode: str, monkeypatch) -> None:
+    """Oracle: the same transforms with every stage rounded by a plain mperror.round of the
+    float64 values (the stage rounding's shortcut through float32 must not change a bit)."""
+    x = random_complex((3, 512), seed=9) * 40  # wide enough for overflow in e5m2 and bf16 ties
+    calls = [
+        lambda f: ops.fft(x, f, mode=mode),
+        lambda f: ops.ifft(x[:, :100], f, norm="ortho", mode=mode),
+        lambda f: ops.irfft(x[:, :33], f, n=63, mode=mode),
+        lambda f: ops.fftn(x.reshape(3, 16, 32), f, dim=(1, 2), mode=mode),
+    ]
+    for name in ("fp16", "bf16", "e5m2"):
+        fast = [call(name) for call in calls]
+        with monkeypatch.context() as patch:
+            patch.setattr(
+                fourier._Setting,
+                "round",
+                lambda self, z: mperror.round(z, self.fmt, self.mode, generator=self.generator),
+            )
+            plain = [call(name) for call in calls]
+        for a, b in zip(fast, plain, strict=True):
+            a, b = (torch.view_as_real(t) if t.is_complex() else t for t in (a, b))
+            assert torch.equal(a.nan_to_num(7.0), b.to(a.dtype).nan_to_num(7.0))
+
+
 def test_stochastic_rounding_is_reproducible() -> None:
     """Oracle: the same generator seed gives the same bits; stochastic results differ from
     round-to-nearest ones but stay within the bound of the deterministic analysis with u
