@@ -408,3 +408,16 @@ def test_bad_arguments_raise() -> None:
         ops.matmul(torch.ones(2, 3), torch.ones(2, 3), "fp16")
     with pytest.raises(ValueError, match="at least one dimension"):
         ops.dot(torch.tensor(1.0), torch.tensor(1.0), "fp16")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("model", MODELS, ids=model_id)
+def test_cuda_matches_cpu(model: Accumulation) -> None:
+    """Oracle: the CPU result (checked by the scalar replay above), bit for bit: TwoSum,
+    round-to-odd and mperror.round are exact on either device."""
+    a = random_values("fp16", (2, 9, 33), seed=11)
+    b = random_values("fp16", (2, 33, 5), seed=12)
+    for mode in ("nearest_even", "toward_negative"):
+        cpu = ops.matmul(a, b, "fp16", accumulate=model, mode=mode)
+        cuda = ops.matmul(a.cuda(), b.cuda(), "fp16", accumulate=model, mode=mode).cpu()
+        assert same_bits(cuda, cpu).all()
