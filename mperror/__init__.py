@@ -1,6 +1,6 @@
 """mperror: what lower precision does to scientific ML, with proof and with measurement."""
 
-from mperror import bounds, formats, lipschitz, problems, reference
+from mperror import bounds, formats, lipschitz, ops, problems, reference
 from mperror.formats import FloatFormat, Overflow
 from mperror.rounding import RoundMode, round
 
@@ -11,6 +11,7 @@ __all__ = [
     "bounds",
     "formats",
     "lipschitz",
+    "ops",
     "problems",
     "reference",
     "round",

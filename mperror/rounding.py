@@ -26,7 +26,8 @@ by round-to-odd, which keeps a sticky last bit and provably makes the second rou
 (:func:`_float32_detour_is_exact`).
 
 Large CPU tensors are processed in chunks that fit in cache, which makes the eager kernel several
-times faster than whole-tensor eager ops (fresh multi-megabyte temporaries cost page faults).
+times faster than whole-tensor eager ops (fresh multi-megabyte temporaries cost page faults); the
+chunks are small enough that torch runs each op on the calling thread (see ``_CHUNK``).
 ``compiled=True`` runs the same kernel fused by :func:`torch.compile`.
 """
 
@@ -54,7 +55,10 @@ from mperror.formats import (
 
 __all__ = ["RoundMode", "round"]
 
-_CHUNK = 1 << 17
+# Below torch's intra-op grain size (32768): each eager op on a chunk runs on the calling thread.
+# Larger chunks make every op a parallel region whose barrier waits a whole scheduler time slice
+# whenever the other core is busy; a chunked kernel enters a thousand of them per call.
+_CHUNK = 1 << 15
 
 
 class RoundMode(str, enum.Enum):
@@ -368,7 +372,11 @@ def _kernel(
     # Nonzero magnitudes below 2**emin: (m - 1) wraps zero to the top, out of the range.
     below = (m - 1).bitwise_and_(layout.magnitude_mask)
     if not eager:
-        r = torch.where(below < plan.emin_bits - 1, _round_small(m, plan, negative, rand), r)
+        if plan.anchor is not None:  # integer ops only: cheaper than the float64 fixed point
+            small_result = _round_small_anchored(m, plan, negative)
+        else:
+            small_result = _round_small(m, plan, negative, rand)
+        r = torch.where(below < plan.emin_bits - 1, small_result, r)
         r = _fix_overflow_and_specials(m, r, negative, plan)
     else:
         if int(below.amin()) < plan.emin_bits - 1:
@@ -552,7 +560,10 @@ def _round(
     native = _native_cast(fmt, mode, x.dtype)
     if native is not None:
         return x.to(native).to(x.dtype)
-    if layout is _F64 and not compiled and _float32_detour_is_exact(fmt, mode):
+    if layout is _F64 and _float32_detour_is_exact(fmt, mode):
+        if compiled:
+            flat = x.reshape(-1)
+            return _compiled_detour(fmt, mode, x.device.type)(flat).view(x.shape)
         return _round_float64_via_odd_float32(x, fmt, mode)
 
     plan = _plan(fmt, mode, random_bits, layout)
@@ -650,31 +661,56 @@ def _draw(
     return torch.empty_like(bits).random_(generator=generator)
 
 
+def _compile(run, name: str):
+    """``run`` fused by torch.compile, its length dynamic and everything else constant.
+
+    The closure's constants (a plan's integers) must be compile-time constants: ``dynamic=True``
+    would turn them into symbols and let one graph serve plans it was not built for. Dynamo keeps
+    its cache, and its recompilation limit, per code object, so each compiled function gets a code
+    object of its own and plans do not evict each other.
+    """
+    run.__code__ = run.__code__.replace(co_name=name)
+    compiled = torch.compile(run, dynamic=False, fullgraph=True)
+
+    def call(*tensors: torch.Tensor | None) -> torch.Tensor:
+        for t in tensors:
+            if t is not None and t.numel() > 1:  # sizes 0 and 1 are always specialised
+                torch._dynamo.mark_dynamic(t, 0)
+        return compiled(*tensors)
+
+    return call
+
+
 @functools.lru_cache(maxsize=64)
 def _compiled_kernel(plan: _Plan, device_type: str):
-    """The kernel for ``plan`` fused by torch.compile; one compilation per plan and device type.
-
-    The plan's integers must be compile-time constants (``dynamic=True`` would turn them into
-    symbols and let one graph serve plans it was not built for); only the length is dynamic.
-    """
+    """The kernel for ``plan``, compiled once per plan and device type."""
 
     def run(bits: torch.Tensor, rand: torch.Tensor | None) -> torch.Tensor:
         return _kernel(bits, rand, plan, eager=False)
 
-    # Dynamo keeps its cache, and its recompilation limit, per code object; a code object of
-    # its own per plan keeps plans from evicting each other.
-    name = f"round_kernel_{_compiled_kernel.cache_info().currsize}"
-    run.__code__ = run.__code__.replace(co_name=name)
-    compiled = torch.compile(run, dynamic=False, fullgraph=True)
+    return _compile(run, f"round_kernel_{_compiled_kernel.cache_info().currsize}")
 
-    def call(bits: torch.Tensor, rand: torch.Tensor | None) -> torch.Tensor:
-        if bits.numel() > 1:  # sizes 0 and 1 are always specialised by dynamo
-            torch._dynamo.mark_dynamic(bits, 0)
-            if rand is not None:
-                torch._dynamo.mark_dynamic(rand, 0)
-        return compiled(bits, rand)
 
-    return call
+@functools.lru_cache(maxsize=64)
+def _compiled_detour(fmt: FloatFormat, mode: RoundMode, device_type: str):
+    """float64 -> round-to-odd float32 -> ``fmt``, fused (see :func:`_float32_detour_is_exact`).
+
+    Only torch's float16 and bfloat16 conversions are used as native casts here: those are
+    standard vector conversions in generated code, while the float8 ones are left to the kernel.
+    """
+    plan = _plan(fmt, mode, None, _F32)
+    native = _native_cast(fmt, mode, torch.float32)
+    if native not in (torch.float16, torch.bfloat16):
+        native = None
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        y = _to_float32_odd(x)
+        if native is not None:
+            return y.to(native).to(torch.float64)
+        bits = _kernel(y.view(torch.int32), None, plan, eager=False)
+        return bits.view(torch.float32).to(torch.float64)
+
+    return _compile(run, f"round_detour_{_compiled_detour.cache_info().currsize}")
 
 
 class _StraightThrough(torch.autograd.Function):

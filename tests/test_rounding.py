@@ -395,14 +395,20 @@ def test_bad_inputs_raise_clear_errors() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("name", "mode"),
-    [("e2m1", "nearest_even"), ("fp16", "toward_positive"), ("e4m3fn", "stochastic")],
+    ("name", "mode", "dtype"),
+    [
+        ("e2m1", "nearest_even", torch.float32),
+        ("fp16", "toward_positive", torch.float32),
+        ("e4m3fn", "stochastic", torch.float32),
+        ("e3m2", "odd", torch.float64),  # the round-to-odd float32 detour, compiled
+        ("bf16", "stochastic", torch.float64),  # the int64 kernel, compiled
+    ],
 )
-def test_compiled_kernel_matches_eager(name: str, mode: str) -> None:
+def test_compiled_kernel_matches_eager(name: str, mode: str, dtype: torch.dtype) -> None:
     """Oracle: the eager kernel (itself checked against the reference above); the same seed
     draws the same random integers in both."""
     x = candidates(formats.get(name), torch.float32)
-    x = torch.cat([x, torch.randn(5000)])
+    x = torch.cat([x, torch.randn(5000)]).to(dtype)
     eager = mperror.round(x, name, mode, generator=torch.Generator().manual_seed(9))
     compiled = mperror.round(
         x, name, mode, generator=torch.Generator().manual_seed(9), compiled=True
