@@ -430,7 +430,7 @@ class _Engine:
     def _round(self, v: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
         """``v`` rounded to ``fmt`` (in ``v``'s dtype, or float64 where that cannot hold fmt);
         ``v`` itself when every value of its dtype is a value of ``fmt``."""
-        dtype = v.dtype
+        dtype = _REAL_OF.get(v.dtype, v.dtype)
         if _holds(fmt, dtype):
             return v
         if not _holds_dtype(dtype, fmt):
@@ -447,9 +447,9 @@ class _Engine:
         r = self._round(v, fmt)
         if r.dtype is dtype:
             return r
-        if (dtype.is_floating_point or dtype.is_complex) and not _holds_dtype(dtype, fmt):
+        part = _REAL_OF.get(dtype, dtype)
+        if part.is_floating_point and not _holds_dtype(part, fmt):
             # The storage dtype is narrower than the format: a second rounding, done exactly.
-            part = _REAL_OF.get(dtype, dtype)
             r = mperror.rounding.round(
                 r, format_of_dtype(part), self.mode, generator=self.generator
             )
