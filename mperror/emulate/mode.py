@@ -435,6 +435,8 @@ class _Engine:
             return v
         if not _holds_dtype(dtype, fmt):
             v = v.to(torch.complex128 if v.is_complex() else torch.float64)
+        if v.is_complex():
+            v = v.resolve_conj()  # autograd passes lazily conjugated views; round needs values
         r = mperror.rounding.round(
             v, fmt, self.mode, generator=self.generator, compiled=self.compiled
         )
