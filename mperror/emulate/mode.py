@@ -176,21 +176,35 @@ class _Mode(TorchDispatchMode):
 
 
 _FAST_DTYPES = (torch.float32, torch.float64)
+_KEEP, _ROUND, _WIDEN = "keep", "round", "widen"  # what _round does for a (format, dtype)
 
 
 class _Entry:
     """How one operator is handled under one policy (built once per operator)."""
 
-    __slots__ = ("fmt", "handler", "info", "kind", "round_inputs", "simple")
+    __slots__ = ("calls", "fmt", "info", "kind", "round_inputs", "shape")
 
     def __init__(self, info: OpInfo, kind: str, fmt: FloatFormat | None, round_inputs: bool):
         self.info = info
         self.kind = kind
         self.fmt = fmt
         self.round_inputs = round_inputs
-        self.simple = info.simple
+        self.calls = 0
+        # Operators the fast paths handle: functional ones whose output dtype follows their
+        # inputs', and in-place methods (self written and returned).
+        if info.simple:
+            self.shape = _FUNCTIONAL
+        elif (
+            info.mutated == ((0, "self", False),)
+            and info.returns_mutated == (0,)
+            and not info.dtype_args
+        ):
+            self.shape = _INPLACE
+        else:
+            self.shape = None
 
 
+_FUNCTIONAL, _INPLACE = "functional", "inplace"
 _NATIVE, _WIDE, _DATA, _SOURCE, _FP32 = "native", "wide", "data", "source", "fp32"
 
 
@@ -216,7 +230,7 @@ class _Engine:
             else (torch.float32, torch.complex64)
         )
         self.entries: dict[Any, _Entry] = {}
-        self.calls: dict[Any, int] = {}
+        self._plans: dict[tuple[int, torch.dtype], str] = {}
         self.rounded = 0
         self.overflowed = 0
         self.underflowed = 0
@@ -240,18 +254,20 @@ class _Engine:
         entry = self.entries.get(func)
         if entry is None:
             entry = self.entries[func] = self.entry(func)
-            self.calls[func] = 0
-        self.calls[func] += 1
+        entry.calls += 1
         kind = entry.kind
         if kind is _NATIVE:
             return func(*args, **kwargs)
         _ACTIVE.depth = 1
         try:
             if kind is _WIDE:
-                if entry.simple:
+                shape = entry.shape
+                if shape is not None:
                     dtype = _uniform_float(args, kwargs)
                     if dtype is not None:
-                        return self._wide_fast(entry, dtype, func, args, kwargs)
+                        if shape is _FUNCTIONAL:
+                            return self._wide_fast(entry, dtype, func, args, kwargs)
+                        return self._inplace_fast(entry, dtype, func, args, kwargs)
                 return self._wide(entry.info, entry.fmt, entry.round_inputs, func, args, kwargs)
             if kind is _DATA:
                 return self._data(entry, func, args, kwargs)
@@ -268,16 +284,47 @@ class _Engine:
         then each floating output has that dtype (its complex twin if complex)."""
         real = self.real
         fmt = entry.fmt
+        # Every floating tensor has this dtype (integer and bool tensors keep theirs).
         if entry.round_inputs:
-            wargs = [self._round(a.detach(), fmt).to(real) if _is_float(a) else a for a in args]
+            wargs = [
+                self._round(a.detach(), fmt).to(real)
+                if isinstance(a, torch.Tensor) and a.dtype is dtype
+                else a
+                for a in args
+            ]
         else:
-            wargs = [a.to(real) if _is_float(a) else a for a in args]
+            wargs = [
+                a.to(real) if isinstance(a, torch.Tensor) and a.dtype is dtype else a for a in args
+            ]
         out = func(*wargs, **kwargs)
         if isinstance(out, torch.Tensor):
             return self._finish(out, fmt, dtype)
         if isinstance(out, tuple):
             return tuple(self._finish(o, fmt, dtype) for o in out)
         return out
+
+    def _inplace_fast(self, entry: _Entry, dtype: torch.dtype, func, args, kwargs):
+        """An in-place method on tensors of one real dtype: computed on a working copy of
+        ``self``, whose rounded value is written back into ``self``."""
+        real = self.real
+        fmt = entry.fmt
+        target = args[0]
+        if entry.round_inputs:
+            wargs = [
+                self._round(a.detach(), fmt).to(real)
+                if isinstance(a, torch.Tensor) and a.dtype is dtype
+                else a
+                for a in args
+            ]
+        else:
+            wargs = [
+                a.to(real) if isinstance(a, torch.Tensor) and a.dtype is dtype else a for a in args
+            ]
+        if wargs[0] is target:  # .to() returned the tensor itself; keep self unmodified
+            wargs[0] = target.detach().clone()
+        func(*wargs, **kwargs)
+        target.copy_(self._store(wargs[0], fmt, target.dtype))
+        return target
 
     def _finish(self, v: Any, fmt: FloatFormat, dtype: torch.dtype) -> Any:
         """Round a working-precision output and store it in ``dtype`` (or its complex twin)."""
@@ -430,10 +477,20 @@ class _Engine:
     def _round(self, v: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
         """``v`` rounded to ``fmt`` (in ``v``'s dtype, or float64 where that cannot hold fmt);
         ``v`` itself when every value of its dtype is a value of ``fmt``."""
-        dtype = _REAL_OF.get(v.dtype, v.dtype)
-        if _holds(fmt, dtype):
+        key = (id(fmt), v.dtype)
+        plan = self._plans.get(key)
+        if plan is None:
+            part = _REAL_OF.get(v.dtype, v.dtype)
+            if _holds(fmt, part):
+                plan = _KEEP
+            elif _holds_dtype(part, fmt):
+                plan = _ROUND
+            else:
+                plan = _WIDEN
+            self._plans[key] = plan
+        if plan is _KEEP:
             return v
-        if not _holds_dtype(dtype, fmt):
+        if plan is _WIDEN:
             v = v.to(torch.complex128 if v.is_complex() else torch.float64)
         if v.is_complex():
             v = v.resolve_conj()  # autograd passes lazily conjugated views; round needs values
@@ -496,10 +553,9 @@ class _Engine:
         ops: dict[str, int] = {}
         classes: dict[str, str] = {}
         unclassified = []
-        for func, n in self.calls.items():
+        for func, entry in self.entries.items():
             name = str(func)
-            ops[name] = ops.get(name, 0) + n
-            entry = self.entries[func]
+            ops[name] = ops.get(name, 0) + entry.calls
             cls = entry.info.op_class
             classes[name] = "fp32" if entry.kind is _FP32 else cls.value
             if cls is OpClass.UNCLASSIFIED:

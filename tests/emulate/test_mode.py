@@ -426,3 +426,16 @@ def test_classification_of_representative_operators() -> None:
         assert classify(op).op_class is cls, op
     assert classify(aten.add_.Tensor).mutated == ((0, "self", False),)
     assert classify(aten.add.out).returns_mutated == (0,)
+
+
+def test_integer_arguments_of_arithmetic_keep_their_dtype() -> None:
+    """Class indices stay integers inside the emulated loss (oracle: log_softmax and the mean
+    negative log-likelihood, each computed in float64 and rounded once)."""
+    x = torch.randn(5, 3)
+    target = torch.tensor([0, 2, 1, 1, 0])
+    with emulate("fp16"):
+        loss = torch.nn.functional.cross_entropy(x, target)
+        shifted = torch.randn(4).add_(torch.arange(4))
+    log_p = rounded(torch.log_softmax(x.double(), 1))
+    assert loss.item() == rounded(-log_p[torch.arange(5), target].mean()).item()
+    assert shifted.dtype == torch.float32
