@@ -171,6 +171,13 @@ class _Mode(TorchDispatchMode):
         super().__init__()
         self.engine = engine
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch wraps __torch_dispatch__ in a recursive dynamo-disable by default; that costs
+        # microseconds per operator and would also run mperror.round(..., compiled=True)
+        # eagerly inside the handler.
+        return False
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         return self.engine.dispatch(func, args, kwargs or {})
 
@@ -292,6 +299,8 @@ class _Engine:
                 else a
                 for a in args
             ]
+        elif dtype is real:
+            wargs = args
         else:
             wargs = [
                 a.to(real) if isinstance(a, torch.Tensor) and a.dtype is dtype else a for a in args
@@ -304,11 +313,18 @@ class _Engine:
         return out
 
     def _inplace_fast(self, entry: _Entry, dtype: torch.dtype, func, args, kwargs):
-        """An in-place method on tensors of one real dtype: computed on a working copy of
-        ``self``, whose rounded value is written back into ``self``."""
+        """An in-place method on tensors of one real dtype: computed in the working precision,
+        its rounded value written into ``self``."""
         real = self.real
         fmt = entry.fmt
         target = args[0]
+        if dtype is real and not entry.round_inputs:
+            func(*args, **kwargs)  # already in the working precision: compute in place
+            plain = target.detach()
+            r = self._round(plain, fmt)
+            if r is not plain:
+                target.copy_(r)
+            return target
         if entry.round_inputs:
             wargs = [
                 self._round(a.detach(), fmt).to(real)
@@ -494,6 +510,14 @@ class _Engine:
             v = v.to(torch.complex128 if v.is_complex() else torch.float64)
         if v.is_complex():
             v = v.resolve_conj()  # autograd passes lazily conjugated views; round needs values
+        elif v.dtype is torch.float64 and _holds_dtype(torch.float32, fmt):
+            # Many float64 results (products and sums of format values) are float32 values:
+            # then rounding the equal float32 tensor gives the same result, through
+            # mperror.round's much cheaper float32 path. torch.equal stops at the first
+            # element that differs, so the test costs little when it fails.
+            narrow = v.float()
+            if torch.equal(narrow.double(), v):
+                v = narrow
         r = mperror.rounding.round(
             v, fmt, self.mode, generator=self.generator, compiled=self.compiled
         )
