@@ -81,11 +81,13 @@ class Policy(Record):
             rounds the result once: "exact accumulation" for practical purposes (products of two
             ``p <= 26`` bit values are exact in float64, and the float64 sum's error, at most
             ``gamma_n(2**-53) sum|terms|``, is far below one rounding to the format). Any other
-            value (a format, or an ``mperror.ops.Accumulation`` model) routes ``mm``, ``bmm``,
-            ``addmm``, ``baddbmm``, ``sum`` and ``mean`` through :mod:`mperror.ops`, whose
-            accumulation models round every partial sum.
-        fft_algorithm: ``"exact"`` (complex128, rounded once) or ``"staged"`` (through
-            :mod:`mperror.ops`' staged FFTs, rounded after every butterfly stage).
+            value (a format, or an ``mperror.ops.Accumulation`` model) asks for the
+            accumulation models of :mod:`mperror.ops`, which round every partial sum;
+            :func:`mperror.emulate` refuses such a policy (NotImplementedError) until it routes
+            matmuls and sums there.
+        fft_algorithm: ``"exact"`` (complex128, rounded once) or ``"staged"`` (mperror.ops'
+            staged FFTs, rounded after every butterfly stage; refused like ``accumulation``
+            until routed).
         keep_fp32: ATen operator names (overload packets, ``"exp"``, ``"_softmax"``, ...) that
             run in float32: inputs converted to float32, torch's float32 kernel, output rounded to
             float32 only. In-place variants (``"exp_"``) follow their base name.
