@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 from mperror.bounds._result import BoundResult
+from mperror.bounds.classic import _gamma_unit
 from mperror.formats import FloatFormat, FormatLike, as_format
 
 __all__ = [
@@ -34,12 +35,6 @@ __all__ = [
 FFT_ETA_LEADING_CONSTANT = 1 + 4 * math.sqrt(2)
 
 _THEOREM = "T-fft-higham"
-
-
-def _gamma(k: int, u: float) -> float:
-    """``gamma_k = k u / (1 - k u)``, or ``inf`` when ``k u >= 1``."""
-    ku = k * u
-    return math.inf if ku >= 1 else ku / (1 - ku)
 
 
 def _check_power_of_two(n: object, argument: str) -> int:
@@ -91,7 +86,7 @@ def fft_eta(fmt: FormatLike, *, twiddle_error: float | None = None) -> float:
         if twiddle_error is None
         else _check_nonnegative(twiddle_error, "twiddle_error")
     )
-    return mu + _gamma(4, fmt.unit_roundoff) * (math.sqrt(2) + mu)
+    return mu + _gamma_unit(4, fmt.unit_roundoff) * (math.sqrt(2) + mu)
 
 
 def fft_relative_factor(n: int, fmt: FormatLike, *, twiddle_error: float | None = None) -> float:

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 from mperror._records import Record
 from mperror.bounds._result import BoundResult
-from mperror.bounds.fft import _gamma, fft_eta, fft_overflows, fft_relative_factor
+from mperror.bounds.classic import _gamma_unit
+from mperror.bounds.fft import fft_eta, fft_overflows, fft_relative_factor
 from mperror.formats import FloatFormat, FormatLike, as_format
 
 __all__ = [
@@ -507,7 +508,7 @@ def fourier_layer_bound(
     )
     u = fmt.unit_roundoff
     rho = fft_relative_factor(n_total, fmt, twiddle_error=twiddle_error)
-    g = math.sqrt(2) * _gamma(2 * c_in, acc.unit_roundoff)
+    g = math.sqrt(2) * _gamma_unit(2 * c_in, acc.unit_roundoff)
     u_out = 0.0 if acc == fmt else u
     g_store = g + u_out * (1 + g)  # (1 + g)(1 + u_out) - 1
 

@@ -1,0 +1,182 @@
+"""The training-problem interface: a :class:`Problem` builds a :class:`ProblemInstance`.
+
+A problem is a model, a loss, training data and a reference solution at one of two sizes:
+``"quick"`` (trains in seconds on a CPU core; for tests and smoke runs) and ``"full"`` (the
+paper's setting). The trainer, not the problem, chooses the precision: the model is built in
+float32, and :meth:`ProblemInstance.loss` casts its data to the dtype of the model's first
+parameter, so the same instance trains in float32, after ``model.half()``, under
+``torch.autocast`` and under an emulation context.
+"""
+
+from __future__ import annotations
+
+import abc
+import difflib
+import math
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from mperror._records import Record
+
+__all__ = [
+    "SIZES",
+    "Problem",
+    "ProblemInstance",
+    "TrainDefaults",
+    "check_seed",
+    "check_size",
+    "generator",
+    "param_dtype",
+    "relative_l2",
+]
+
+#: The sizes every problem builds: ``"quick"`` for CPU smoke runs, ``"full"`` for the paper's
+#: setting.
+SIZES = ("quick", "full")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainDefaults(Record):
+    """The optimiser settings a problem is trained with unless a study overrides them.
+
+    Attributes:
+        lr: learning rate.
+        iterations: number of optimiser steps (full-batch).
+        adam_eps: Adam's epsilon, one value for every precision of a study. (The PINN paper's
+            float16 scripts raised it for float16 only, which confounds precision with the
+            optimiser; PyTorch's default 1e-8 lies below float16's smallest subnormal 5.96e-8.)
+        eval_every: steps between two evaluations of the test error.
+        optimizer: optimiser name; ``"adam"``.
+    """
+
+    lr: float
+    iterations: int
+    adam_eps: float
+    eval_every: int
+    optimizer: str = "adam"
+
+
+class ProblemInstance(abc.ABC):
+    """One built problem: a float32 model on a device, its data, loss and reference solution.
+
+    Attributes:
+        name: the problem's registry name.
+        size: ``"quick"`` or ``"full"``.
+        model: the freshly initialised float32 model (seeded), on the instance's device.
+        defaults: the training settings of this size.
+        config: everything needed to reproduce the instance (layers, activation, point counts,
+            domain, PDE constants, seed, size), as JSON-ready data.
+    """
+
+    name: str
+    size: str
+    model: torch.nn.Module
+    defaults: TrainDefaults
+    config: dict[str, Any]
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        size: str,
+        model: torch.nn.Module,
+        defaults: TrainDefaults,
+        config: dict[str, Any],
+    ) -> None:
+        self.name = name
+        self.size = size
+        self.model = model
+        self.defaults = defaults
+        self.config = config
+
+    @abc.abstractmethod
+    def loss(self, model: torch.nn.Module) -> torch.Tensor:
+        """The scalar training loss of ``model``, differentiable with respect to its parameters.
+
+        The data are cast to the dtype of ``model``'s first parameter; derivatives of the model
+        with respect to its inputs are taken with ``torch.autograd.grad(..., create_graph=True)``
+        so that the trainer can backpropagate through them. No dtype is fixed here: under
+        ``torch.autocast`` the loss comes out in whatever dtype autocast gives it.
+        """
+
+    @abc.abstractmethod
+    def test_error(self, model: torch.nn.Module) -> float:
+        """The relative L2 error of ``model`` against the reference solution on the test points.
+
+        The model runs in its own dtype (under ``torch.no_grad``); the error norms are computed
+        in float64.
+        """
+
+    def __repr__(self) -> str:
+        seed = self.config.get("seed")
+        return f"<{type(self).__name__} {self.name!r} size={self.size!r} seed={seed}>"
+
+
+@runtime_checkable
+class Problem(Protocol):
+    """A training problem: ``build`` returns a fresh :class:`ProblemInstance`.
+
+    ``build(size, seed=..., device=...)`` must be deterministic in ``(size, seed)``: the model's
+    initial weights and the training data depend on the seed only (never on torch's global
+    random state), so every precision of a study starts from the same weights and data.
+    """
+
+    name: str
+
+    def build(
+        self, size: str = "quick", *, seed: int = 0, device: str | torch.device = "cpu"
+    ) -> ProblemInstance: ...
+
+
+def check_size(size: object) -> str:
+    """``size`` if it is one of :data:`SIZES`, else a ValueError naming the argument."""
+    if not isinstance(size, str) or size not in SIZES:
+        close = difflib.get_close_matches(str(size), SIZES, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"size must be one of {', '.join(map(repr, SIZES))}, got {size!r}{hint}")
+    return size
+
+
+def check_seed(seed: object) -> int:
+    """``seed`` if it is a non-negative int, else a TypeError/ValueError naming the argument."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be a non-negative int, got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed}")
+    return int(seed)
+
+
+def generator(seed: int, stream: int) -> torch.Generator:
+    """A CPU generator for the independent random stream ``stream`` of ``seed``.
+
+    Streams (model initialisation, training data, test data, ...) are decorrelated through
+    :class:`numpy.random.SeedSequence`, so adding training points never changes the initial
+    weights. Sampling on the CPU makes the draws identical on every device.
+    """
+    state = np.random.SeedSequence(seed, spawn_key=(stream,)).generate_state(1, dtype=np.uint64)
+    return torch.Generator().manual_seed(int(state[0]))
+
+
+def param_dtype(model: torch.nn.Module) -> torch.dtype:
+    """The dtype of ``model``'s first parameter: the dtype a loss casts its data to."""
+    try:
+        return next(model.parameters()).dtype
+    except StopIteration:
+        raise ValueError("model has no parameters, so its dtype is undefined") from None
+
+
+def relative_l2(prediction: torch.Tensor, reference: torch.Tensor) -> float:
+    """``||prediction - reference||_2 / ||reference||_2`` computed in float64.
+
+    NaN or infinite predictions give NaN or inf, never an exception.
+    """
+    pred = prediction.detach().to(torch.float64).reshape(-1)
+    ref = reference.detach().to(device=pred.device, dtype=torch.float64).reshape(-1)
+    if pred.shape != ref.shape:
+        raise ValueError(f"prediction has {pred.numel()} values, reference has {ref.numel()}")
+    num = torch.linalg.vector_norm(pred - ref).item()
+    den = torch.linalg.vector_norm(ref).item()
+    return num / den if den > 0 else math.inf

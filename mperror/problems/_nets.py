@@ -1,0 +1,79 @@
+"""Fully connected networks with a seeded Glorot-uniform initialisation.
+
+Layers are created with :func:`torch.nn.utils.skip_init` and initialised from an explicit
+generator, so building a model never touches torch's global random state.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["ACTIVATIONS", "MLP"]
+
+#: Activation functions by name.
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "sin": torch.sin,
+}
+
+
+class MLP(nn.Module):
+    """A multilayer perceptron ``layers[0] -> layers[1] -> ... -> layers[-1]``.
+
+    Weights are Glorot (Xavier) uniform, ``U(-b, b)`` with ``b = sqrt(6 / (fan_in + fan_out))``,
+    and biases zero, the initialisation of DeepXDE that Hayford et al. (2024) use. The activation
+    follows every hidden layer, and the output layer too when ``activate_last`` is true (a
+    DeepONet trunk).
+
+    Args:
+        layers: widths, input first; at least two entries.
+        activation: a key of :data:`ACTIVATIONS`.
+        generator: the generator the initial weights are drawn from.
+        activate_last: whether the activation also follows the output layer.
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[int],
+        activation: str = "tanh",
+        *,
+        generator: torch.Generator,
+        activate_last: bool = False,
+    ) -> None:
+        super().__init__()
+        layers = tuple(layers)
+        if len(layers) < 2 or not all(isinstance(w, int) and w >= 1 for w in layers):
+            raise ValueError(f"layers must be at least two positive ints, got {layers!r}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}, got {activation!r}"
+            )
+        self.layers = layers
+        self.activation = activation
+        self.activate_last = activate_last
+        linears = [
+            nn.utils.skip_init(nn.Linear, n_in, n_out, dtype=torch.float32)
+            for n_in, n_out in itertools.pairwise(layers)
+        ]
+        with torch.no_grad():
+            for linear in linears:
+                nn.init.xavier_uniform_(linear.weight, generator=generator)
+                nn.init.zeros_(linear.bias)
+        self.linears = nn.ModuleList(linears)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        act = ACTIVATIONS[self.activation]
+        last = len(self.linears) - 1
+        for i, linear in enumerate(self.linears):
+            x = linear(x)
+            if i < last or self.activate_last:
+                x = act(x)
+        return x
+
+    def extra_repr(self) -> str:
+        return f"layers={list(self.layers)}, activation={self.activation!r}"

@@ -1,0 +1,162 @@
+r"""2-D Darcy flow data for Fourier neural operators (Li et al. 2021's benchmark).
+
+.. math::
+
+    -\nabla \cdot (a \nabla u) = f \ \text{ on } (0, 1)^2, \qquad u = 0 \text{ on the boundary},
+
+with :math:`f = 1` and a piecewise-constant permeability: :math:`a = 12` where a Gaussian random
+field :math:`g \sim N(0, (-\Delta + 9 I)^{-2})` (Neumann cosine basis, mean mode zero) is
+positive and :math:`a = 3` elsewhere. The operator to learn maps :math:`a` to :math:`u`.
+
+Solver: the 5-point finite-difference scheme on the nodes :math:`(i h, j h)`,
+:math:`h = 1/(n-1)`, in flux form with harmonic-mean face coefficients,
+
+.. math::
+
+    \frac{1}{h^2} \sum_{\text{faces } \sigma} a_\sigma\, (u_P - u_{N(\sigma)}) = f_P, \qquad
+    a_\sigma = \frac{2 a_P a_N}{a_P + a_N},
+
+a symmetric positive definite system solved by :func:`scipy.sparse.linalg.spsolve`. The
+harmonic mean is the exact face conductivity of two half-cells in series, so fluxes stay right
+across the jumps of :math:`a`; for smooth :math:`a` it equals the midpoint value up to
+:math:`O(h^2)` and the scheme is second-order accurate.
+
+Resolutions: each sample is solved on one fine grid and subsampled (every ``s``-th node, which
+keeps the boundary), so the same seed gives the same sample at every resolution.
+
+>>> a, u = darcy_dataset(2, 9, seed=0, fine_resolution=17)
+>>> tuple(a.shape), u.dtype, sorted(set(a.flatten().tolist())) <= [3.0, 12.0]
+((2, 9, 9), torch.float32, True)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.sparse
+import scipy.sparse.linalg
+import torch
+from numpy.typing import ArrayLike
+
+from mperror.problems._base import check_seed, generator
+from mperror.problems.grf import SpectralGRF, cosine_values_2d, neumann_2d
+
+__all__ = ["FIELD", "FINE_RESOLUTION", "darcy_dataset", "solve_darcy", "subsample"]
+
+#: The field whose sign sets the permeability: ``N(0, (-Laplacian + 9)^-2)``, mean mode zero,
+#: 32 x 32 modes. (Only its sign matters, so ``sigma`` is immaterial.)
+FIELD = SpectralGRF(alpha=2.0, tau=3.0, sigma=1.0, n_modes=32)
+#: The default grid every sample is solved on: 241 nodes per side, so that resolutions
+#: 121, 81, 61, 49, 41, 31, 25, 21, 17, ... are exact subsamples.
+FINE_RESOLUTION = 241
+
+
+def solve_darcy(a: ArrayLike, f: ArrayLike | float = 1.0) -> torch.Tensor:
+    """The finite-difference solution of ``-div(a grad u) = f``, ``u = 0`` on the boundary.
+
+    Args:
+        a: positive permeability at the nodes (array or tensor), shape ``(n, n)``, ``n >= 3``;
+            entry ``[i, j]`` is the value at ``x = i / (n - 1)``, ``y = j / (n - 1)``.
+        f: the source at the nodes (``(n, n)``) or a constant; boundary entries are unused.
+
+    Returns:
+        float64 ``u`` at the nodes, shape ``(n, n)``, zero on the boundary.
+    """
+    a, f = _as_float64(a), _as_float64(f)
+    if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] < 3:
+        raise ValueError(f"a must be a square (n, n) array with n >= 3, got shape {a.shape}")
+    if not (np.all(np.isfinite(a)) and np.all(a > 0)):
+        raise ValueError("a must be finite and positive")
+    n = a.shape[0]
+    f = np.broadcast_to(f, a.shape)
+    h2 = (1.0 / (n - 1)) ** 2
+    ax = 2 * a[:-1, :] * a[1:, :] / (a[:-1, :] + a[1:, :])  # face (i, j) - (i + 1, j)
+    ay = 2 * a[:, :-1] * a[:, 1:] / (a[:, :-1] + a[:, 1:])  # face (i, j) - (i, j + 1)
+    east, west = ax[1:, 1:-1], ax[:-1, 1:-1]
+    north, south = ay[1:-1, 1:], ay[1:-1, :-1]
+    m = n - 2
+    idx = np.arange(m * m).reshape(m, m)
+    # Neighbours on the boundary carry u = 0, so their entries are dropped.
+    rows = [idx, idx[:-1, :], idx[1:, :], idx[:, :-1], idx[:, 1:]]
+    cols = [idx, idx[1:, :], idx[:-1, :], idx[:, 1:], idx[:, :-1]]
+    vals = [
+        (east + west + north + south) / h2,
+        -east[:-1, :] / h2,
+        -west[1:, :] / h2,
+        -north[:, :-1] / h2,
+        -south[:, 1:] / h2,
+    ]
+    matrix = scipy.sparse.csc_matrix(
+        (
+            np.concatenate([v.ravel() for v in vals]),
+            (np.concatenate([r.ravel() for r in rows]), np.concatenate([c.ravel() for c in cols])),
+        ),
+        shape=(m * m, m * m),
+    )
+    u = np.zeros((n, n))
+    u[1:-1, 1:-1] = scipy.sparse.linalg.spsolve(matrix, f[1:-1, 1:-1].ravel()).reshape(m, m)
+    return torch.from_numpy(u)
+
+
+def _as_float64(values: ArrayLike | float) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        return values.detach().to(device="cpu", dtype=torch.float64).numpy()
+    return np.asarray(values, dtype=np.float64)
+
+
+def subsample(values: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Every ``s``-th node along the last two axes, ``s = (n - 1) / (resolution - 1)``."""
+    n = values.shape[-1]
+    if not (isinstance(resolution, int) and resolution >= 2 and (n - 1) % (resolution - 1) == 0):
+        valid = [r for r in range(2, n + 1) if (n - 1) % (r - 1) == 0]
+        raise ValueError(
+            f"resolution must be an int r with (r - 1) dividing {n - 1} (fine grid of {n} "
+            f"nodes): one of {valid}; got {resolution!r}"
+        )
+    stride = (n - 1) // (resolution - 1)
+    return values[..., ::stride, ::stride]
+
+
+def darcy_dataset(
+    n_samples: int,
+    resolution: int,
+    *,
+    seed: int,
+    fine_resolution: int = FINE_RESOLUTION,
+    field: SpectralGRF = FIELD,
+    a_high: float = 12.0,
+    a_low: float = 3.0,
+    forcing: float = 1.0,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Permeabilities ``a`` and solutions ``u``, each ``(n_samples, resolution, resolution)``.
+
+    Args:
+        n_samples: number of samples.
+        resolution: nodes per side, including the boundary; ``resolution - 1`` must divide
+            ``fine_resolution - 1``.
+        seed: seeds the random fields (torch's global generator is not used).
+        fine_resolution: nodes per side of the grid every sample is solved on.
+        field: the Gaussian random field whose sign picks ``a_high`` (``> 0``) or ``a_low``.
+        a_high, a_low: the two permeabilities.
+        forcing: the constant source ``f``.
+        dtype: dtype of the returned tensors (the solve is float64).
+    """
+    seed = check_seed(seed)
+    if not (isinstance(fine_resolution, int) and fine_resolution >= 3):
+        raise ValueError(f"fine_resolution must be an int >= 3, got {fine_resolution!r}")
+    if isinstance(resolution, bool) or not isinstance(resolution, int):
+        raise ValueError(f"resolution must be an int, got {resolution!r}")
+    for name, value in (("a_high", a_high), ("a_low", a_low)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a positive finite float, got {value!r}")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    subsample(torch.empty(fine_resolution, fine_resolution), resolution)  # validates early
+    coefficients = neumann_2d(field, n_samples, generator=generator(seed, 0), zero_mean=True)
+    x = torch.linspace(0.0, 1.0, fine_resolution, dtype=torch.float64)
+    g = cosine_values_2d(coefficients, x)
+    a = torch.where(g > 0, a_high, a_low).to(torch.float64)
+    u = torch.stack([solve_darcy(sample, forcing) for sample in a])
+    return subsample(a, resolution).to(dtype), subsample(u, resolution).to(dtype)
