@@ -439,3 +439,16 @@ def test_integer_arguments_of_arithmetic_keep_their_dtype() -> None:
     log_p = rounded(torch.log_softmax(x.double(), 1))
     assert loss.item() == rounded(-log_p[torch.arange(5), target].mean()).item()
     assert shifted.dtype == torch.float32
+
+
+@pytest.mark.slow
+def test_compiled_rounding_inside_the_emulator() -> None:
+    """compiled=True rounds with mperror.round's torch.compile'd kernel (compiled on the first
+    call, a few seconds); oracle: the eager emulation, bit for bit."""
+    x = torch.randn(300) * OFF_GRID
+    y = torch.randn(300)
+    with emulate("e2m1", compiled=True, count=False):
+        fast = x * y + 1
+    with emulate("e2m1", count=False):
+        eager = x * y + 1
+    assert torch.equal(fast, eager)

@@ -87,3 +87,26 @@ def test_store_rounds_in_place_and_errors_are_clear() -> None:
         lost_update_fraction(torch.ones(2), torch.ones(3), torch.ones(2))
     with pytest.raises(TypeError, match="tensor"):
         lost_update_fraction([1.0], [1.0], [1.0])  # type: ignore[list-item]
+
+
+def test_meter_agrees_with_the_spacing_rule_on_random_updates() -> None:
+    """Oracle: mperror.bounds.gd.lost_updates, which predicts a loss from the spacing of fp16
+    around each weight without rounding anything. The step itself is float32 arithmetic
+    (w - lr g, rounded to float32), so the update the storage rounding sees is the float32
+    result minus w, exact in float64."""
+    from mperror.bounds.gd import lost_updates
+
+    gen = torch.Generator().manual_seed(5)
+    w0 = mperror.round(torch.randn(4000, generator=gen), "fp16")
+    scales = torch.exp2(torch.randint(-20, -4, (4000,), generator=gen).float())
+    grad = torch.randn(4000, generator=gen) * scales
+    param = torch.nn.Parameter(w0.clone())
+    meter = LostUpdateMeter([param], "fp16")
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    param.grad = grad
+    with meter.step():
+        optimizer.step()
+        effective = param.detach().double() - w0.double()
+    expected = lost_updates(w0, effective, "fp16")
+    assert meter.last.lost == int(expected.sum())
+    assert 0 < meter.last.lost < meter.last.updated  # both kinds occur
