@@ -106,6 +106,15 @@ _REDUCTION = {
     "grid_sampler_2d_backward", "grid_sampler_3d", "grid_sampler_3d_backward",
 }  # fmt: skip
 
+# Operators that write to arguments their schema does not mark as written (batch norm's
+# running statistics), by argument position.
+_UNDECLARED_WRITES = {
+    "native_batch_norm": (3, 4),
+    "batch_norm_update_stats": (1, 2),
+    "cudnn_batch_norm": (3, 4),
+    "miopen_batch_norm": (3, 4),
+}
+
 # Elementwise without torch's pointwise tag (writes at indices, fused optimizer steps).
 _ELEMENTWISE = {
     "index_put", "_index_put_impl", "index_copy", "masked_scatter", "put", "scatter",
@@ -157,8 +166,9 @@ def classify(func: torch._ops.OpOverload) -> OpInfo:
     arguments = schema.arguments
 
     mutated: list[tuple[int, str, bool]] = []
+    undeclared = _UNDECLARED_WRITES.get(name, ())
     for i, arg in enumerate(arguments):
-        if arg.alias_info is not None and arg.alias_info.is_write:
+        if (arg.alias_info is not None and arg.alias_info.is_write) or i in undeclared:
             is_list = isinstance(arg.type, torch.ListType)
             mutated.append((i, arg.name, is_list))
     returns_mutated: list[int | None] = []
@@ -173,7 +183,8 @@ def classify(func: torch._ops.OpOverload) -> OpInfo:
         else:
             match = None
             for k, (i, _, _) in enumerate(mutated):
-                if arguments[i].alias_info.before_set == alias.before_set:
+                written = arguments[i].alias_info
+                if written is not None and written.before_set == alias.before_set:
                     match = k
             returns_mutated.append(match)
     # ScalarType arguments have type int in the schema; these are their names.

@@ -452,3 +452,21 @@ def test_compiled_rounding_inside_the_emulator() -> None:
     with emulate("e2m1", count=False):
         eager = x * y + 1
     assert torch.equal(fast, eager)
+
+
+def test_batch_norm_updates_its_running_statistics() -> None:
+    """native_batch_norm writes running_mean / running_var without saying so in its schema;
+    the emulator must still write them back. Oracle: the momentum update computed in float64,
+    rounded once to fp16 (the kernel's own float64 mean and variance may differ from these in
+    the last float64 bits, so a result one fp16 spacing away is allowed)."""
+    bn = torch.nn.BatchNorm1d(4)
+    x = torch.randn(16, 4) * 3 + 1
+    with emulate("fp16"):
+        bn(x)
+    xd = x.double()
+    mean = rounded(0.1 * xd.mean(0))
+    var = rounded(0.9 + 0.1 * xd.var(0, unbiased=True))
+    fp16 = formats.FP16
+    assert ((bn.running_mean.double() - mean.double()).abs() <= fp16.spacing(mean.double())).all()
+    assert ((bn.running_var.double() - var.double()).abs() <= fp16.spacing(var.double())).all()
+    assert bn.num_batches_tracked.item() == 1
