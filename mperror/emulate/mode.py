@@ -236,6 +236,7 @@ class _Engine:
             if policy.compute == "fp64"
             else (torch.float32, torch.complex64)
         )
+        self._keep_fp32 = frozenset(policy.keep_fp32)
         self.entries: dict[Any, _Entry] = {}
         self._plans: dict[tuple[int, torch.dtype], str] = {}
         self.rounded = 0
@@ -247,7 +248,7 @@ class _Engine:
         cls = info.op_class
         if cls in (OpClass.VIEW, OpClass.PASS, OpClass.NATIVE):
             return _Entry(info, _NATIVE, None, False)
-        if info.name in self.policy.keep_fp32:
+        if info.name in self._keep_fp32:
             return _Entry(info, _FP32, None, False)
         if cls is OpClass.SOURCE:
             return _Entry(info, _SOURCE, self.policy.elementwise, False)

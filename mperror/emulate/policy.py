@@ -88,9 +88,10 @@ class Policy(Record):
         fft_algorithm: ``"exact"`` (complex128, rounded once) or ``"staged"`` (mperror.ops'
             staged FFTs, rounded after every butterfly stage; refused like ``accumulation``
             until routed).
-        keep_fp32: ATen operator names (overload packets, ``"exp"``, ``"_softmax"``, ...) that
-            run in float32: inputs converted to float32, torch's float32 kernel, output rounded to
-            float32 only. In-place variants (``"exp_"``) follow their base name.
+        keep_fp32: ATen operator names (overload packets, ``"exp"``, ``"_softmax"``, ...; any
+            collection, stored as a sorted tuple) that run in float32: inputs converted to
+            float32, torch's float32 kernel, output rounded to float32 only. In-place variants
+            (``"exp_"``) follow their base name.
         compute: the precision the emulator computes in before rounding. ``"fp64"`` (default)
             makes ``+ - * /`` and ``sqrt`` on format values correctly rounded for every format of
             precision ``p <= 25`` (float64 holds ``2p + 2`` bits: the second rounding is
@@ -116,7 +117,7 @@ class Policy(Record):
     mode: RoundMode = RoundMode.NEAREST_EVEN
     accumulation: Any = None
     fft_algorithm: str = "exact"
-    keep_fp32: frozenset[str] = frozenset()
+    keep_fp32: tuple[str, ...] = ()
     compute: str = "fp64"
     name: str = dataclasses.field(default="", compare=False)
 
@@ -140,11 +141,12 @@ class Policy(Record):
                 f"keep_fp32 must be a collection of ATen op names such as {{'exp', '_softmax'}}, "
                 f"got {self.keep_fp32!r}"
             )
-        names = frozenset(self.keep_fp32)
-        bad = sorted(repr(n) for n in names if not isinstance(n, str) or not n)
+        names = list(self.keep_fp32)
+        bad = [repr(n) for n in names if not isinstance(n, str) or not n]
         if bad:
             raise TypeError(f"keep_fp32 must hold non-empty op names (str), got {', '.join(bad)}")
-        object.__setattr__(self, "keep_fp32", names)
+        # A sorted tuple: hashable, order-free equality, and JSON-ready in to_dict().
+        object.__setattr__(self, "keep_fp32", tuple(sorted(set(names))))
 
     def format_of(self, op_class: OpClass) -> FloatFormat:
         """The format results of ``op_class`` are rounded to."""
@@ -240,7 +242,7 @@ _AUTOCAST_FP32_BACKWARD = (
 )  # fmt: skip
 
 #: ATen operators that :func:`autocast` keeps in float32 (torch's CUDA autocast fp32 lists).
-AUTOCAST_FP32_OPS: frozenset[str] = frozenset(_AUTOCAST_FP32_FORWARD + _AUTOCAST_FP32_BACKWARD)
+AUTOCAST_FP32_OPS: tuple[str, ...] = tuple(sorted(_AUTOCAST_FP32_FORWARD + _AUTOCAST_FP32_BACKWARD))
 
 
 def autocast(

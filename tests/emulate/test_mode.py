@@ -470,3 +470,16 @@ def test_batch_norm_updates_its_running_statistics() -> None:
     assert ((bn.running_mean.double() - mean.double()).abs() <= fp16.spacing(mean.double())).all()
     assert ((bn.running_var.double() - var.double()).abs() <= fp16.spacing(var.double())).all()
     assert bn.num_batches_tracked.item() == 1
+
+
+def test_report_is_json_ready() -> None:
+    """The record crosses module boundaries as plain data (oracle: json round trip)."""
+    import json
+
+    x = torch.rand(3)
+    with emulate(autocast("bf16")) as em:
+        _ = torch.exp(x) + x
+    data = json.loads(json.dumps(em.report().to_dict()))
+    assert data["policy"]["name"] == "autocast(bf16)"
+    assert "exp" in data["policy"]["keep_fp32"]
+    assert data["op_classes"]["aten.exp.default"] == "fp32"
