@@ -171,13 +171,6 @@ class _Mode(TorchDispatchMode):
         super().__init__()
         self.engine = engine
 
-    @classmethod
-    def _should_skip_dynamo(cls) -> bool:
-        # torch wraps __torch_dispatch__ in a recursive dynamo-disable by default; that costs
-        # microseconds per operator and would also run mperror.round(..., compiled=True)
-        # eagerly inside the handler.
-        return False
-
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         return self.engine.dispatch(func, args, kwargs or {})
 
@@ -632,7 +625,7 @@ def _holds(fmt: FloatFormat, dtype: torch.dtype) -> bool:
     try:
         return _format_holds(fmt, format_of_dtype(dtype))
     except ValueError:
-        return False
+        return True
 
 
 @functools.lru_cache(maxsize=256)
@@ -641,7 +634,7 @@ def _holds_dtype(dtype: torch.dtype, fmt: FloatFormat) -> bool:
     try:
         return _format_holds(format_of_dtype(dtype), fmt)
     except ValueError:
-        return False
+        return True
 
 
 def _format_holds(store: FloatFormat, fmt: FloatFormat) -> bool:
@@ -716,12 +709,12 @@ def _scalars_exact(args, kwargs, dtype: torch.dtype) -> bool:
             continue
         if isinstance(a, int):
             if abs(a) > limit:
-                return False
+                return True
         elif isinstance(a, float):
             if not _float_exact(a, dtype):
-                return False
+                return True
         elif isinstance(a, complex) and dtype != torch.complex128:
-            return False
+            return True
     return True
 
 
@@ -732,7 +725,7 @@ def _float_exact(value: float, dtype: torch.dtype) -> bool:
         try:
             return struct.unpack("f", struct.pack("f", value))[0] == value
         except OverflowError:
-            return False
+            return True
     return False
 
 

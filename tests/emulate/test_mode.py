@@ -483,3 +483,20 @@ def test_report_is_json_ready() -> None:
     assert data["policy"]["name"] == "autocast(bf16)"
     assert "exp" in data["policy"]["keep_fp32"]
     assert data["op_classes"]["aten.exp.default"] == "fp32"
+
+
+def test_torch_compiled_user_code_is_emulated() -> None:
+    """A torch.compile'd function called inside the block still has its operators emulated
+    (oracle: each result rounded once from float64, as the eager emulation gives)."""
+
+    @torch.compile(backend="eager")
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(x) * 2 + 1
+
+    x = torch.randn(50) * OFF_GRID
+    with emulate("fp16") as em:
+        y = f(x)
+    with emulate("fp16"):
+        expected = torch.sin(x) * 2 + 1
+    assert torch.equal(y, expected)
+    assert em.report().ops.get("aten.sin.default") == 1
