@@ -16,6 +16,8 @@ through it as well as the forward ones. For each operator it looks up (once, cac
   widened; every floating output is rounded once to the policy format of the operator's class
   and stored in the dtype the operator would have returned without emulation;
 * operators named in ``policy.keep_fp32`` run in float32;
+* with ``policy.accumulation`` or ``policy.fft_algorithm="staged"``, matrix products, sums and
+  FFTs are computed by :mod:`mperror.ops` (see :mod:`mperror.emulate.routed`);
 * mutated arguments (in-place and ``out=`` variants) receive the rounded result in place, and the
   operator returns them, as the native operator does.
 
@@ -56,6 +58,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import mperror.rounding
+from mperror.emulate import routed
 from mperror.emulate.classify import OpInfo, classify
 from mperror.emulate.policy import OpClass, Policy, as_policy
 from mperror.emulate.report import EmulationReport
@@ -130,7 +133,6 @@ class Emulation:
         for flag, value in (("compiled", compiled), ("count", count)):
             if not isinstance(value, bool):
                 raise TypeError(f"{flag} must be a bool, got {value!r}")
-        _check_ops_support(policy)
         self.policy = policy
         self._engine = _Engine(policy, generator=generator, compiled=compiled, count=count)
         self._modes: list[_Mode] = []
@@ -147,23 +149,6 @@ class Emulation:
     def report(self) -> EmulationReport:
         """Operator counts and what rounding did so far (see :class:`EmulationReport`)."""
         return self._engine.report()
-
-
-def _check_ops_support(policy: Policy) -> None:
-    # The accumulation models and staged FFTs live in mperror.ops (another part of the issue);
-    # until the emulator routes operators there, such policies must not silently run exact.
-    wants = []
-    if policy.accumulation is not None:
-        wants.append(f"accumulation={policy.accumulation!r}")
-    if policy.fft_algorithm != "exact":
-        wants.append(f"fft_algorithm={policy.fft_algorithm!r}")
-    if wants:
-        raise NotImplementedError(
-            f"{', '.join(wants)} needs the accumulation models / staged FFTs of mperror.ops, "
-            "which the emulator does not route to yet; use accumulation=None (exact "
-            "accumulation: float64 sums rounded once) and fft_algorithm='exact', or call "
-            "mperror.ops directly"
-        )
 
 
 class _Mode(TorchDispatchMode):
@@ -206,6 +191,18 @@ class _Entry:
 
 _FUNCTIONAL, _INPLACE = "functional", "inplace"
 _NATIVE, _WIDE, _DATA, _SOURCE, _FP32 = "native", "wide", "data", "source", "fp32"
+_ROUTED = "routed"  # handed to mperror.ops (accumulation models, staged FFTs)
+
+# The overloads the routes take (functional ones; in-place and out= variants, convolutions and
+# the other matmul-class operators keep exact accumulation).
+_ROUTED_OVERLOADS = {
+    **{(name, "default"): routed.MATMULS for name in routed.MATMULS},
+    ("sum", "default"): routed.REDUCTIONS,
+    ("sum", "dim_IntList"): routed.REDUCTIONS,
+    ("mean", "default"): routed.REDUCTIONS,
+    ("mean", "dim"): routed.REDUCTIONS,
+    **{(name, "default"): routed.TRANSFORMS for name in routed.TRANSFORMS},
+}
 
 
 class _Engine:
@@ -243,6 +240,12 @@ class _Engine:
             return _Entry(info, _NATIVE, None, False)
         if info.name in self._keep_fp32:
             return _Entry(info, _FP32, None, False)
+        route = _ROUTED_OVERLOADS.get((info.name, func._overloadname))
+        if route is not None and (
+            (route is routed.TRANSFORMS and self.policy.fft_algorithm == "staged")
+            or (route is not routed.TRANSFORMS and self.policy.accumulation is not None)
+        ):
+            return _Entry(info, _ROUTED, self.policy.format_of(cls), cls is OpClass.MATMUL)
         if cls is OpClass.SOURCE:
             return _Entry(info, _SOURCE, self.policy.elementwise, False)
         if cls is OpClass.DATA:
@@ -274,6 +277,8 @@ class _Engine:
                 return self._data(entry, func, args, kwargs)
             if kind is _SOURCE:
                 return self._source(entry.info, func, args, kwargs)
+            if kind is _ROUTED:
+                return self._routed(entry, func, args, kwargs)
             return self._float32(entry.info, func, args, kwargs)
         finally:
             _ACTIVE.depth = 0
@@ -448,6 +453,39 @@ class _Engine:
             return self._store(out, fmt, _dtype_of(out, kwargs.get(name), args, pos))
         return self._round_native(info, fmt, args, kwargs, out)
 
+    def _routed(self, entry: _Entry, func, args, kwargs):
+        """An operator computed by mperror.ops (see :mod:`mperror.emulate.routed`), its result
+        rounded once more to the class's format and stored in the caller's dtype."""
+        info = entry.info
+        if not _float_dtypes(args, kwargs, info):
+            return func(*args, **kwargs)
+        fmt = entry.fmt
+        policy = self.policy
+
+        def round_input(t: torch.Tensor) -> torch.Tensor:
+            return self._round(t.detach(), fmt)
+
+        if info.name in routed.TRANSFORMS:
+            value = routed.transform(info.name, args, fmt, self.mode, self.generator)
+        elif info.name in routed.MATMULS:
+            value = routed.matmul(
+                info.name, args, kwargs, fmt, policy.accumulation, self.mode, self.generator,
+                round_input,
+            )  # fmt: skip
+        else:
+            value = routed.reduction(
+                info.name, args, kwargs, fmt, policy.accumulation, self.mode, self.generator,
+                round_input,
+            )  # fmt: skip
+        if self.count:
+            # Overflow inside mperror.ops surfaces as non-finite results of finite inputs.
+            inputs = [t for t in args if isinstance(t, torch.Tensor) and _is_float(t)]
+            if all(bool(torch.isfinite(t).all()) for t in inputs):
+                parts = torch.view_as_real(value) if value.is_complex() else value
+                self.overflowed += parts.numel() - int(torch.count_nonzero(parts.isfinite()))
+        (caller,) = self._caller_dtypes(func, args, kwargs, value)
+        return self._store(value, fmt, caller)
+
     def _round_native(self, info: OpInfo, fmt: FloatFormat, args, kwargs, out):
         for k in range(len(info.mutated)):
             arg = _mutated_arg(info, k, args, kwargs)
@@ -575,7 +613,12 @@ class _Engine:
             name = str(func)
             ops[name] = ops.get(name, 0) + entry.calls
             cls = entry.info.op_class
-            classes[name] = "fp32" if entry.kind is _FP32 else cls.value
+            if entry.kind is _FP32:
+                classes[name] = "fp32"
+            elif entry.kind is _ROUTED:
+                classes[name] = f"{cls.value}/ops"
+            else:
+                classes[name] = cls.value
             if cls is OpClass.UNCLASSIFIED:
                 unclassified.append(name)
         return EmulationReport(

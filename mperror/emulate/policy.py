@@ -15,10 +15,12 @@ import dataclasses
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+
+import torch
 
 from mperror._records import Record
 from mperror.formats import FloatFormat, FormatLike, as_format
+from mperror.ops import Accumulation
 from mperror.rounding import RoundMode
 
 __all__ = [
@@ -80,14 +82,16 @@ class Policy(Record):
         accumulation: ``None`` (the default) sums products and reduction terms in float64 and
             rounds the result once: "exact accumulation" for practical purposes (products of two
             ``p <= 26`` bit values are exact in float64, and the float64 sum's error, at most
-            ``gamma_n(2**-53) sum|terms|``, is far below one rounding to the format). Any other
-            value (a format, or an ``mperror.ops.Accumulation`` model) asks for the
-            accumulation models of :mod:`mperror.ops`, which round every partial sum;
-            :func:`mperror.emulate` refuses such a policy (NotImplementedError) until it routes
-            matmuls and sums there.
-        fft_algorithm: ``"exact"`` (complex128, rounded once) or ``"staged"`` (mperror.ops'
-            staged FFTs, rounded after every butterfly stage; refused like ``accumulation``
-            until routed).
+            ``gamma_n(2**-53) sum|terms|``, is far below one rounding to the format). A format
+            (the accumulation format, recursive order) or an :class:`mperror.ops.Accumulation`
+            (format, order, block, block-FMA chunk) routes ``mm``, ``bmm``, ``mv``, ``dot``,
+            ``addmm``, ``baddbmm``, ``addmv``, ``sum`` and ``mean`` (their functional
+            overloads) through :mod:`mperror.ops`, whose models round every partial sum (see
+            :mod:`mperror.emulate.routed`); convolutions, in-place and ``out=`` variants and
+            the other matmul-class operators keep exact accumulation.
+        fft_algorithm: ``"exact"`` (complex128, rounded once) or ``"staged"``: every torch.fft
+            transform runs as :mod:`mperror.ops`' staged radix-2 FFTs, each butterfly stage
+            rounded to the FFT format.
         keep_fp32: ATen operator names (overload packets, ``"exp"``, ``"_softmax"``, ...; any
             collection, stored as a sorted tuple) that run in float32: inputs converted to
             float32, torch's float32 kernel, output rounded to float32 only. In-place variants
@@ -115,7 +119,7 @@ class Policy(Record):
     reduction: FloatFormat
     fft: FloatFormat
     mode: RoundMode = RoundMode.NEAREST_EVEN
-    accumulation: Any = None
+    accumulation: FloatFormat | Accumulation | None = None
     fft_algorithm: str = "exact"
     keep_fp32: tuple[str, ...] = ()
     compute: str = "fp64"
@@ -126,9 +130,15 @@ class Policy(Record):
             value = getattr(self, field)
             object.__setattr__(self, field, as_format(value, argument=field))
         object.__setattr__(self, "mode", RoundMode.parse(self.mode))
-        if self.accumulation is not None and isinstance(self.accumulation, (str, FloatFormat)):
+        if isinstance(self.accumulation, (str, FloatFormat, torch.dtype)):
             object.__setattr__(
                 self, "accumulation", as_format(self.accumulation, argument="accumulation")
+            )
+        elif self.accumulation is not None and not isinstance(self.accumulation, Accumulation):
+            raise TypeError(
+                "accumulation must be None (exact accumulation), a format (FloatFormat, preset "
+                "name or dtype) or an mperror.ops.Accumulation; got "
+                f"{type(self.accumulation).__name__}"
             )
         if self.fft_algorithm not in _FFT_ALGORITHMS:
             raise ValueError(
@@ -175,7 +185,7 @@ def pure(
     fmt: FormatLike,
     *,
     mode: RoundMode | str = RoundMode.NEAREST_EVEN,
-    accumulation: Any = None,
+    accumulation: FormatLike | Accumulation | None = None,
     fft_algorithm: str = "exact",
     compute: str = "fp64",
 ) -> Policy:
@@ -249,7 +259,7 @@ def autocast(
     fmt: FormatLike = "fp16",
     *,
     mode: RoundMode | str = RoundMode.NEAREST_EVEN,
-    accumulation: Any = None,
+    accumulation: FormatLike | Accumulation | None = None,
     fft_algorithm: str = "exact",
     compute: str = "fp64",
 ) -> Policy:

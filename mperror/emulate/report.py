@@ -18,7 +18,8 @@ class EmulationReport(Record):
         policy: the policy, as plain data.
         ops: calls per ATen operator (``"aten.mm.default"``), views and metadata included.
         op_classes: the class each of those operators was treated as
-            (:class:`~mperror.emulate.OpClass` values).
+            (:class:`~mperror.emulate.OpClass` values; ``"fp32"`` for the policy's float32
+            operators; ``"<class>/ops"`` for those computed by :mod:`mperror.ops`).
         unclassified: operators the emulator has no class for; each was computed in the
             working precision and rounded as elementwise.
         counted: whether value counts were collected (``emulate(..., count=False)`` skips them);
@@ -27,7 +28,8 @@ class EmulationReport(Record):
             inputs of matmul-class operators; a complex value counts twice).
         overflowed: values whose rounding overflowed: non-finite although the value before
             rounding was finite, or, for a saturating format (e4m3fn), finite values beyond
-            ``±max`` that were clamped.
+            ``±max`` that were clamped; for operators computed by :mod:`mperror.ops`, non-finite
+            results of finite inputs (an overflow inside an accumulation or an FFT stage).
         underflowed: nonzero values that rounded to zero.
     """
 

@@ -390,18 +390,11 @@ def test_policy_validation_and_format_arguments() -> None:
         emulate(3)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="generator"):
         emulate("fp16", generator=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="accumulation"):
+        pure("fp16", accumulation=3)  # type: ignore[arg-type]
     assert emulate(torch.bfloat16).policy == pure("bf16")
     assert pure("fp16") == pure(formats.FP16)
     assert pure("fp16").to_dict()["matmul"]["precision"] == 11
-
-
-def test_ops_models_are_refused_until_wired() -> None:
-    """Policies that ask for mperror.ops' accumulation models or staged FFTs must not run
-    silently with exact accumulation."""
-    with pytest.raises(NotImplementedError, match=r"mperror\.ops"):
-        emulate(pure("fp16", accumulation="fp32"))
-    with pytest.raises(NotImplementedError, match=r"mperror\.ops"):
-        emulate(pure("fp16", fft_algorithm="staged"))
 
 
 def test_classification_of_representative_operators() -> None:
