@@ -14,7 +14,7 @@ Nothing is asserted. --breakdown splits the cost: the dispatch mode alone, the e
 rounding replaced by the identity, and single mperror.round calls.
 
 Run:  PYTHONPATH=. python experiments/bench_emulation.py [--repeats 7] [--threads 1]
-      [--formats fp16 bf16 e4m3fn] [--compiled] [--breakdown]
+      [--formats fp16 bf16 e4m3fn] [--compiled] [--autocast] [--breakdown]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import mperror
 import mperror.rounding
-from mperror.emulate import emulate, pure
+from mperror.emulate import autocast, emulate, pure
 
 
 def cpu_model() -> str:
@@ -111,6 +111,8 @@ def run(args: argparse.Namespace) -> None:
         variants[f"{name} fp32 compute"] = lambda n=name: emulate(
             pure(n, compute="fp32"), count=False
         )
+        if args.autocast:
+            variants[f"{name} autocast"] = lambda n=name: emulate(autocast(n), count=False)
         if args.compiled:
             variants[f"{name} fp64 compiled"] = lambda n=name: emulate(
                 pure(n), count=False, compiled=True
@@ -195,6 +197,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--formats", nargs="+", default=["fp16", "bf16", "e4m3fn"])
     parser.add_argument("--compiled", action="store_true")
+    parser.add_argument("--autocast", action="store_true", help="also autocast(fmt) policies")
     parser.add_argument("--breakdown", action="store_true")
     run(parser.parse_args())
 
