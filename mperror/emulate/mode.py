@@ -92,7 +92,8 @@ def emulate(
             tensors). ``None`` uses torch's default generator, which then also shifts the
             program's own random numbers; pass one to keep them apart.
         compiled: round with ``mperror.round(..., compiled=True)``, the fused kernel (the first
-            call per format, mode and dtype compiles it, 10-20 s).
+            call per format, mode and dtype compiles it, 5-20 s). Its per-call cost is about the
+            eager one on tensors of a few thousand values; it pays off on large tensors only.
         count: collect the value counts of :meth:`Emulation.report` (a few reductions per
             operator); operator counts are always kept.
 
@@ -162,6 +163,11 @@ class _Mode(TorchDispatchMode):
 
 _FAST_DTYPES = (torch.float32, torch.float64)
 _KEEP, _ROUND, _WIDEN = "keep", "round", "widen"  # what _round does for a (format, dtype)
+# How an entry is handled: natively, in the working precision, natively then rounded (data,
+# sources), in float32, or by mperror.ops; and which fast path its shape allows.
+_NATIVE, _WIDE, _DATA, _SOURCE, _FP32 = "native", "wide", "data", "source", "fp32"
+_ROUTED = "routed"
+_FUNCTIONAL, _INPLACE = "functional", "inplace"
 
 
 class _Entry:
@@ -188,10 +194,6 @@ class _Entry:
         else:
             self.shape = None
 
-
-_FUNCTIONAL, _INPLACE = "functional", "inplace"
-_NATIVE, _WIDE, _DATA, _SOURCE, _FP32 = "native", "wide", "data", "source", "fp32"
-_ROUTED = "routed"  # handed to mperror.ops (accumulation models, staged FFTs)
 
 # The overloads the routes take (functional ones; in-place and out= variants, convolutions and
 # the other matmul-class operators keep exact accumulation).
@@ -351,9 +353,20 @@ class _Engine:
             return self._store(v, fmt, dtype)
         return v
 
-    def _wide(self, info: OpInfo, fmt: FloatFormat, round_inputs: bool, func, args, kwargs):
-        """Compute in the working precision, round every floating output to ``fmt`` once."""
-        real, cplx = self.real, self.complex
+    def _wide(
+        self,
+        info: OpInfo,
+        fmt: FloatFormat,
+        round_inputs: bool,
+        func,
+        args,
+        kwargs,
+        *,
+        exact: bool = False,
+    ):
+        """Compute in the working precision (float64 when ``exact``), round every floating
+        output to ``fmt`` once."""
+        real, cplx = (torch.float64, torch.complex128) if exact else (self.real, self.complex)
 
         def widen(t: torch.Tensor) -> torch.Tensor:
             if not (t.is_floating_point() or t.is_complex()):
@@ -424,7 +437,9 @@ class _Engine:
             return func(*args, **kwargs)
         fmt = entry.fmt
         if dtype is _MIXED:
-            return self._wide(info, fmt, False, func, args, kwargs)
+            # Copies between dtypes, or scalars the tensors' dtype cannot hold: float64 keeps
+            # them exact whatever the working precision.
+            return self._wide(info, fmt, False, func, args, kwargs, exact=True)
         out = func(*args, **kwargs)
         if not info.mutated and isinstance(out, torch.Tensor):
             return self._store(out, fmt, out.dtype) if _is_float(out) else out
@@ -445,7 +460,7 @@ class _Engine:
             # A constant such as full(size, 0.1) must be rounded from its float64 value, not
             # from its float32 one: recompute it wide, then round once.
             pos, name = info.dtype_args[0]
-            wide = self.complex if out.is_complex() else self.real
+            wide = torch.complex128 if out.is_complex() else torch.float64
             if name in kwargs or pos >= len(args):
                 out = func(*args, **{**kwargs, name: wide})
             else:

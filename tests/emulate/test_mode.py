@@ -493,3 +493,17 @@ def test_torch_compiled_user_code_is_emulated() -> None:
         expected = torch.sin(x) * 2 + 1
     assert torch.equal(y, expected)
     assert em.report().ops.get("aten.sin.default") == 1
+
+
+def test_fp32_working_precision_keeps_copies_and_constants_exact() -> None:
+    """compute="fp32" computes arithmetic in float32, but conversions and constants stay exact:
+    a float64 value just above an fp16 midpoint converts to the upper neighbour (a float32
+    detour would land on the midpoint and tie to even), and full(0.1) is fp16(0.1) (oracle:
+    the reference rounding of the exact values)."""
+    x = torch.tensor([1 + 2.0**-11 + 2.0**-40], dtype=torch.float64)
+    with emulate(pure("fp16", compute="fp32")):
+        h = x.half()
+        c = torch.full((2,), 0.1)
+    assert h.item() == mperror.reference.round_scalar(1 + 2.0**-11 + 2.0**-40, "fp16")
+    assert h.item() == 1 + 2.0**-10
+    assert (c == mperror.reference.round_scalar(0.1, "fp16")).all()
