@@ -507,3 +507,35 @@ def test_fp32_working_precision_keeps_copies_and_constants_exact() -> None:
     assert h.item() == mperror.reference.round_scalar(1 + 2.0**-11 + 2.0**-40, "fp16")
     assert h.item() == 1 + 2.0**-10
     assert (c == mperror.reference.round_scalar(0.1, "fp16")).all()
+
+
+MUTATIONS = {
+    "copy_": lambda t: t.copy_(torch.linspace(-2, 2, t.numel()).reshape(t.shape) * OFF_GRID),
+    "fill_": lambda t: t.fill_(0.1),
+    "zero_": lambda t: t.zero_(),
+    "masked_fill_": lambda t: t.masked_fill_(t > 0, 0.3),
+    "scatter_": lambda t: t.scatter_(1, torch.tensor([[0, 2], [1, 3]]), OFF_GRID / 3),
+    "index_put_": lambda t: t.index_put_(
+        (torch.tensor([0, 0]), torch.tensor([1, 1])),
+        torch.tensor([0.7, 0.2], dtype=t.dtype),
+        accumulate=True,
+    ),
+    "addcdiv_": lambda t: t.addcdiv_(torch.ones_like(t), torch.full_like(t, 3.0), value=0.5),
+    "clamp_": lambda t: t.clamp_(min=-0.1, max=0.1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MUTATIONS))
+def test_mutating_ops_write_the_rounded_result_in_place(name: str) -> None:
+    """Oracle: the same mutation without emulation on a float64 copy, rounded once to bf16 (the
+    inputs are bf16 values, so each mutation is one operation on them)."""
+    start = mperror.round(torch.randn(2, 4, dtype=torch.float64), "bf16")
+    expected = start.clone()
+    MUTATIONS[name](expected)
+    expected = mperror.round(expected, "bf16").float()
+    t = start.float()
+    ptr = t.data_ptr()
+    with emulate("bf16"):
+        returned = MUTATIONS[name](t)
+    assert returned is t and t.data_ptr() == ptr
+    assert torch.equal(t, expected)
