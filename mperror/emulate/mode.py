@@ -1,0 +1,947 @@
+"""``with mperror.emulate(policy): ...``: run any torch code as if computed in a chosen format.
+
+The emulator is a :class:`~torch.utils._python_dispatch.TorchDispatchMode`: it sees every ATen
+operator below autograd, so the operators autograd runs in backward and double backward go
+through it as well as the forward ones. For each operator it looks up (once, cached per
+``OpOverload``) its :class:`~mperror.emulate.policy.OpClass` and then:
+
+* views and metadata operators run natively and are returned untouched (aliasing preserved);
+* data-movement operators (clone, cat, index, where, relu, comparisons, ...) run natively, which
+  is exact, and their floating outputs are rounded;
+* random operators and factories run natively (so they draw exactly what they would without
+  emulation) and their outputs are rounded;
+* arithmetic (elementwise, matmul-class, reductions, FFTs, anything unclassified) runs in the
+  working precision, float64 by default: floating inputs are converted to float64 (complex to
+  complex128), matmul-class inputs first rounded to the policy's matmul format, dtype arguments
+  widened; every floating output is rounded once to the policy format of the operator's class
+  and stored in the dtype the operator would have returned without emulation;
+* operators named in ``policy.keep_fp32`` run in float32;
+* with ``policy.accumulation`` or ``policy.fft_algorithm="staged"``, matrix products, sums and
+  FFTs are computed by :mod:`mperror.ops` (see :mod:`mperror.emulate.routed`);
+* mutated arguments (in-place and ``out=`` variants) receive the rounded result in place, and the
+  operator returns them, as the native operator does.
+
+Exactness of the default working precision. A result computed in float64 and rounded once to a
+format of precision ``p`` is the correctly rounded exact result whenever float64 computes it
+exactly, or correctly rounded with at least ``2p + 2`` bits (then the second rounding is
+innocuous: Figueroa, "When is double rounding innocuous?", SIGNUM 1995). Hence:
+
+* ``*`` of inputs of at most 26 significant bits (any float32 or format values) is exact in
+  float64;
+* ``+ - / sqrt`` of values of a format with ``p <= 25`` are correctly rounded (``53 >= 2p + 2``);
+  ``+ -`` of arbitrary float32 inputs can double-round when their exponents differ by more than
+  29 and the larger one is a midpoint of the format;
+* fused operators (addcmul, addcdiv, lerp, ``add`` with ``alpha``) are evaluated in float64 and
+  rounded once: correctly rounded whenever float64 evaluates them exactly (power-of-two scalars,
+  format-valued inputs), otherwise off only when the exact result lies within a few float64 ulps
+  of a midpoint of the format;
+* transcendental functions: torch's float64 kernels are accurate to about one float64 ulp, so
+  the rounded result is the correctly rounded one unless the exact value lies within that
+  distance of a midpoint of the format, and never more than one spacing of the format off;
+* matmuls and reductions sum in float64 ("exact accumulation": see
+  :class:`~mperror.emulate.Policy`).
+
+Python scalars enter operators at full float64 precision.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import struct
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import mperror.rounding
+from mperror.emulate import routed
+from mperror.emulate.classify import OpInfo, classify
+from mperror.emulate.policy import OpClass, Policy, as_policy
+from mperror.emulate.report import EmulationReport
+from mperror.formats import FloatFormat, FormatLike, Overflow, format_of_dtype
+from mperror.rounding import RoundMode
+
+__all__ = ["Emulation", "emulate"]
+
+# Depth of emulation handlers running in this thread. A handler's own torch calls reach the
+# modes further out on torch's mode stack; an outer emulation must let them through untouched,
+# or it would round the inner emulation's float64 intermediates (innermost wins).
+_ACTIVE = threading.local()
+
+_REAL_OF = {torch.complex64: torch.float32, torch.complex128: torch.float64}
+_COMPLEX_OF = {torch.float32: torch.complex64, torch.float64: torch.complex128}
+
+
+def emulate(
+    policy: Policy | FormatLike,
+    *,
+    generator: torch.Generator | None = None,
+    compiled: bool = False,
+    count: bool = True,
+) -> Emulation:
+    """A context manager that runs torch code as if computed under ``policy``.
+
+    Args:
+        policy: a :class:`~mperror.emulate.Policy`, or a format (``"fp16"``, a FloatFormat, a
+            dtype), which means ``pure(fmt)``.
+        generator: the torch.Generator stochastic rounding draws from (on the device of the
+            tensors). ``None`` uses torch's default generator, which then also shifts the
+            program's own random numbers; pass one to keep them apart.
+        compiled: round with ``mperror.round(..., compiled=True)``, the fused kernel (the first
+            call per format, mode and dtype compiles it, 5-20 s). Its per-call cost is about the
+            eager one on tensors of a few thousand values; it pays off on large tensors only.
+        count: collect the value counts of :meth:`Emulation.report` (a few reductions per
+            operator); operator counts are always kept.
+
+    Inside the block every floating-point ATen operator is emulated (see the module docstring
+    for what each class of operator does, and for exactly which results are correctly rounded).
+    Importing mperror changes nothing; the emulation is active only inside the block, on the
+    thread that entered it (autograd's backward pass, run from inside the block, included);
+    nested blocks work, the innermost winning; an exception leaves it as entered. The block can
+    be entered again later: the report accumulates.
+
+    >>> import torch, mperror
+    >>> x = torch.tensor([1.0, 2.0**-11, 70000.0])
+    >>> with mperror.emulate("fp16") as em:
+    ...     y = (x + 1) * 2
+    >>> y.tolist(), y.dtype
+    ([4.0, 2.0, inf], torch.float32)
+    >>> em.report().overflowed
+    1
+    """
+    return Emulation(as_policy(policy), generator=generator, compiled=compiled, count=count)
+
+
+class Emulation:
+    """The context manager :func:`emulate` returns; :meth:`report` summarises what ran."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        generator: torch.Generator | None = None,
+        compiled: bool = False,
+        count: bool = True,
+    ) -> None:
+        if not isinstance(policy, Policy):
+            raise TypeError(f"policy must be a Policy, got {type(policy).__name__}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        for flag, value in (("compiled", compiled), ("count", count)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{flag} must be a bool, got {value!r}")
+        self.policy = policy
+        self._engine = _Engine(policy, generator=generator, compiled=compiled, count=count)
+        self._modes: list[_Mode] = []
+
+    def __enter__(self) -> Emulation:
+        mode = _Mode(self._engine)
+        mode.__enter__()
+        self._modes.append(mode)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._modes.pop().__exit__(*exc)
+
+    def report(self) -> EmulationReport:
+        """Operator counts and what rounding did so far (see :class:`EmulationReport`)."""
+        return self._engine.report()
+
+
+class _Mode(TorchDispatchMode):
+    def __init__(self, engine: _Engine) -> None:
+        super().__init__()
+        self.engine = engine
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        return self.engine.dispatch(func, args, kwargs or {})
+
+
+_FAST_DTYPES = (torch.float32, torch.float64)
+_KEEP, _ROUND, _WIDEN = "keep", "round", "widen"  # what _round does for a (format, dtype)
+# How an entry is handled: natively, in the working precision, natively then rounded (data,
+# sources), in float32, or by mperror.ops; and which fast path its shape allows.
+_NATIVE, _WIDE, _DATA, _SOURCE, _FP32 = "native", "wide", "data", "source", "fp32"
+_ROUTED = "routed"
+_FUNCTIONAL, _INPLACE = "functional", "inplace"
+
+
+class _Entry:
+    """How one operator is handled under one policy (built once per operator)."""
+
+    __slots__ = ("calls", "fmt", "info", "kind", "round_inputs", "shape")
+
+    def __init__(self, info: OpInfo, kind: str, fmt: FloatFormat | None, round_inputs: bool):
+        self.info = info
+        self.kind = kind
+        self.fmt = fmt
+        self.round_inputs = round_inputs
+        self.calls = 0
+        # Operators the fast paths handle: functional ones whose output dtype follows their
+        # inputs', and in-place methods (self written and returned).
+        if info.simple:
+            self.shape = _FUNCTIONAL
+        elif (
+            info.mutated == ((0, "self", False),)
+            and info.returns_mutated == (0,)
+            and not info.dtype_args
+        ):
+            self.shape = _INPLACE
+        else:
+            self.shape = None
+
+
+# The overloads the routes take (functional ones; in-place and out= variants, convolutions and
+# the other matmul-class operators keep exact accumulation).
+_ROUTED_OVERLOADS = {
+    **{(name, "default"): routed.MATMULS for name in routed.MATMULS},
+    ("sum", "default"): routed.REDUCTIONS,
+    ("sum", "dim_IntList"): routed.REDUCTIONS,
+    ("mean", "default"): routed.REDUCTIONS,
+    ("mean", "dim"): routed.REDUCTIONS,
+    **{(name, "default"): routed.TRANSFORMS for name in routed.TRANSFORMS},
+}
+
+
+class _Engine:
+    """The per-emulation state: policy, one entry per operator, counters."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        generator: torch.Generator | None,
+        compiled: bool,
+        count: bool,
+    ) -> None:
+        self.policy = policy
+        self.mode: RoundMode = policy.mode
+        self.generator = generator
+        self.compiled = compiled
+        self.count = count
+        self.real, self.complex = (
+            (torch.float64, torch.complex128)
+            if policy.compute == "fp64"
+            else (torch.float32, torch.complex64)
+        )
+        self._keep_fp32 = frozenset(policy.keep_fp32)
+        self.entries: dict[Any, _Entry] = {}
+        self._plans: dict[tuple[int, torch.dtype], str] = {}
+        self.rounded = 0
+        self.overflowed = 0
+        self.underflowed = 0
+
+    def entry(self, func) -> _Entry:
+        info = classify(func)
+        cls = info.op_class
+        if cls in (OpClass.VIEW, OpClass.PASS, OpClass.NATIVE):
+            return _Entry(info, _NATIVE, None, False)
+        if info.name in self._keep_fp32:
+            return _Entry(info, _FP32, None, False)
+        route = _ROUTED_OVERLOADS.get((info.name, func._overloadname))
+        if route is not None and (
+            (route is routed.TRANSFORMS and self.policy.fft_algorithm == "staged")
+            or (route is not routed.TRANSFORMS and self.policy.accumulation is not None)
+        ):
+            return _Entry(info, _ROUTED, self.policy.format_of(cls), cls is OpClass.MATMUL)
+        if cls is OpClass.SOURCE:
+            return _Entry(info, _SOURCE, self.policy.elementwise, False)
+        if cls is OpClass.DATA:
+            return _Entry(info, _DATA, self.policy.elementwise, False)
+        return _Entry(info, _WIDE, self.policy.format_of(cls), cls is OpClass.MATMUL)
+
+    def dispatch(self, func, args: tuple, kwargs: dict):
+        if getattr(_ACTIVE, "depth", 0):
+            return func(*args, **kwargs)
+        entry = self.entries.get(func)
+        if entry is None:
+            entry = self.entries[func] = self.entry(func)
+        entry.calls += 1
+        kind = entry.kind
+        if kind is _NATIVE:
+            return func(*args, **kwargs)
+        _ACTIVE.depth = 1
+        try:
+            if kind is _WIDE:
+                shape = entry.shape
+                if shape is not None:
+                    dtype = _uniform_float(args, kwargs)
+                    if dtype is not None:
+                        if shape is _FUNCTIONAL:
+                            return self._wide_fast(entry, dtype, func, args, kwargs)
+                        return self._inplace_fast(entry, dtype, func, args, kwargs)
+                return self._wide(entry.info, entry.fmt, entry.round_inputs, func, args, kwargs)
+            if kind is _DATA:
+                return self._data(entry, func, args, kwargs)
+            if kind is _SOURCE:
+                return self._source(entry.info, func, args, kwargs)
+            if kind is _ROUTED:
+                return self._routed(entry, func, args, kwargs)
+            return self._float32(entry.info, func, args, kwargs)
+        finally:
+            _ACTIVE.depth = 0
+
+    # -- handlers ----------------------------------------------------------------------------
+
+    def _wide_fast(self, entry: _Entry, dtype: torch.dtype, func, args, kwargs):
+        """The common case: tensors of one real dtype (float32 or float64), nothing mutated;
+        then each floating output has that dtype (its complex twin if complex)."""
+        real = self.real
+        fmt = entry.fmt
+        # Every floating tensor has this dtype (integer and bool tensors keep theirs).
+        if entry.round_inputs:
+            wargs = [
+                self._round(a.detach(), fmt).to(real)
+                if isinstance(a, torch.Tensor) and a.dtype is dtype
+                else a
+                for a in args
+            ]
+        elif dtype is real:
+            wargs = args
+        else:
+            wargs = [
+                a.to(real) if isinstance(a, torch.Tensor) and a.dtype is dtype else a for a in args
+            ]
+        out = func(*wargs, **kwargs)
+        if isinstance(out, torch.Tensor):
+            return self._finish(out, fmt, dtype)
+        if isinstance(out, tuple):
+            return tuple(self._finish(o, fmt, dtype) for o in out)
+        return out
+
+    def _inplace_fast(self, entry: _Entry, dtype: torch.dtype, func, args, kwargs):
+        """An in-place method on tensors of one real dtype: computed in the working precision,
+        its rounded value written into ``self``."""
+        real = self.real
+        fmt = entry.fmt
+        target = args[0]
+        if dtype is real and not entry.round_inputs:
+            func(*args, **kwargs)  # already in the working precision: compute in place
+            plain = target.detach()
+            r = self._round(plain, fmt)
+            if r is not plain:
+                target.copy_(r)
+            return target
+        if entry.round_inputs:
+            wargs = [
+                self._round(a.detach(), fmt).to(real)
+                if isinstance(a, torch.Tensor) and a.dtype is dtype
+                else a
+                for a in args
+            ]
+        else:
+            wargs = [
+                a.to(real) if isinstance(a, torch.Tensor) and a.dtype is dtype else a for a in args
+            ]
+        if wargs[0] is target:  # .to() returned the tensor itself; keep self unmodified
+            wargs[0] = target.detach().clone()
+        func(*wargs, **kwargs)
+        target.copy_(self._store(wargs[0], fmt, target.dtype))
+        return target
+
+    def _finish(self, v: Any, fmt: FloatFormat, dtype: torch.dtype) -> Any:
+        """Round a working-precision output and store it in ``dtype`` (or its complex twin)."""
+        if not isinstance(v, torch.Tensor):
+            return v
+        if v.is_complex():
+            return self._store(v, fmt, _COMPLEX_OF[dtype])
+        if v.is_floating_point():
+            return self._store(v, fmt, dtype)
+        return v
+
+    def _wide(
+        self,
+        info: OpInfo,
+        fmt: FloatFormat,
+        round_inputs: bool,
+        func,
+        args,
+        kwargs,
+        *,
+        exact: bool = False,
+    ):
+        """Compute in the working precision (float64 when ``exact``), round every floating
+        output to ``fmt`` once."""
+        real, cplx = (torch.float64, torch.complex128) if exact else (self.real, self.complex)
+
+        def widen(t: torch.Tensor) -> torch.Tensor:
+            if not (t.is_floating_point() or t.is_complex()):
+                return t
+            if round_inputs:
+                t = self._round(t.detach(), fmt)
+            target = cplx if t.is_complex() else real
+            return t.to(target) if t.dtype != target else t.detach()
+
+        wargs = _map_tensors(widen, args)
+        wkwargs = {k: _map_tensors(widen, v) for k, v in kwargs.items()}
+        for pos, name in info.dtype_args:
+            if name in wkwargs:
+                wkwargs[name] = _widen_dtype(wkwargs[name], real, cplx)
+            elif pos < len(wargs):
+                wargs = (*wargs[:pos], _widen_dtype(wargs[pos], real, cplx), *wargs[pos + 1 :])
+        out = func(*wargs, **wkwargs)
+        callers = self._caller_dtypes(func, args, kwargs, out)
+        for orig, wide in _mutated_pairs(info, args, kwargs, wargs, wkwargs):
+            if orig.shape != wide.shape:
+                orig.resize_(wide.shape)  # out= variants resize their output
+            orig.copy_(self._store(wide, fmt, orig.dtype))
+        return self._results(info, args, kwargs, out, callers, fmt)
+
+    def _float32(self, info: OpInfo, func, args, kwargs):
+        """Run in float32 (torch's float32 kernel); outputs are float32 values."""
+        dtypes = _float_dtypes(args, kwargs, info)
+        if dtypes <= {torch.float32, torch.complex64}:
+            return func(*args, **kwargs)
+
+        def narrow(t: torch.Tensor) -> torch.Tensor:
+            if t.is_complex():
+                return t.to(torch.complex64)
+            return t.to(torch.float32) if t.is_floating_point() else t
+
+        wargs = _map_tensors(narrow, args)
+        wkwargs = {k: _map_tensors(narrow, v) for k, v in kwargs.items()}
+        for pos, name in info.dtype_args:
+            if name in wkwargs:
+                wkwargs[name] = _widen_dtype(wkwargs[name], torch.float32, torch.complex64)
+            elif pos < len(wargs):
+                narrowed = _widen_dtype(wargs[pos], torch.float32, torch.complex64)
+                wargs = (*wargs[:pos], narrowed, *wargs[pos + 1 :])
+        out = func(*wargs, **wkwargs)
+        callers = iter(self._caller_dtypes(func, args, kwargs, out))
+        for orig, wide in _mutated_pairs(info, args, kwargs, wargs, wkwargs):
+            if orig.shape != wide.shape:
+                orig.resize_(wide.shape)
+            orig.copy_(wide)
+        returns = _top_level(info, out)
+        results = []
+        for j, value in enumerate(returns):
+            k = info.returns_mutated[j] if j < len(info.returns_mutated) else None
+            if k is not None:
+                results.append(_mutated_arg(info, k, args, kwargs))
+                _skip(callers, value)
+            else:
+                results.append(
+                    _map_leaves(lambda v, d: v if d is None else v.to(d), value, callers)
+                )
+        return _pack(info, out, results)
+
+    def _data(self, entry: _Entry, func, args, kwargs):
+        """Exact operators run natively in the caller's dtype; then their results are rounded."""
+        info = entry.info
+        dtype = _uniform_dtype(args, kwargs, info)
+        if dtype is None:
+            return func(*args, **kwargs)
+        fmt = entry.fmt
+        if dtype is _MIXED:
+            # Copies between dtypes, or scalars the tensors' dtype cannot hold: float64 keeps
+            # them exact whatever the working precision.
+            return self._wide(info, fmt, False, func, args, kwargs, exact=True)
+        out = func(*args, **kwargs)
+        if not info.mutated and isinstance(out, torch.Tensor):
+            return self._store(out, fmt, out.dtype) if _is_float(out) else out
+        return self._round_native(info, fmt, args, kwargs, out)
+
+    def _source(self, info: OpInfo, func, args, kwargs):
+        """Random operators and factories: native, then rounded."""
+        fmt = self.policy.elementwise
+        out = func(*args, **kwargs)
+        if (
+            info.factory
+            and info.dtype_args
+            and isinstance(out, torch.Tensor)
+            and (out.is_floating_point() or out.is_complex())
+            and torch.Tag.nondeterministic_seeded not in func.tags
+            and not _scalars_exact(args, kwargs, out.dtype)
+        ):
+            # A constant such as full(size, 0.1) must be rounded from its float64 value, not
+            # from its float32 one: recompute it wide, then round once.
+            pos, name = info.dtype_args[0]
+            wide = torch.complex128 if out.is_complex() else torch.float64
+            if name in kwargs or pos >= len(args):
+                out = func(*args, **{**kwargs, name: wide})
+            else:
+                out = func(*args[:pos], wide, *args[pos + 1 :], **kwargs)
+            return self._store(out, fmt, _dtype_of(out, kwargs.get(name), args, pos))
+        return self._round_native(info, fmt, args, kwargs, out)
+
+    def _routed(self, entry: _Entry, func, args, kwargs):
+        """An operator computed by mperror.ops (see :mod:`mperror.emulate.routed`), its result
+        rounded once more to the class's format and stored in the caller's dtype."""
+        info = entry.info
+        if not _float_dtypes(args, kwargs, info):
+            return func(*args, **kwargs)
+        fmt = entry.fmt
+        policy = self.policy
+
+        def round_input(t: torch.Tensor) -> torch.Tensor:
+            return self._round(t.detach(), fmt)
+
+        if info.name in routed.TRANSFORMS:
+            value = routed.transform(info.name, args, fmt, self.mode, self.generator)
+        elif info.name in routed.MATMULS:
+            value = routed.matmul(
+                info.name, args, kwargs, fmt, policy.accumulation, self.mode, self.generator,
+                round_input,
+            )  # fmt: skip
+        else:
+            value = routed.reduction(
+                info.name, args, kwargs, fmt, policy.accumulation, self.mode, self.generator,
+                round_input,
+            )  # fmt: skip
+        if self.count:
+            # Overflow inside mperror.ops surfaces as non-finite results of finite inputs.
+            inputs = [t for t in args if isinstance(t, torch.Tensor) and _is_float(t)]
+            if all(bool(torch.isfinite(t).all()) for t in inputs):
+                parts = torch.view_as_real(value) if value.is_complex() else value
+                self.overflowed += parts.numel() - int(torch.count_nonzero(parts.isfinite()))
+        (caller,) = self._caller_dtypes(func, args, kwargs, value)
+        return self._store(value, fmt, caller)
+
+    def _round_native(self, info: OpInfo, fmt: FloatFormat, args, kwargs, out):
+        for k in range(len(info.mutated)):
+            arg = _mutated_arg(info, k, args, kwargs)
+            for t in arg if isinstance(arg, (list, tuple)) else (arg,):
+                if _is_float(t):
+                    plain = t.detach()
+                    r = self._round(plain, fmt)
+                    if r is not plain:
+                        t.copy_(r)
+        returns = _top_level(info, out)
+        results = []
+        for j, value in enumerate(returns):
+            k = info.returns_mutated[j] if j < len(info.returns_mutated) else None
+            if k is not None:
+                results.append(_mutated_arg(info, k, args, kwargs))
+            else:
+                results.append(_map_leaves(lambda v, _: self._store(v, fmt, v.dtype), value, None))
+        return _pack(info, out, results)
+
+    def _results(self, info: OpInfo, args, kwargs, out, callers: tuple, fmt: FloatFormat):
+        it = iter(callers)
+        returns = _top_level(info, out)
+        results = []
+        for j, value in enumerate(returns):
+            k = info.returns_mutated[j] if j < len(info.returns_mutated) else None
+            if k is not None:
+                results.append(_mutated_arg(info, k, args, kwargs))
+                _skip(it, value)
+            else:
+                results.append(
+                    _map_leaves(lambda v, d: v if d is None else self._store(v, fmt, d), value, it)
+                )
+        return _pack(info, out, results)
+
+    # -- rounding ----------------------------------------------------------------------------
+
+    def _round(self, v: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
+        """``v`` rounded to ``fmt`` (in ``v``'s dtype, or float64 where that cannot hold fmt);
+        ``v`` itself when every value of its dtype is a value of ``fmt``."""
+        key = (id(fmt), v.dtype)
+        plan = self._plans.get(key)
+        if plan is None:
+            part = _REAL_OF.get(v.dtype, v.dtype)
+            if _holds(fmt, part):
+                plan = _KEEP
+            elif _holds_dtype(part, fmt):
+                plan = _ROUND
+            else:
+                plan = _WIDEN
+            self._plans[key] = plan
+        if plan is _KEEP:
+            return v
+        if plan is _WIDEN:
+            v = v.to(torch.complex128 if v.is_complex() else torch.float64)
+        if v.is_complex():
+            v = v.resolve_conj()  # autograd passes lazily conjugated views; round needs values
+        elif v.dtype is torch.float64 and _holds_dtype(torch.float32, fmt):
+            # Many float64 results (products and sums of format values) are float32 values:
+            # then rounding the equal float32 tensor gives the same result, through
+            # mperror.round's much cheaper float32 path. torch.equal stops at the first
+            # element that differs, so the test costs little when it fails.
+            narrow = v.float()
+            if torch.equal(narrow.double(), v):
+                v = narrow
+        r = mperror.rounding.round(
+            v, fmt, self.mode, generator=self.generator, compiled=self.compiled
+        )
+        if self.count:
+            self._tally(v, r, fmt)
+        return r
+
+    def _store(self, v: torch.Tensor, fmt: FloatFormat, dtype: torch.dtype) -> torch.Tensor:
+        """``v`` rounded to ``fmt`` and stored in ``dtype``."""
+        r = self._round(v, fmt)
+        if r.dtype is dtype:
+            return r
+        part = _REAL_OF.get(dtype, dtype)
+        if part.is_floating_point and not _holds_dtype(part, fmt):
+            # The storage dtype is narrower than the format: a second rounding, done exactly.
+            r = mperror.rounding.round(
+                r, format_of_dtype(part), self.mode, generator=self.generator
+            )
+        return r.to(dtype)
+
+    def _tally(self, v: torch.Tensor, r: torch.Tensor, fmt: FloatFormat) -> None:
+        """Count rounded, overflowed and underflowed values with a few float reductions.
+
+        Rounding keeps zeros zero and non-finite values non-finite (a saturating format maps
+        infinities to ``±max``), so differences of counts are counts of transitions. A finite
+        sum shows that nothing is non-finite; only otherwise are non-finite values counted.
+        """
+        if v.is_complex():
+            v, r = torch.view_as_real(v), torch.view_as_real(r)
+        self.rounded += r.numel()
+        self.underflowed += int(torch.count_nonzero(v)) - int(torch.count_nonzero(r))
+        if fmt.overflow is Overflow.SATURATE:
+            if v.numel() and not float(v.abs().max()) <= fmt.max:
+                beyond = torch.count_nonzero(v.abs() > fmt.max) - torch.count_nonzero(v.isinf())
+                self.overflowed += int(beyond)
+        elif not math.isfinite(float(r.sum())):
+            nonfinite_r = r.numel() - int(torch.count_nonzero(r.isfinite()))
+            nonfinite_v = v.numel() - int(torch.count_nonzero(v.isfinite()))
+            self.overflowed += nonfinite_r - nonfinite_v
+
+    # -- output dtypes -----------------------------------------------------------------------
+
+    def _caller_dtypes(self, func, args, kwargs, out) -> tuple:
+        """The dtype of each output leaf as the operator returns it without emulation."""
+        cache = _DTYPE_CACHE.setdefault(func, {})
+        key = _signature(args, kwargs)
+        dtypes = cache.get(key)
+        if dtypes is None:
+            dtypes = cache[key] = _meta_dtypes(func, args, kwargs)
+        if dtypes is _GUESS:
+            return tuple(_guess_dtype(leaf, args, kwargs) for leaf in _leaves(out))
+        return dtypes
+
+    # -- report ------------------------------------------------------------------------------
+
+    def report(self) -> EmulationReport:
+        ops: dict[str, int] = {}
+        classes: dict[str, str] = {}
+        unclassified = []
+        for func, entry in self.entries.items():
+            name = str(func)
+            ops[name] = ops.get(name, 0) + entry.calls
+            cls = entry.info.op_class
+            if entry.kind is _FP32:
+                classes[name] = "fp32"
+            elif entry.kind is _ROUTED:
+                classes[name] = f"{cls.value}/ops"
+            else:
+                classes[name] = cls.value
+            if cls is OpClass.UNCLASSIFIED:
+                unclassified.append(name)
+        return EmulationReport(
+            policy=self.policy.to_dict(),
+            ops=ops,
+            op_classes=classes,
+            unclassified=tuple(sorted(unclassified)),
+            counted=self.count,
+            rounded=self.rounded,
+            overflowed=self.overflowed,
+            underflowed=self.underflowed,
+        )
+
+
+def _uniform_float(args: tuple, kwargs: dict) -> torch.dtype | None:
+    """float32 or float64 when that is the dtype of every floating tensor argument and there
+    are no complex tensors, tensor lists or dtype-like keyword arguments; else None."""
+    dtype = None
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            d = a.dtype
+            if d.is_floating_point:
+                if dtype is None:
+                    dtype = d
+                elif d is not dtype:
+                    return None
+            elif d.is_complex:
+                return None
+        elif isinstance(a, (list, tuple)):
+            for e in a:
+                if isinstance(e, torch.Tensor):
+                    return None
+    for a in kwargs.values():
+        if isinstance(a, (torch.Tensor, torch.dtype, list, tuple)):
+            return None
+    return dtype if dtype in _FAST_DTYPES else None
+
+
+# -- formats and dtypes --------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def _holds(fmt: FloatFormat, dtype: torch.dtype) -> bool:
+    """Is every finite value of ``dtype`` a value of ``fmt`` (so rounding changes nothing)?"""
+    if not dtype.is_floating_point:
+        return True
+    try:
+        return _format_holds(fmt, format_of_dtype(dtype))
+    except ValueError:
+        return True
+
+
+@functools.lru_cache(maxsize=256)
+def _holds_dtype(dtype: torch.dtype, fmt: FloatFormat) -> bool:
+    """Can ``dtype`` store every value of ``fmt``?"""
+    try:
+        return _format_holds(format_of_dtype(dtype), fmt)
+    except ValueError:
+        return True
+
+
+def _format_holds(store: FloatFormat, fmt: FloatFormat) -> bool:
+    small = fmt.emin - fmt.precision + 1 if fmt.subnormals else fmt.emin
+    store_small = store.emin - store.precision + 1 if store.subnormals else store.emin
+    return (
+        fmt.precision <= store.precision
+        and fmt.emax <= store.emax
+        and fmt.max <= store.max
+        and small >= store_small
+        and (store.subnormals or not fmt.subnormals)
+    )
+
+
+def _widen_dtype(value: Any, real: torch.dtype, cplx: torch.dtype) -> Any:
+    if isinstance(value, torch.dtype):
+        if value.is_complex:
+            return cplx
+        if value.is_floating_point:
+            return real
+    return value
+
+
+def _is_float(t: Any) -> bool:
+    return isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex())
+
+
+def _float_dtypes(args, kwargs, info: OpInfo) -> set[torch.dtype]:
+    found = set()
+    for a in itertools.chain(args, kwargs.values()):
+        if isinstance(a, torch.Tensor):
+            if a.is_floating_point() or a.is_complex():
+                found.add(a.dtype)
+        elif isinstance(a, (list, tuple)):
+            found.update(x.dtype for x in a if _is_float(x))
+    for pos, name in info.dtype_args:
+        d = kwargs.get(name, args[pos] if pos < len(args) else None)
+        if isinstance(d, torch.dtype) and (d.is_floating_point or d.is_complex):
+            found.add(d)
+    return found
+
+
+_MIXED = object()
+_EXACT_INT = {torch.float64: 2**53, torch.float32: 2**24, torch.float16: 2**11,
+              torch.bfloat16: 2**8}  # fmt: skip
+
+
+def _uniform_dtype(args, kwargs, info: OpInfo):
+    """The one floating dtype of an operator's tensors, if its native kernel is exact: no second
+    floating dtype (conversions between them round), and every Python number representable in
+    it. ``None`` when there is no floating tensor; ``_MIXED`` otherwise."""
+    dtypes = _float_dtypes(args, kwargs, info)
+    if not dtypes:
+        return None
+    if len(dtypes) > 1:
+        return _MIXED
+    (dtype,) = dtypes
+    if dtype.is_complex:
+        return _MIXED if dtype != torch.complex128 and _has_scalars(args, kwargs) else dtype
+    return dtype if _scalars_exact(args, kwargs, dtype) else _MIXED
+
+
+def _has_scalars(args, kwargs) -> bool:
+    return any(isinstance(a, (float, complex)) for a in itertools.chain(args, kwargs.values()))
+
+
+def _scalars_exact(args, kwargs, dtype: torch.dtype) -> bool:
+    """Does ``dtype`` hold every Python number among the arguments exactly?"""
+    limit = _EXACT_INT.get(_REAL_OF.get(dtype, dtype), 0)
+    for a in itertools.chain(args, kwargs.values()):
+        if isinstance(a, bool):
+            continue
+        if isinstance(a, int):
+            if abs(a) > limit:
+                return True
+        elif isinstance(a, float):
+            if not _float_exact(a, dtype):
+                return True
+        elif isinstance(a, complex) and dtype != torch.complex128:
+            return True
+    return True
+
+
+def _float_exact(value: float, dtype: torch.dtype) -> bool:
+    if dtype in (torch.float64, torch.complex128):
+        return True
+    if dtype in (torch.float32, torch.complex64):
+        try:
+            return struct.unpack("f", struct.pack("f", value))[0] == value
+        except OverflowError:
+            return True
+    return False
+
+
+def _dtype_of(out: torch.Tensor, requested: Any, args, pos: int) -> torch.dtype:
+    if isinstance(requested, torch.dtype):
+        return requested
+    if pos < len(args) and isinstance(args[pos], torch.dtype):
+        return args[pos]
+    default = torch.get_default_dtype()
+    return _COMPLEX_OF[default] if out.is_complex() else default
+
+
+# -- argument and output plumbing ----------------------------------------------------------
+
+
+def _map_tensors(f: Callable[[torch.Tensor], torch.Tensor], value: Any) -> Any:
+    """Apply ``f`` to the tensors in ``value`` (an argument, a tuple of arguments, or a list)."""
+    if isinstance(value, torch.Tensor):
+        return f(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_map_tensors(f, v) for v in value)
+    return value
+
+
+def _mutated_arg(info: OpInfo, k: int, args, kwargs) -> Any:
+    pos, name, _ = info.mutated[k]
+    if name in kwargs:
+        return kwargs[name]
+    return args[pos] if pos < len(args) else None
+
+
+def _mutated_pairs(info: OpInfo, args, kwargs, wargs, wkwargs) -> Iterator[tuple]:
+    """(original, working copy) for every tensor an operator writes to."""
+    for k in range(len(info.mutated)):
+        orig = _mutated_arg(info, k, args, kwargs)
+        wide = _mutated_arg(info, k, wargs, wkwargs)
+        if orig is None:
+            continue
+        if isinstance(orig, (list, tuple)):
+            for o, w in zip(orig, wide, strict=True):
+                if _is_float(o):
+                    yield o, w
+        elif _is_float(orig):
+            yield orig, wide
+
+
+def _top_level(info: OpInfo, out: Any) -> list:
+    """The operator's returns as a list, one entry per schema return."""
+    if len(info.returns_mutated) == 1:
+        return [out]
+    if out is None:
+        return []
+    return list(out)
+
+
+def _pack(info: OpInfo, out: Any, results: list) -> Any:
+    if len(info.returns_mutated) == 1:
+        return results[0]
+    if out is None:
+        return None
+    return type(out)(results) if isinstance(out, (tuple, list)) else results
+
+
+def _leaves(value: Any) -> Iterator[Any]:
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _leaves(v)
+    else:
+        yield value
+
+
+def _skip(it: Iterator, value: Any) -> None:
+    for _ in _leaves(value):
+        next(it, None)
+
+
+def _map_leaves(f: Callable[[torch.Tensor, Any], Any], value: Any, dtypes: Iterator | None):
+    """Apply ``f(leaf, caller_dtype)`` to the floating tensors of an output (nested lists and
+    tuples), consuming one caller dtype per leaf from ``dtypes``."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_map_leaves(f, v, dtypes) for v in value)
+    dtype = next(dtypes, None) if dtypes is not None else None
+    if _is_float(value):
+        return f(value, dtype) if dtypes is not None else f(value, value.dtype)
+    return value
+
+
+# -- what the operator would return without emulation: meta tensors, cached -----------------
+
+_DTYPE_CACHE: dict[Any, dict[tuple, Any]] = {}
+_GUESS = object()
+
+
+def _signature(args, kwargs) -> tuple:
+    """What the output dtypes of an operator depend on: the dtypes of its tensors (and whether
+    they are zero-dimensional, which type promotion treats apart), the types of its numbers,
+    its dtype arguments, and torch's default dtype."""
+    key: list = [torch.get_default_dtype()]
+    for a in args:
+        _signature_item(a, key)
+    for name, a in kwargs.items():
+        key.append(name)
+        _signature_item(a, key)
+    return tuple(key)
+
+
+def _signature_item(a: Any, key: list) -> None:
+    if isinstance(a, torch.Tensor):
+        key.append(a.dtype)
+        key.append(a.dim() == 0)
+    elif isinstance(a, (list, tuple)):
+        key.append(len(a))
+        for x in a:
+            if isinstance(x, torch.Tensor):
+                key.append(x.dtype)
+                key.append(x.dim() == 0)
+            else:
+                key.append(type(x))
+    elif isinstance(a, torch.dtype):
+        key.append(a)
+    else:
+        key.append(type(a))
+
+
+def _to_meta(a: Any) -> Any:
+    if isinstance(a, torch.Tensor):
+        return torch.empty_strided(a.shape, a.stride(), dtype=a.dtype, device="meta")
+    if isinstance(a, torch.device):
+        return torch.device("meta")
+    if isinstance(a, (list, tuple)):
+        return type(a)(_to_meta(x) for x in a)
+    return a
+
+
+def _meta_dtypes(func, args, kwargs) -> Any:
+    try:
+        out = func(*_to_meta(args), **{k: _to_meta(v) for k, v in kwargs.items()})
+    except Exception:  # no meta kernel (data-dependent shapes, some linear algebra)
+        return _GUESS
+    return tuple(leaf.dtype if isinstance(leaf, torch.Tensor) else None for leaf in _leaves(out))
+
+
+def _guess_dtype(leaf: Any, args, kwargs) -> torch.dtype | None:
+    """Type promotion over the floating inputs, for operators without a meta kernel."""
+    if not _is_float(leaf):
+        return None
+    requested = kwargs.get("dtype")
+    if isinstance(requested, torch.dtype):
+        return requested
+    full, zero_dim = [], []
+    for a in itertools.chain(args, kwargs.values()):
+        for t in a if isinstance(a, (list, tuple)) else (a,):
+            if _is_float(t):
+                (zero_dim if t.dim() == 0 else full).append(t.dtype)
+    candidates = full or zero_dim or [torch.get_default_dtype()]
+    dtype = functools.reduce(torch.promote_types, candidates)
+    if leaf.is_complex() and not dtype.is_complex:
+        return _COMPLEX_OF.get(dtype, torch.complex64)
+    if not leaf.is_complex() and dtype.is_complex:
+        return _REAL_OF[dtype]
+    return dtype

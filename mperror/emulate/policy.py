@@ -1,0 +1,313 @@
+"""What an emulated program computes in: the :class:`Policy` record and its presets.
+
+A policy names, per class of operation (:class:`OpClass`), the format its results are rounded
+to, the rounding mode, how matmuls and reductions accumulate, how FFTs are computed, and a set of
+ATen operators left in float32. The emulator (:func:`mperror.emulate`) reads nothing else: no
+global state, no torch setting.
+
+Presets: :func:`pure` (every operation in one format) and :func:`autocast` (torch's CUDA
+autocast op lists, so that a CPU run stands in for CUDA mixed-precision numerics).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+
+from mperror._records import Record
+from mperror.formats import FloatFormat, FormatLike, as_format
+from mperror.ops import Accumulation
+from mperror.rounding import RoundMode
+
+__all__ = [
+    "AUTOCAST_FP32_OPS",
+    "OpClass",
+    "Policy",
+    "autocast",
+    "pure",
+]
+
+
+class OpClass(str, enum.Enum):
+    """How the emulator treats an ATen operator. The value string names the class in reports."""
+
+    #: returns an alias of an input (view, reshape-as-view, detach...): returned untouched
+    VIEW = "view"
+    #: no floating-point values to round (metadata, ``.item()``, ``empty``, ``zero_``, ...)
+    PASS = "pass"
+    #: values are copies or selections of inputs or constants (clone, cat, index, where, relu,
+    #: comparisons...): run natively, which is exact, then rounded
+    DATA = "data"
+    #: random numbers and factories (randn, normal_, dropout, full, arange...): run natively, so
+    #: that they draw what they would without emulation, then rounded
+    SOURCE = "source"
+    #: pointwise arithmetic (``torch.Tag.pointwise``, ``_foreach_*``): float64, rounded once
+    ELEMENTWISE = "elementwise"
+    #: mm, bmm, addmm, baddbmm, convolution, ... (autocast's lower-precision list): inputs rounded
+    #: to the format first, products summed, the result rounded once
+    MATMUL = "matmul"
+    #: sums, means, norms, softmax, normalisation layers, losses: float64, rounded once
+    REDUCTION = "reduction"
+    #: ``_fft_r2c``, ``_fft_c2c``, ``_fft_c2r``: complex128, rounded once
+    FFT = "fft"
+    #: bookkeeping that must keep its own precision (GradScaler's ``_amp_*`` ops): native
+    NATIVE = "native"
+    #: anything else with floating-point values (linear algebra, ...): rounded as elementwise
+    #: and listed in the report
+    UNCLASSIFIED = "unclassified"
+
+
+_COMPUTE = ("fp64", "fp32")
+_FFT_ALGORITHMS = ("exact", "staged")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Policy(Record):
+    """The precision of every operation of an emulated program.
+
+    Args:
+        elementwise: format of elementwise results and of data-movement, random and
+            unclassified operations.
+        matmul: format of matmul-class operations (:attr:`OpClass.MATMUL`): their floating
+            inputs are rounded to it first, as autocast casts them, and the result is rounded
+            to it once.
+        reduction: format of reduction results (sum, mean, softmax, norms, losses...).
+        fft: format of FFT results.
+        mode: the rounding mode of every rounding (a :class:`~mperror.RoundMode` or its value);
+            the stochastic modes draw from the generator given to :func:`mperror.emulate`.
+        accumulation: ``None`` (the default) sums products and reduction terms in float64 and
+            rounds the result once: "exact accumulation" for practical purposes (products of two
+            ``p <= 26`` bit values are exact in float64, and the float64 sum's error, at most
+            ``gamma_n(2**-53) sum|terms|``, is far below one rounding to the format). A format
+            (the accumulation format, recursive order) or an :class:`mperror.ops.Accumulation`
+            (format, order, block, block-FMA chunk) routes ``mm``, ``bmm``, ``mv``, ``dot``,
+            ``addmm``, ``baddbmm``, ``addmv``, ``sum`` and ``mean`` (their functional
+            overloads) through :mod:`mperror.ops`, whose models round every partial sum (see
+            :mod:`mperror.emulate.routed`); convolutions, in-place and ``out=`` variants and
+            the other matmul-class operators keep exact accumulation.
+        fft_algorithm: ``"exact"`` (complex128, rounded once) or ``"staged"``: every torch.fft
+            transform runs as :mod:`mperror.ops`' staged radix-2 FFTs, each butterfly stage
+            rounded to the FFT format.
+        keep_fp32: ATen operator names (overload packets, ``"exp"``, ``"_softmax"``, ...; any
+            collection, stored as a sorted tuple) that run in float32: inputs converted to
+            float32, torch's float32 kernel, output rounded to float32 only. In-place variants
+            (``"exp_"``) follow their base name.
+        compute: the precision the emulator computes in before rounding. ``"fp64"`` (default)
+            makes ``+ - * /`` and ``sqrt`` on format values correctly rounded for every format of
+            precision ``p <= 25`` (float64 holds ``2p + 2`` bits: the second rounding is
+            innocuous). ``"fp32"`` runs torch's float32 kernels and rounds their result, which is
+            faster and loses exactness: double rounding is innocuous only for ``p <= 11``
+            (``24 >= 2p + 2``), and then only for correctly rounded float32 operations (``+ - *
+            /``); torch's CPU float32 ``sqrt``, transcendental functions, fused ops (addcmul)
+            and float32 reductions and matmuls (float32 accumulation in a blocked order) carry
+            float32 errors into the result; FFTs run in complex64.
+        name: a label for reports; it takes no part in equality.
+
+    >>> p = pure("bf16")
+    >>> p.matmul.name, p.mode.value, p.accumulation
+    ('bf16', 'nearest_even', None)
+    >>> "exp" in autocast("fp16").keep_fp32, autocast("fp16").matmul.name
+    (True, 'fp16')
+    """
+
+    elementwise: FloatFormat
+    matmul: FloatFormat
+    reduction: FloatFormat
+    fft: FloatFormat
+    mode: RoundMode = RoundMode.NEAREST_EVEN
+    accumulation: FloatFormat | Accumulation | None = None
+    fft_algorithm: str = "exact"
+    keep_fp32: tuple[str, ...] = ()
+    compute: str = "fp64"
+    name: str = dataclasses.field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        for field in ("elementwise", "matmul", "reduction", "fft"):
+            value = getattr(self, field)
+            object.__setattr__(self, field, as_format(value, argument=field))
+        object.__setattr__(self, "mode", RoundMode.parse(self.mode))
+        if isinstance(self.accumulation, (str, FloatFormat, torch.dtype)):
+            object.__setattr__(
+                self, "accumulation", as_format(self.accumulation, argument="accumulation")
+            )
+        elif self.accumulation is not None and not isinstance(self.accumulation, Accumulation):
+            raise TypeError(
+                "accumulation must be None (exact accumulation), a format (FloatFormat, preset "
+                "name or dtype) or an mperror.ops.Accumulation; got "
+                f"{type(self.accumulation).__name__}"
+            )
+        if self.fft_algorithm not in _FFT_ALGORITHMS:
+            raise ValueError(
+                f"fft_algorithm must be one of {_FFT_ALGORITHMS}, got {self.fft_algorithm!r}"
+            )
+        if self.compute not in _COMPUTE:
+            raise ValueError(f"compute must be one of {_COMPUTE}, got {self.compute!r}")
+        if isinstance(self.keep_fp32, str) or not isinstance(self.keep_fp32, Iterable):
+            raise TypeError(
+                f"keep_fp32 must be a collection of ATen op names such as {{'exp', '_softmax'}}, "
+                f"got {self.keep_fp32!r}"
+            )
+        names = list(self.keep_fp32)
+        bad = [repr(n) for n in names if not isinstance(n, str) or not n]
+        if bad:
+            raise TypeError(f"keep_fp32 must hold non-empty op names (str), got {', '.join(bad)}")
+        # A sorted tuple: hashable, order-free equality, and JSON-ready in to_dict().
+        object.__setattr__(self, "keep_fp32", tuple(sorted(set(names))))
+
+    def format_of(self, op_class: OpClass) -> FloatFormat:
+        """The format results of ``op_class`` are rounded to."""
+        if op_class is OpClass.MATMUL:
+            return self.matmul
+        if op_class is OpClass.REDUCTION:
+            return self.reduction
+        if op_class is OpClass.FFT:
+            return self.fft
+        return self.elementwise
+
+    def __str__(self) -> str:
+        if self.name:
+            return self.name
+        formats = {self.elementwise, self.matmul, self.reduction, self.fft}
+        body = (
+            str(self.elementwise)
+            if len(formats) == 1
+            else f"elementwise={self.elementwise}, matmul={self.matmul}, "
+            f"reduction={self.reduction}, fft={self.fft}"
+        )
+        return f"Policy({body}, mode={self.mode.value}, compute={self.compute})"
+
+
+def pure(
+    fmt: FormatLike,
+    *,
+    mode: RoundMode | str = RoundMode.NEAREST_EVEN,
+    accumulation: FormatLike | Accumulation | None = None,
+    fft_algorithm: str = "exact",
+    compute: str = "fp64",
+) -> Policy:
+    """Every operation in ``fmt``: each floating-point result rounded to ``fmt`` once.
+
+    >>> str(pure("fp16"))
+    'pure(fp16)'
+    """
+    fmt = as_format(fmt)
+    return Policy(
+        elementwise=fmt,
+        matmul=fmt,
+        reduction=fmt,
+        fft=fmt,
+        mode=mode,
+        accumulation=accumulation,
+        fft_algorithm=fft_algorithm,
+        compute=compute,
+        name=f"pure({fmt})",
+    )
+
+
+# torch's CUDA autocast op lists, from pytorch/pytorch aten/src/ATen/autocast_mode.h (the macros
+# AT_FORALL_LOWER_PRECISION_FP, AT_FORALL_FP32, AT_FORALL_FP32_SET_OPT_DTYPE and the
+# fp32_append_dtype norm overloads, registered for AutocastCUDA in autocast_mode.cpp) and the
+# table "CUDA Ops that can autocast to float16 / float32" in torch's docs (docs/source/amp.rst).
+# Autocast wraps operators above autograd, before composite operators decompose; the emulator
+# sees ATen operators below autograd. The names below are the ATen operators those entries run
+# as on CPU: layer_norm -> native_layer_norm, softmax -> _softmax, nll_loss -> nll_loss_forward,
+# cdist -> _cdist_forward, ...; plus the backward kernels of those forward kernels, because
+# under CUDA autocast their inputs are float32 tensors and their backward runs in float32 too.
+# Entries that are composite on every backend (cosine_similarity, l1_loss, kl_div,
+# poisson_nll_loss, cosine_embedding_loss, hinge_embedding_loss, margin_ranking_loss,
+# triplet_margin_loss, frobenius_norm, nuclear_norm) are seen as their parts: the parts on this
+# list run in float32, the rest in the policy's formats.
+_AUTOCAST_FP32_FORWARD = (
+    # AT_FORALL_FP32
+    "acos", "asin", "cosh", "erfinv", "exp", "expm1", "log", "log10", "log2", "log1p",
+    "reciprocal", "rsqrt", "sinh", "tan", "pow", "softplus", "native_layer_norm",
+    "native_group_norm", "nll_loss_forward", "nll_loss2d_forward", "smooth_l1_loss",
+    "huber_loss", "mse_loss", "multilabel_margin_loss_forward", "soft_margin_loss",
+    "multi_margin_loss", "binary_cross_entropy_with_logits", "dist", "_pdist_forward",
+    "_cdist_forward", "renorm", "logsumexp", "upsample_nearest1d", "_upsample_nearest_exact1d",
+    "upsample_nearest2d", "_upsample_nearest_exact2d", "upsample_nearest3d",
+    "_upsample_nearest_exact3d", "upsample_linear1d", "upsample_bilinear2d",
+    "_upsample_bilinear2d_aa", "upsample_trilinear3d", "upsample_bicubic2d",
+    "_upsample_bicubic2d_aa",
+    # AT_FORALL_FP32_SET_OPT_DTYPE and the norm overloads (fp32_append_dtype)
+    "prod", "_softmax", "_log_softmax", "cumprod", "cumsum", "linalg_vector_norm",
+    "linalg_matrix_norm", "sum", "norm",
+)  # fmt: skip
+_AUTOCAST_FP32_BACKWARD = (
+    "softplus_backward", "native_layer_norm_backward", "native_group_norm_backward",
+    "nll_loss_backward", "nll_loss2d_backward", "smooth_l1_loss_backward",
+    "huber_loss_backward", "mse_loss_backward", "multilabel_margin_loss_backward",
+    "soft_margin_loss_backward", "multi_margin_loss_backward", "_pdist_backward",
+    "_cdist_backward", "_softmax_backward_data", "_log_softmax_backward_data",
+    "upsample_nearest1d_backward", "_upsample_nearest_exact1d_backward",
+    "upsample_nearest2d_backward", "_upsample_nearest_exact2d_backward",
+    "upsample_nearest3d_backward", "_upsample_nearest_exact3d_backward",
+    "upsample_linear1d_backward", "upsample_bilinear2d_backward",
+    "_upsample_bilinear2d_aa_backward", "upsample_trilinear3d_backward",
+    "upsample_bicubic2d_backward", "_upsample_bicubic2d_aa_backward",
+)  # fmt: skip
+
+#: ATen operators that :func:`autocast` keeps in float32 (torch's CUDA autocast fp32 lists).
+AUTOCAST_FP32_OPS: tuple[str, ...] = tuple(sorted(_AUTOCAST_FP32_FORWARD + _AUTOCAST_FP32_BACKWARD))
+
+
+def autocast(
+    fmt: FormatLike = "fp16",
+    *,
+    mode: RoundMode | str = RoundMode.NEAREST_EVEN,
+    accumulation: FormatLike | Accumulation | None = None,
+    fft_algorithm: str = "exact",
+    compute: str = "fp64",
+) -> Policy:
+    """torch's CUDA autocast, emulated: matmuls and convolutions in ``fmt``, its fp32 list in
+    float32.
+
+    torch.autocast on CUDA casts the inputs of its ``lower_precision_fp`` operators (mm, bmm,
+    addmm, baddbmm, addmv, addr, convolutions, prelu, attention; what ``linear``, ``matmul`` and
+    ``einsum`` decompose into) to ``fmt``: here they are :attr:`OpClass.MATMUL` with format
+    ``fmt``, their inputs rounded first. Its fp32 list (exp, log, pow, softmax, log_softmax,
+    layer and group norm, sum, prod, cumsum, norms, logsumexp, losses, upsampling; see
+    :data:`AUTOCAST_FP32_OPS`) runs in float32. Everything else runs in ``fmt``: reductions that
+    are not on the fp32 list (mean, var, amax; batch norm, which cuDNN accumulates in float32
+    and returns in ``fmt``) are accumulated exactly and rounded to ``fmt``.
+
+    Where this differs from CUDA autocast: CUDA runs an operator outside its lists in the widest
+    dtype of its inputs, so ``x16 + bias32`` runs in float32; the emulator stores every tensor
+    in the caller's dtype and cannot tell which ones CUDA would hold in half, so it runs such
+    operators in ``fmt`` (at least as much rounding as CUDA). Output dtypes stay the caller's.
+
+    >>> p = autocast("bf16")
+    >>> p.matmul.name, "_softmax" in p.keep_fp32, "mean" in p.keep_fp32
+    ('bf16', True, False)
+    """
+    fmt = as_format(fmt)
+    return Policy(
+        elementwise=fmt,
+        matmul=fmt,
+        reduction=fmt,
+        fft=fmt,
+        mode=mode,
+        accumulation=accumulation,
+        fft_algorithm=fft_algorithm,
+        keep_fp32=AUTOCAST_FP32_OPS,
+        compute=compute,
+        name=f"autocast({fmt})",
+    )
+
+
+def as_policy(policy: Policy | FormatLike, *, argument: str = "policy") -> Policy:
+    """A Policy as is; a format-like argument means ``pure(fmt)``."""
+    if isinstance(policy, Policy):
+        return policy
+    try:
+        return pure(as_format(policy, argument=argument))
+    except TypeError:
+        raise TypeError(
+            f"{argument} must be a Policy (see mperror.emulate.pure / autocast) or a format "
+            f"(a FloatFormat, a preset name such as 'fp16', or a torch dtype); "
+            f"got {type(policy).__name__}"
+        ) from None

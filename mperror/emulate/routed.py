@@ -1,0 +1,200 @@
+"""Operators the emulator hands to :mod:`mperror.ops`: accumulation models and staged FFTs.
+
+Selected by the policy: ``Policy.accumulation`` (a format or an ``mperror.ops.Accumulation``)
+routes matrix products and sums, ``Policy.fft_algorithm="staged"`` routes FFTs. Each function
+takes the operator's ATen arguments and returns float64 / complex128 values of the policy's
+format, before the emulator stores them in the caller's dtype.
+
+Matrix products (``mm``, ``bmm``, ``mv``, ``dot``, ``addmm``, ``baddbmm``, ``addmv``): the
+inputs are rounded to the matmul format ``F`` (as autocast casts them); the products are summed
+by the accumulation model into its format ``A`` (:func:`mperror.ops.matmul` with output format
+``A``); then ``alpha * P + beta * bias`` is evaluated in float64 and rounded once to ``F``: the
+bias joins in the accumulator, as a GEMM with ``beta`` does, and the result leaves in ``F``.
+Complex products run as four real ones, ``(ArBr - AiBi) + i (ArBi + AiBr)``, each accumulated
+by the model, combined in float64 and rounded once (how half-precision complex contractions run
+as real einsums).
+
+Sums and means (``sum``, ``mean``): inputs rounded to the reduction format ``F``, summed by
+the model into ``A`` (:func:`mperror.ops.sum`), then ``S`` (or ``S / n``) rounded once to ``F``.
+Complex inputs: real and imaginary parts separately.
+
+FFTs (``_fft_r2c``, ``_fft_c2c``, ``_fft_c2r``, which every ``torch.fft`` function runs as):
+the staged radix-2 transforms of :mod:`mperror.ops.fourier`, every butterfly stage rounded to
+the FFT format, one dimension after another, unnormalised; then the normalisation factor
+(rounded to ``F``) multiplies the result, which is rounded once more, after the transform as
+cuFFT does (so an unnormalised intermediate beyond ``F.max`` overflows, whatever ``norm`` says).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+import torch
+
+import mperror.ops
+import mperror.rounding
+from mperror.formats import FloatFormat
+from mperror.ops import Accumulation
+from mperror.rounding import RoundMode
+
+__all__ = ["MATMULS", "REDUCTIONS", "TRANSFORMS", "accumulation_model"]
+
+#: ATen operators whose products follow the policy's accumulation model.
+MATMULS = ("mm", "bmm", "mv", "dot", "addmm", "baddbmm", "addmv")
+#: ATen reductions that follow it.
+REDUCTIONS = ("sum", "mean")
+#: ATen FFT operators that the staged transforms replace.
+TRANSFORMS = ("_fft_r2c", "_fft_c2c", "_fft_c2r")
+
+
+def accumulation_model(accumulation: object, fmt: FloatFormat) -> Accumulation:
+    """The policy's accumulation as an Accumulation whose format is explicit (for ``fmt``)."""
+    model = (
+        accumulation if isinstance(accumulation, Accumulation) else Accumulation(fmt=accumulation)
+    )
+    return dataclasses.replace(model, fmt=model.format_for(fmt))
+
+
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().to(torch.complex128 if t.is_complex() else torch.float64).resolve_conj()
+
+
+def _real_product(
+    a: torch.Tensor, b: torch.Tensor, model: Accumulation, mode: RoundMode, generator
+) -> torch.Tensor:
+    """``a @ b`` (2-D or batched, float64 values of F) accumulated into the model's format."""
+    return mperror.ops.matmul(a, b, model.fmt, accumulate=model, mode=mode, generator=generator)
+
+
+def _product(a, b, model, mode, generator) -> torch.Tensor:
+    if not (a.is_complex() or b.is_complex()):
+        return _real_product(a, b, model, mode, generator)
+    a, b = a.to(torch.complex128), b.to(torch.complex128)
+
+    def prod(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return _real_product(x.contiguous(), y.contiguous(), model, mode, generator)
+
+    real = prod(a.real, b.real) - prod(a.imag, b.imag)
+    imag = prod(a.real, b.imag) + prod(a.imag, b.real)
+    return torch.complex(real, imag)
+
+
+def matmul(
+    name: str,
+    args: tuple,
+    kwargs: dict,
+    fmt: FloatFormat,
+    accumulation: object,
+    mode: RoundMode,
+    generator: torch.Generator | None,
+    round_input: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """The unrounded (float64) ``alpha * P + beta * bias`` of a matmul-class operator, ``P``
+    accumulated by the model; the caller rounds it to ``fmt`` once."""
+    model = accumulation_model(accumulation, fmt)
+    operands = [_wide(round_input(t)) if isinstance(t, torch.Tensor) else t for t in args]
+    beta = kwargs.get("beta", 1)
+    alpha = kwargs.get("alpha", 1)
+    if name in ("mm", "bmm"):
+        return _product(operands[0], operands[1], model, mode, generator)
+    if name == "mv":
+        return _product(operands[0], operands[1][:, None], model, mode, generator)[:, 0]
+    if name == "dot":
+        return _product(operands[0][None, :], operands[1][:, None], model, mode, generator)[0, 0]
+    bias, a, b = operands[0], operands[1], operands[2]
+    if name == "addmv":
+        product = _product(a, b[:, None], model, mode, generator)[:, 0]
+    else:  # addmm, baddbmm
+        product = _product(a, b, model, mode, generator)
+    if beta == 0:  # torch ignores the bias then, NaN included
+        return alpha * product
+    return alpha * product + beta * bias
+
+
+def reduction(
+    name: str,
+    args: tuple,
+    kwargs: dict,
+    fmt: FloatFormat,
+    accumulation: object,
+    mode: RoundMode,
+    generator: torch.Generator | None,
+    round_input: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """The float64 sum (or mean) of a ``sum`` / ``mean`` operator accumulated by the model; the
+    caller rounds it to ``fmt`` once."""
+    model = accumulation_model(accumulation, fmt)
+    x = _wide(round_input(args[0]))
+    dim = args[1] if len(args) > 1 else kwargs.get("dim")
+    keepdim = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
+    if dim is not None and len(dim) == 0:
+        dim = None  # torch: an empty dim list reduces everything
+    dims = None if dim is None else list(dim)
+
+    def total(values: torch.Tensor) -> torch.Tensor:
+        return mperror.ops.sum(
+            values,
+            model.fmt,
+            dim=dims,
+            keepdim=keepdim,
+            accumulate=model,
+            mode=mode,
+            generator=generator,
+        )
+
+    s = torch.complex(total(x.real), total(x.imag)) if x.is_complex() else total(x)
+    if name == "mean":
+        count = math.prod(x.shape[d] for d in dims) if dims is not None else x.numel()
+        return s / count
+    return s
+
+
+def _scale(
+    z: torch.Tensor, factor: float, fmt: FloatFormat, mode: RoundMode, generator
+) -> torch.Tensor:
+    """``fl(z * fl(factor))``, the factor stored in ``fmt`` to nearest even (ops' convention)."""
+    if factor == 1.0:
+        return z
+    stored = mperror.rounding.round(torch.tensor(factor, dtype=torch.float64), fmt)
+    return mperror.rounding.round(_wide(z) * stored, fmt, mode, generator=generator)
+
+
+def transform(
+    name: str,
+    args: tuple,
+    fmt: FloatFormat,
+    mode: RoundMode,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """A torch FFT operator as staged transforms in ``fmt``; float64 / complex128 values."""
+    x = _wide(args[0])
+    dims = [d % x.dim() for d in args[1]]
+    normalization = args[2]
+    options = {"mode": mode, "generator": generator}
+    if name == "_fft_r2c":
+        onesided = args[3]
+        sizes = [x.shape[d] for d in dims]
+        first = mperror.ops.rfft if onesided else mperror.ops.fft
+        z = first(x, fmt, dim=dims[-1], norm="backward", **options)
+        for d in reversed(dims[:-1]):
+            z = mperror.ops.fft(z, fmt, dim=d, norm="backward", **options)
+    elif name == "_fft_c2c":
+        forward = args[3]
+        sizes = [x.shape[d] for d in dims]
+        step = mperror.ops.fft if forward else mperror.ops.ifft
+        unnormalised = "backward" if forward else "forward"
+        z = x
+        for d in reversed(dims):
+            z = step(z, fmt, dim=d, norm=unnormalised, **options)
+    else:  # _fft_c2r
+        last = args[3]
+        sizes = [x.shape[d] for d in dims[:-1]] + [last]
+        z = x
+        for d in reversed(dims[:-1]):
+            z = mperror.ops.ifft(z, fmt, dim=d, norm="forward", **options)
+        z = mperror.ops.irfft(z, fmt, n=last, dim=dims[-1], norm="forward", **options)
+    n = math.prod(sizes)
+    factor = (1.0, 1 / math.sqrt(n), 1 / n)[normalization]
+    return _scale(_wide(z), factor, fmt, mode, generator)

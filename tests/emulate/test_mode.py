@@ -1,0 +1,541 @@
+"""What ``with mperror.emulate(...)`` does to a torch program: scope, aliasing, mutation, dtypes,
+the report, randomness, nesting.
+
+Oracles are named per test; most are "float64 computation rounded once" (``mperror.round`` of
+a float64 result computed outside the emulator) or torch's own behaviour without emulation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+
+import mperror
+from mperror import emulate, formats
+from mperror.emulate import OpClass, autocast, classify, pure
+
+OFF_GRID = 1 + 2.0**-20  # a float32 value that no format below fp32 holds
+
+
+def rounded(x: torch.Tensor, fmt="fp16") -> torch.Tensor:
+    """Oracle: the float64 value rounded once, stored in x's dtype."""
+    return mperror.round(x.double(), fmt).to(x.dtype)
+
+
+def test_import_and_exit_leave_torch_alone() -> None:
+    """Oracle: torch's own arithmetic outside the block (no mode on the stack)."""
+    x = torch.full((3,), OFF_GRID)
+    assert _get_current_dispatch_mode_stack() == []
+    with emulate("fp16"):
+        assert len(_get_current_dispatch_mode_stack()) == 1
+        inside = x * 1
+    assert _get_current_dispatch_mode_stack() == []
+    assert (inside == 1).all()
+    assert (x * 1 == OFF_GRID).all()
+
+
+def test_exception_restores_state() -> None:
+    x = torch.full((2,), OFF_GRID)
+    with pytest.raises(RuntimeError, match="boom"), emulate("bf16"):
+        _ = x + 0
+        raise RuntimeError("boom")
+    assert _get_current_dispatch_mode_stack() == []
+    assert ((x + 0) == OFF_GRID).all()
+
+
+def test_nesting_innermost_wins() -> None:
+    """Oracle: float64 products rounded once to the innermost block's format; the outer block
+    neither rounds the inner block's float64 intermediates nor counts them."""
+    x = torch.linspace(1, 2, 50) * OFF_GRID
+    with emulate("bf16") as outer:
+        with emulate("fp16") as inner:
+            y16 = x * x
+        ybf = x * x
+    assert torch.equal(y16, rounded(x.double() * x.double(), "fp16").float())
+    assert torch.equal(ybf, rounded(x.double() * x.double(), "bf16").float())
+    assert inner.report().ops == {"aten.mul.Tensor": 1}
+    assert outer.report().ops == {"aten.mul.Tensor": 1}
+
+
+def test_block_can_be_reentered_and_report_accumulates() -> None:
+    em = emulate("fp16")
+    x = torch.ones(4)
+    for _ in range(3):
+        with em:
+            x = x + 1
+    assert em.report().ops["aten.add.Tensor"] == 3
+    assert em.report().rounded == 12
+
+
+def test_views_are_returned_untouched() -> None:
+    """Views alias their base and are never replaced by rounded copies (oracle: storage
+    pointers and torch's view bookkeeping); values seen through them are the base's."""
+    base = torch.full((4, 6), OFF_GRID)
+    with emulate("fp16"):
+        views = [
+            base[1:3],
+            base[:, 2],
+            base.t(),
+            base.view(24),
+            base.reshape(2, 12),
+            base.unsqueeze(0),
+            base.transpose(0, 1),
+            base.expand(2, 4, 6),
+            base.as_strided((2, 2), (6, 1)),
+            base.diagonal(),
+            base.unfold(1, 2, 2),
+            base[None].squeeze(0),
+            base.permute(1, 0),
+        ]
+    for v in views:
+        assert v._base is base
+        assert v.untyped_storage().data_ptr() == base.untyped_storage().data_ptr()
+        assert (v == OFF_GRID).all()
+    z = torch.zeros(3, 2)
+    with emulate("fp16"):
+        c = torch.view_as_complex(z)
+        r = torch.view_as_real(c)
+    assert r.untyped_storage().data_ptr() == z.untyped_storage().data_ptr()
+
+
+def test_inplace_ops_write_rounded_results_into_the_same_tensor() -> None:
+    """Oracle: each float64 result rounded once (mul_ rounds, then add_ rounds); identity,
+    storage and version counter show the mutation happened in place."""
+    x0 = torch.linspace(-3, 3, 40) * OFF_GRID
+    x = x0.clone()
+    ptr, version = x.data_ptr(), x._version
+    with emulate("fp16"):
+        y = x.mul_(3)
+        z = y.add_(0.1)
+    assert y is x and z is x
+    assert x.data_ptr() == ptr and x._version > version
+    assert torch.equal(x, rounded(rounded(x0.double() * 3).double() + 0.1).float())
+
+
+def test_out_variants_write_into_out_and_resize_it() -> None:
+    """Oracle: float64 sum rounded once, stored in out (resized from empty, as torch does)."""
+    a = torch.rand(5, 3) * OFF_GRID
+    b = torch.rand(5, 3)
+    out = torch.empty(0)
+    with emulate("bf16"):
+        returned = torch.add(a, b, out=out)
+    assert returned is out
+    assert out.shape == (5, 3)
+    assert torch.equal(out, rounded(a.double() + b.double(), "bf16"))
+
+
+def test_slice_assignment_keeps_the_rest_of_the_tensor() -> None:
+    """The copy-returning-emulator bug: writes through slices must land in the preallocated
+    tensor. Oracle: float64 products rounded once in the written slices, zeros elsewhere."""
+    a = torch.randn(4, 3)
+    b = torch.randn(4, 3)
+    with emulate("fp16"):
+        out = torch.zeros(4, 8)
+        out[:, :3] = a * b
+        out[:, -2:] = (a[:, :2] + 1) / 3
+        out[0, 4] = 0.1
+    assert torch.equal(out[:, :3], rounded(a.double() * b.double()).float())
+    expected_tail = rounded(rounded(a[:, :2].double() + 1).double() / 3).float()
+    assert torch.equal(out[:, -2:], expected_tail)
+    assert out[0, 4].item() == mperror.round(torch.tensor(0.1, dtype=torch.float64), "fp16")
+    assert (out[1:, 3:6] == 0).all() and out[0, 3] == 0 and out[0, 5] == 0
+
+
+def test_boolean_mask_assignment_and_index_put() -> None:
+    """Oracle: the native masked assignment, with the assigned constant rounded once."""
+    x = torch.linspace(-1, 1, 11)
+    with emulate("bf16"):
+        y = x.clone()
+        y[y > 0] = 0.1
+        y.index_put_((torch.tensor([0]),), torch.tensor(OFF_GRID))
+    expected = torch.where(x > 0, rounded(torch.tensor(0.1), "bf16"), rounded(x, "bf16"))
+    expected[0] = 1.0
+    assert torch.equal(y, expected)
+
+
+def test_integer_and_bool_ops_pass_through() -> None:
+    """Oracle: the same integer arithmetic without emulation (fp16 cannot hold 2049)."""
+    i = torch.arange(2040, 2060)
+    with emulate("fp16") as em:
+        j = (i * 3 + 7) // 2
+        k = i > 2049
+        n = torch.nonzero(k)
+    assert j.dtype == torch.int64 and torch.equal(j, (torch.arange(2040, 2060) * 3 + 7) // 2)
+    assert torch.equal(k, i > 2049) and torch.equal(n, torch.nonzero(i > 2049))
+    assert em.report().rounded == 0
+
+
+def test_complex_results_round_both_parts() -> None:
+    """Oracle: the complex128 product, real and imaginary parts each rounded once."""
+    z = torch.randn(20, dtype=torch.complex64)
+    w = torch.randn(20, dtype=torch.complex64)
+    with emulate("fp16"):
+        p = z * w
+    exact = z.to(torch.complex128) * w.to(torch.complex128)
+    assert p.dtype == torch.complex64
+    assert torch.equal(p.real, rounded(exact.real).float())
+    assert torch.equal(p.imag, rounded(exact.imag).float())
+
+
+def test_matmul_inputs_are_rounded_before_the_product() -> None:
+    """Oracle: inputs rounded to bf16, the product in float64 (exact accumulation), rounded
+    once; the bias of addmm (linear) is an input too."""
+    a = torch.randn(7, 20) * OFF_GRID
+    b = torch.randn(20, 5)
+    bias = torch.randn(5) * OFF_GRID
+    with emulate("bf16"):
+        c = a @ b
+        lin = torch.nn.functional.linear(a, b.t(), bias)
+    ra, rb, rbias = (rounded(t, "bf16").double() for t in (a, b, bias))
+    assert torch.equal(c, rounded(ra @ rb, "bf16").float())
+    assert torch.equal(lin, rounded(ra @ rb + rbias, "bf16").float())
+
+
+def test_elementwise_inputs_are_not_rounded_first() -> None:
+    """pure(fmt) rounds results, not the inputs of elementwise operators (only matmul-class
+    inputs are rounded): 1 + 2**-20 plus 2**-11 is above the fp16 midpoint 1 + 2**-11."""
+    x = torch.tensor([OFF_GRID])
+    with emulate("fp16"):
+        y = x + 2.0**-11
+    assert y.item() == 1 + 2.0**-10
+
+
+def test_report_counts_overflow_underflow_and_lists_unclassified_ops() -> None:
+    """Oracle: hand-counted. 60000 * 2 overflows fp16 (to inf); 2**-20 * 2**-10 underflows to 0
+    (below half the smallest subnormal 2**-24); e4m3fn saturates 500 * 1 to 448; the solve is
+    an operator without a class, rounded as elementwise."""
+    x = torch.tensor([60000.0, 2.0**-20, 1.0, 0.0])
+    y = torch.tensor([2.0, 2.0**-10, 1.0, 5.0])
+    with emulate("fp16") as em:
+        p = x * y
+    report = em.report()
+    assert p[0].item() == math.inf and p[1].item() == 0.0
+    assert (report.rounded, report.overflowed, report.underflowed) == (4, 1, 1)
+    with emulate("e4m3fn") as em8:
+        q = torch.tensor([500.0, -1000.0, 3.0]) * 1
+    assert q.tolist() == [448.0, -448.0, 3.0]
+    assert em8.report().overflowed == 2
+    a = torch.eye(3) * 2
+    with emulate("fp16") as em_solve:
+        s = torch.linalg.solve(a, torch.ones(3, 1) * OFF_GRID)
+    assert torch.equal(s, torch.full((3, 1), 0.5))
+    unclassified = em_solve.report().unclassified
+    assert unclassified and all("linalg" in op for op in unclassified)
+    text = str(em_solve.report())
+    assert "unclassified" in text and "aten.mul.Tensor" in text
+    assert em_solve.report().to_dict()["policy"]["name"] == "pure(fp16)"
+
+
+def test_counting_can_be_turned_off() -> None:
+    x = torch.tensor([70000.0])
+    with emulate("fp16", count=False) as em:
+        _ = x * 1
+    report = em.report()
+    assert not report.counted and report.rounded == 0 and report.ops == {"aten.mul.Tensor": 1}
+
+
+def test_random_ops_draw_what_they_would_without_emulation() -> None:
+    """Oracle: the same seed without emulation, rounded afterwards."""
+    torch.manual_seed(3)
+    native = [torch.randn(100), torch.rand(50), torch.empty(30).normal_(), torch.randn(8) * 0]
+    torch.manual_seed(3)
+    with emulate("bf16"):
+        emulated = [torch.randn(100), torch.rand(50), torch.empty(30).normal_()]
+    for n, e in zip(native, emulated, strict=False):
+        assert torch.equal(e, rounded(n, "bf16"))
+
+
+def test_constants_are_rounded_from_their_float64_value() -> None:
+    """Oracle: the reference rounding of the Python float; full(0.1) in float32 first would be
+    a double rounding."""
+    with emulate("bf16"):
+        c = torch.full((3,), 0.1)
+        r = torch.arange(0.0, 1.0, 0.25)
+    assert c.dtype == torch.float32
+    assert (c == mperror.reference.round_scalar(0.1, "bf16")).all()
+    assert r.tolist() == [0.0, 0.25, 0.5, 0.75]
+
+
+def test_stochastic_rounding_draws_from_the_given_generator() -> None:
+    """Oracle: reproducibility under one seed; a different seed differs; torch's global stream
+    is untouched (the next torch.rand is what it would be without emulation); the mean of many
+    stochastically rounded copies of 1 + 2**-12 (fp16 spacing 2**-10 above 1) is near it."""
+    x = torch.full((4000,), 1 + 2.0**-12)
+    policy = pure("fp16", mode="stochastic")
+
+    def run(seed: int) -> torch.Tensor:
+        with emulate(policy, generator=torch.Generator().manual_seed(seed)):
+            return x * 1
+
+    torch.manual_seed(0)
+    a = run(1)
+    after = torch.rand(3)
+    torch.manual_seed(0)
+    assert torch.equal(torch.rand(3), after)
+    assert torch.equal(a, run(1)) and not torch.equal(a, run(2))
+    assert set(a.unique().tolist()) == {1.0, 1 + 2.0**-10}
+    # P(up) = 1/4; the mean of 4000 draws has standard deviation 2**-10 sqrt(3/16 / 4000);
+    # 5 of them is the tolerance.
+    assert abs(a.double().mean().item() - (1 + 2.0**-12)) < 5 * 2.0**-10 * math.sqrt(3 / 16 / 4000)
+
+
+def test_output_dtypes_are_the_callers() -> None:
+    """Oracle: the dtypes torch returns without emulation, for operators whose output dtype
+    is not simply the input's (half_to_float softmax, dtype=, complex FFTs, int inputs, 0-dim
+    float64 operands, mixed precisions, reductions with dtype)."""
+    x16 = torch.randn(4, 8).half()
+    x32 = torch.randn(4, 8)
+    i = torch.arange(8)
+    cases = [
+        lambda: torch.softmax(x16, -1, dtype=torch.float32),
+        lambda: torch.log_softmax(x32, -1),
+        lambda: x32.sum(dtype=torch.float64),
+        lambda: torch.fft.rfft(x32),
+        lambda: torch.fft.irfft(torch.fft.rfft(x32.double())),
+        lambda: i / 3,
+        lambda: x32 * torch.tensor(2.0, dtype=torch.float64),
+        lambda: x16 + x32,
+        lambda: torch.nn.functional.layer_norm(x16.float(), (8,)),
+        lambda: torch.std_mean(x32, dim=0),
+        lambda: x32.double().exp(),
+        lambda: x16 * 2.5,
+        lambda: torch.abs(torch.randn(3, dtype=torch.complex64)),
+    ]
+    for case in cases:
+        torch.manual_seed(0)
+        native = case()
+        torch.manual_seed(0)
+        with emulate("bf16"):
+            emulated = case()
+        natives = native if isinstance(native, tuple) else (native,)
+        emulateds = emulated if isinstance(emulated, tuple) else (emulated,)
+        assert [t.dtype for t in emulateds] == [t.dtype for t in natives]
+
+
+def test_autocast_keeps_its_fp32_list_in_float32() -> None:
+    """Oracle: torch's float32 kernels without emulation for exp and softmax (on torch's CUDA
+    autocast fp32 list); fp16 rounding of the float64 result for tanh (not on the list)."""
+    x = torch.linspace(-3, 3, 64) * OFF_GRID
+    with emulate(autocast("fp16")) as em:
+        e = torch.exp(x)
+        s = torch.softmax(x, 0)
+        t = torch.tanh(x)
+    assert torch.equal(e, torch.exp(x)) and torch.equal(s, torch.softmax(x, 0))
+    assert torch.equal(t, rounded(torch.tanh(x.double())).float())
+    classes = em.report().op_classes
+    assert classes["aten.exp.default"] == "fp32" and classes["aten.tanh.default"] == "elementwise"
+
+
+def test_autocast_fp32_names_are_aten_operators() -> None:
+    """Every name in the autocast fp32 set is an ATen operator (a typo would silently keep an
+    operator in fmt)."""
+    for name in mperror.emulate.AUTOCAST_FP32_OPS:
+        assert hasattr(torch.ops.aten, name), name
+
+
+def test_gradscaler_bookkeeping_keeps_float32() -> None:
+    """GradScaler's scale 2**16 exceeds fp16's max; its update runs natively (oracle: the
+    documented doubling after growth_interval good steps)."""
+    scale = torch.tensor([65536.0])
+    tracker = torch.tensor([0], dtype=torch.int32)
+    with emulate("fp16"):
+        torch._amp_update_scale_(scale, tracker, torch.tensor([0.0]), 2.0, 0.5, 1)
+    assert scale.item() == 131072.0
+
+
+def test_foreach_ops_round_every_tensor() -> None:
+    """Oracle: float64 results rounded once, for each tensor of the list (in-place too)."""
+    xs = [torch.rand(3) * OFF_GRID, torch.rand(5)]
+    ys = [torch.rand(3), torch.rand(5) * OFF_GRID]
+    zs = [x.clone() for x in xs]
+    with emulate("bf16"):
+        out = torch._foreach_add(xs, ys)
+        torch._foreach_mul_(zs, 3.0)
+    for o, z, x, y in zip(out, zs, xs, ys, strict=True):
+        assert torch.equal(o, rounded(x.double() + y.double(), "bf16").float())
+        assert torch.equal(z, rounded(x.double() * 3, "bf16").float())
+
+
+def test_double_backward_runs_through_the_emulator() -> None:
+    """Second derivatives: every tensor autograd produces, in backward and double backward, is
+    a value of the format (oracle: FloatFormat.is_representable), and d2/dx2 x**3 = 6x holds to
+    the rounding of the few operators involved (a few fp16 spacings)."""
+    fmt = formats.FP16
+    x = torch.linspace(0.1, 2, 30).requires_grad_(True)
+    with emulate(fmt) as em:
+        y = (x * x * x).sum()
+        (g,) = torch.autograd.grad(y, x, create_graph=True)
+        (h,) = torch.autograd.grad(g.sum(), x)
+    assert fmt.is_representable(g.detach()).all() and fmt.is_representable(h).all()
+    exact = 6 * x.detach().double()
+    assert ((h.double() - exact).abs() <= 4 * fmt.spacing(exact)).all()
+    assert em.report().ops["aten.mul.Tensor"] > 2  # backward and double backward went through
+
+
+def test_policy_validation_and_format_arguments() -> None:
+    with pytest.raises(ValueError, match="compute"):
+        pure("fp16", compute="fp16")
+    with pytest.raises(ValueError, match="fft_algorithm"):
+        pure("fp16", fft_algorithm="fast")
+    with pytest.raises(ValueError, match="mode"):
+        pure("fp16", mode="nearest")
+    with pytest.raises(TypeError, match="keep_fp32"):
+        mperror.emulate.Policy(
+            elementwise="fp16", matmul="fp16", reduction="fp16", fft="fp16", keep_fp32="exp"
+        )
+    with pytest.raises(TypeError, match="policy"):
+        emulate(3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="generator"):
+        emulate("fp16", generator=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="accumulation"):
+        pure("fp16", accumulation=3)  # type: ignore[arg-type]
+    assert emulate(torch.bfloat16).policy == pure("bf16")
+    assert pure("fp16") == pure(formats.FP16)
+    assert pure("fp16").to_dict()["matmul"]["precision"] == 11
+
+
+def test_classification_of_representative_operators() -> None:
+    aten = torch.ops.aten
+    expected = {
+        aten.add.Tensor: OpClass.ELEMENTWISE,
+        aten.add_.Tensor: OpClass.ELEMENTWISE,
+        aten.mm.default: OpClass.MATMUL,
+        aten.convolution.default: OpClass.MATMUL,
+        aten.sum.dim_IntList: OpClass.REDUCTION,
+        aten._softmax.default: OpClass.REDUCTION,
+        aten._fft_r2c.default: OpClass.FFT,
+        aten.slice.Tensor: OpClass.VIEW,
+        aten.t_.default: OpClass.VIEW,
+        aten.copy_.default: OpClass.DATA,
+        aten.normal_.default: OpClass.SOURCE,
+        aten.full.default: OpClass.SOURCE,
+        aten._local_scalar_dense.default: OpClass.PASS,
+        aten.linalg_solve_ex.default: OpClass.UNCLASSIFIED,
+    }
+    for op, cls in expected.items():
+        assert classify(op).op_class is cls, op
+    assert classify(aten.add_.Tensor).mutated == ((0, "self", False),)
+    assert classify(aten.add.out).returns_mutated == (0,)
+
+
+def test_integer_arguments_of_arithmetic_keep_their_dtype() -> None:
+    """Class indices stay integers inside the emulated loss (oracle: log_softmax and the mean
+    negative log-likelihood, each computed in float64 and rounded once)."""
+    x = torch.randn(5, 3)
+    target = torch.tensor([0, 2, 1, 1, 0])
+    with emulate("fp16"):
+        loss = torch.nn.functional.cross_entropy(x, target)
+        shifted = torch.randn(4).add_(torch.arange(4))
+    log_p = rounded(torch.log_softmax(x.double(), 1))
+    assert loss.item() == rounded(-log_p[torch.arange(5), target].mean()).item()
+    assert shifted.dtype == torch.float32
+
+
+@pytest.mark.slow
+def test_compiled_rounding_inside_the_emulator() -> None:
+    """compiled=True rounds with mperror.round's torch.compile'd kernel (compiled on the first
+    call, a few seconds); oracle: the eager emulation, bit for bit."""
+    x = torch.randn(300) * OFF_GRID
+    y = torch.randn(300)
+    with emulate("e2m1", compiled=True, count=False):
+        fast = x * y + 1
+    with emulate("e2m1", count=False):
+        eager = x * y + 1
+    assert torch.equal(fast, eager)
+
+
+def test_batch_norm_updates_its_running_statistics() -> None:
+    """native_batch_norm writes running_mean / running_var without saying so in its schema;
+    the emulator must still write them back. Oracle: the momentum update computed in float64,
+    rounded once to fp16 (the kernel's own float64 mean and variance may differ from these in
+    the last float64 bits, so a result one fp16 spacing away is allowed)."""
+    bn = torch.nn.BatchNorm1d(4)
+    x = torch.randn(16, 4) * 3 + 1
+    with emulate("fp16"):
+        bn(x)
+    xd = x.double()
+    mean = rounded(0.1 * xd.mean(0))
+    var = rounded(0.9 + 0.1 * xd.var(0, unbiased=True))
+    fp16 = formats.FP16
+    assert ((bn.running_mean.double() - mean.double()).abs() <= fp16.spacing(mean.double())).all()
+    assert ((bn.running_var.double() - var.double()).abs() <= fp16.spacing(var.double())).all()
+    assert bn.num_batches_tracked.item() == 1
+
+
+def test_report_is_json_ready() -> None:
+    """The record crosses module boundaries as plain data (oracle: json round trip)."""
+    import json
+
+    x = torch.rand(3)
+    with emulate(autocast("bf16")) as em:
+        _ = torch.exp(x) + x
+    data = json.loads(json.dumps(em.report().to_dict()))
+    assert data["policy"]["name"] == "autocast(bf16)"
+    assert "exp" in data["policy"]["keep_fp32"]
+    assert data["op_classes"]["aten.exp.default"] == "fp32"
+
+
+def test_torch_compiled_user_code_is_emulated() -> None:
+    """A torch.compile'd function called inside the block still has its operators emulated
+    (oracle: each result rounded once from float64, as the eager emulation gives)."""
+
+    @torch.compile(backend="eager")
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(x) * 2 + 1
+
+    x = torch.randn(50) * OFF_GRID
+    with emulate("fp16") as em:
+        y = f(x)
+    with emulate("fp16"):
+        expected = torch.sin(x) * 2 + 1
+    assert torch.equal(y, expected)
+    assert em.report().ops.get("aten.sin.default") == 1
+
+
+def test_fp32_working_precision_keeps_copies_and_constants_exact() -> None:
+    """compute="fp32" computes arithmetic in float32, but conversions and constants stay exact:
+    a float64 value just above an fp16 midpoint converts to the upper neighbour (a float32
+    detour would land on the midpoint and tie to even), and full(0.1) is fp16(0.1) (oracle:
+    the reference rounding of the exact values)."""
+    x = torch.tensor([1 + 2.0**-11 + 2.0**-40], dtype=torch.float64)
+    with emulate(pure("fp16", compute="fp32")):
+        h = x.half()
+        c = torch.full((2,), 0.1)
+    assert h.item() == mperror.reference.round_scalar(1 + 2.0**-11 + 2.0**-40, "fp16")
+    assert h.item() == 1 + 2.0**-10
+    assert (c == mperror.reference.round_scalar(0.1, "fp16")).all()
+
+
+MUTATIONS = {
+    "copy_": lambda t: t.copy_(torch.linspace(-2, 2, t.numel()).reshape(t.shape) * OFF_GRID),
+    "fill_": lambda t: t.fill_(0.1),
+    "zero_": lambda t: t.zero_(),
+    "masked_fill_": lambda t: t.masked_fill_(t > 0, 0.3),
+    "scatter_": lambda t: t.scatter_(1, torch.tensor([[0, 2], [1, 3]]), OFF_GRID / 3),
+    "index_put_": lambda t: t.index_put_(
+        (torch.tensor([0, 0]), torch.tensor([1, 1])),
+        torch.tensor([0.7, 0.2], dtype=t.dtype),
+        accumulate=True,
+    ),
+    "addcdiv_": lambda t: t.addcdiv_(torch.ones_like(t), torch.full_like(t, 3.0), value=0.5),
+    "clamp_": lambda t: t.clamp_(min=-0.1, max=0.1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MUTATIONS))
+def test_mutating_ops_write_the_rounded_result_in_place(name: str) -> None:
+    """Oracle: the same mutation without emulation on a float64 copy, rounded once to bf16 (the
+    inputs are bf16 values, so each mutation is one operation on them)."""
+    start = mperror.round(torch.randn(2, 4, dtype=torch.float64), "bf16")
+    expected = start.clone()
+    MUTATIONS[name](expected)
+    expected = mperror.round(expected, "bf16").float()
+    t = start.float()
+    ptr = t.data_ptr()
+    with emulate("bf16"):
+        returned = MUTATIONS[name](t)
+    assert returned is t and t.data_ptr() == ptr
+    assert torch.equal(t, expected)

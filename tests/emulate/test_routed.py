@@ -1,0 +1,140 @@
+"""Policies that hand matrix products, sums and FFTs to mperror.ops: accumulation models and
+staged FFTs inside the emulator.
+
+Oracles: hand-derived sums; mperror.ops called directly on the same rounded operands (ops is
+tested on its own against scalar replays and Fraction arithmetic); Higham's deterministic
+accumulation bound; the overflow of an unnormalised half FFT (REFERENCES section 3).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+import mperror
+import mperror.ops
+from mperror import emulate, formats
+from mperror.emulate import pure
+from mperror.ops import Accumulation
+
+
+def rounded(x: torch.Tensor, fmt) -> torch.Tensor:
+    """Oracle: the float64 (complex128) value rounded once."""
+    return mperror.round(x.to(torch.complex128 if x.is_complex() else torch.float64), fmt)
+
+
+def test_sums_follow_the_accumulation_format() -> None:
+    """Hand-derived: 1 + 2**-11 is an fp16 tie that rounds to the even 1, so accumulating
+    [1, 2**-11 x 4] in fp16 stays at 1; in fp32 it reaches 1 + 2**-9 = 1.001953125, an fp16
+    value. The mean divides the accumulated sum by 5 and rounds once: fp16(1/5)."""
+    x = torch.tensor([1.0] + [2.0**-11] * 4)
+    with emulate(pure("fp16", accumulation="fp16")) as em:
+        s16, m16 = x.sum(), x.mean()
+    with emulate(pure("fp16", accumulation="fp32")):
+        s32 = x.sum()
+        rows = torch.stack([x, x]).sum(dim=1, keepdim=True)
+    assert s16.item() == 1.0 and s32.item() == 1 + 2.0**-9
+    assert m16.item() == mperror.reference.round_scalar(0.2, "fp16")
+    assert rows.shape == (2, 1) and (rows == 1 + 2.0**-9).all()
+    assert em.report().op_classes["aten.sum.default"] == "reduction/ops"
+
+
+def test_matmul_and_linear_follow_the_accumulation_model() -> None:
+    """Oracle: mperror.ops.matmul on the bf16-rounded operands, accumulating pairwise in bf16;
+    linear's bias joins the accumulator and the result is rounded once. Also Higham's bound
+    for pairwise summation, |C - AB| <= gamma_(ceil log2 k + 1) |A||B| (one rounding per tree
+    level plus the product's), holds."""
+    model = Accumulation(fmt="bf16", order="pairwise")
+    gen = torch.Generator().manual_seed(0)
+    a, b, bias = (
+        torch.randn(8, 50, generator=gen),
+        torch.randn(50, 6, generator=gen),
+        torch.randn(6),
+    )
+    with emulate(pure("bf16", accumulation=model)):
+        c = a @ b
+        lin = torch.nn.functional.linear(a, b.t(), bias)
+    ra, rb, rbias = rounded(a, "bf16"), rounded(b, "bf16"), rounded(bias, "bf16")
+    product = mperror.ops.matmul(ra, rb, "bf16", accumulate=model)
+    assert torch.equal(c.double(), product)
+    assert torch.equal(lin.double(), rounded(product + rbias, "bf16"))
+    u = formats.BF16.unit_roundoff
+    levels = math.ceil(math.log2(50)) + 1
+    gamma = levels * u / (1 - levels * u)
+    exact = ra @ rb
+    assert ((c.double() - exact).abs() <= gamma * (ra.abs() @ rb.abs())).all()
+
+
+def test_complex_products_run_as_four_real_ones() -> None:
+    """Oracle: the four real products accumulated in fp32 by mperror.ops, combined in float64
+    and rounded once to fp16 (the model of routed.py)."""
+    gen = torch.Generator().manual_seed(1)
+    a = torch.randn(3, 4, 5, dtype=torch.complex64, generator=gen)
+    b = torch.randn(3, 5, 2, dtype=torch.complex64, generator=gen)
+    with emulate(pure("fp16", accumulation="fp32")):
+        c = torch.bmm(a, b)
+    ra, rb = rounded(a, "fp16"), rounded(b, "fp16")
+
+    def prod(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return mperror.ops.matmul(x.contiguous(), y.contiguous(), "fp32", accumulate="fp32")
+
+    real = prod(ra.real, rb.real) - prod(ra.imag, rb.imag)
+    imag = prod(ra.real, rb.imag) + prod(ra.imag, rb.real)
+    assert c.dtype == torch.complex64
+    assert torch.equal(c.to(torch.complex128), rounded(torch.complex(real, imag), "fp16"))
+
+
+def test_staged_ffts_are_mperror_ops_transforms() -> None:
+    """Oracle: mperror.ops.rfft / irfft called directly (norm "backward": unscaled forward, 1/n
+    after the inverse, as cuFFT applies it)."""
+    gen = torch.Generator().manual_seed(2)
+    x = rounded(torch.randn(3, 16, generator=gen), "fp16").float()
+    with emulate(pure("fp16", fft_algorithm="staged")) as em:
+        spectrum = torch.fft.rfft(x)
+        back = torch.fft.irfft(spectrum, n=16)
+    assert torch.equal(spectrum, mperror.ops.rfft(x, "fp16"))
+    assert torch.equal(back, mperror.ops.irfft(spectrum, "fp16", n=16))
+    assert em.report().op_classes["aten._fft_r2c.default"] == "fft/ops"
+
+
+def test_staged_fft_overflows_like_a_half_fft() -> None:
+    """REFERENCES section 3: a half FFT runs unnormalised and scales afterwards, so it overflows
+    unless N max|v| <= 65504 whatever norm says: 1024 points of 100 give 102400 > 65504 in the
+    zero bin. The exact emulation (float64, rounded once) returns 100."""
+    x = torch.full((1024,), 100.0)
+    with emulate(pure("fp16", fft_algorithm="staged")) as em:
+        staged = torch.fft.fft(x, norm="forward")
+    with emulate("fp16"):
+        exact = torch.fft.fft(x, norm="forward")
+    assert math.isinf(staged[0].real.item())
+    assert exact[0].real.item() == 100.0
+    nonfinite = int((~torch.isfinite(torch.view_as_real(staged))).sum())
+    assert nonfinite >= 1 and em.report().overflowed == nonfinite
+
+
+def test_fno_layer_under_accumulation_and_staged_ffts_stays_close_to_exact() -> None:
+    """A Fourier layer (rfft2, complex einsum into a slice of a zero spectrum, irfft2) with fp32
+    accumulation and staged fp16 FFTs, forward and backward: every gradient is a pair of fp16
+    values, and the output differs from the exact-accumulation emulation by a few fp16
+    roundings of the layer's scale (4 log2(16 * 16) spacings at max|y|: one rounding per FFT
+    stage in each of the two transforms)."""
+    torch.manual_seed(3)
+    w = torch.nn.Parameter(torch.rand(3, 4, 4, 3, dtype=torch.cfloat) / 12)
+    x = torch.randn(2, 3, 16, 16)
+
+    def layer(inputs: torch.Tensor) -> torch.Tensor:
+        x_ft = torch.fft.rfft2(inputs)
+        out_ft = torch.zeros(2, 4, 16, 9, dtype=torch.cfloat)
+        out_ft[:, :, :4, :3] = torch.einsum("bixy,ioxy->boxy", x_ft[:, :, :4, :3], w)
+        return torch.fft.irfft2(out_ft, s=(16, 16))
+
+    with emulate(pure("fp16", accumulation="fp32", fft_algorithm="staged")):
+        y = layer(x)
+        y.square().sum().backward()
+    with emulate("fp16"):
+        y_exact = layer(x)
+    spacing = formats.FP16.spacing(y_exact.abs().max().double().reshape(1)).item()
+    assert (y - y_exact).abs().max().item() <= 4 * math.log2(16 * 16) * spacing
+    assert w.grad is not None
+    assert formats.FP16.is_representable(torch.view_as_real(w.grad)).all()

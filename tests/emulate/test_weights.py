@@ -1,0 +1,112 @@
+"""Lost weight updates, on a manufactured case where the lost ones are known in advance.
+
+w = -0.5 in fp16. Toward zero the neighbour is -0.5 + 2**-12 (spacing 2**-12 in [0.25, 0.5));
+away from zero it is -0.5 - 2**-11 (spacing 2**-11 in [0.5, 1)). Round to nearest keeps -0.5
+when the update is below half the spacing in its direction: |delta| < 2**-13 toward zero,
+|delta| < 2**-12 away from zero; a tie goes to the even significand, -0.5 (1024 * 2**-11),
+so delta = +2**-13 exactly is lost too.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import mperror
+from mperror.emulate import LostUpdateMeter, lost_update_fraction, pure, store_
+
+# (update, lost?) derived in the module docstring.
+CASES = [
+    (0.99 * 2.0**-13, True),
+    (2.0**-13, True),  # tie: stays at the even -0.5
+    (1.01 * 2.0**-13, False),
+    (0.99 * 2.0**-12, False),
+    (-0.99 * 2.0**-12, True),
+    (-(2.0**-12), True),  # tie again: -0.5 is even, -0.5 - 2**-11 is odd
+    (-1.01 * 2.0**-12, False),
+    (0.0, False),  # no update: not counted as lost
+]
+DELTA = torch.tensor([d for d, _ in CASES])
+LOST = torch.tensor([lost for _, lost in CASES])
+
+
+def test_manufactured_lost_updates() -> None:
+    w = torch.full((len(CASES),), -0.5)
+    stored = mperror.round(w + DELTA, "fp16")
+    assert torch.equal(stored == w, LOST | (DELTA == 0))
+    assert lost_update_fraction(w, stored, DELTA) == int(LOST.sum()) / len(CASES)
+    assert lost_update_fraction([w, w], [stored, stored], [DELTA, DELTA]) == int(LOST.sum()) / len(
+        CASES
+    )
+
+
+def sgd_on_manufactured_gradients(meter: LostUpdateMeter, param: torch.nn.Parameter) -> None:
+    """One SGD step with lr 1 and gradient -delta: the optimizer's update is exactly delta."""
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    param.grad = -DELTA.clone()
+    with meter.step():
+        optimizer.step()
+
+
+def test_meter_with_weights_stored_in_fp16() -> None:
+    """fp32 optimizer arithmetic, weights stored in fp16 by the meter: lost exactly as derived."""
+    param = torch.nn.Parameter(torch.full((len(CASES),), -0.5))
+    meter = LostUpdateMeter([param], "fp16")
+    meter.store()
+    sgd_on_manufactured_gradients(meter, param)
+    record = meter.last
+    assert record.step == 0 and record.weights == len(CASES)
+    assert record.updated == int((DELTA != 0).sum())
+    assert record.lost == int(LOST.sum())
+    assert record.unchanged == int((LOST | (DELTA == 0)).sum())
+    assert record.fraction == int(LOST.sum()) / len(CASES)
+    assert meter.fractions() == [record.fraction]
+    assert torch.equal(param.detach() == -0.5, LOST | (DELTA == 0))
+
+
+def test_meter_around_an_emulated_optimizer_step() -> None:
+    """Everything in fp16: the step runs inside the emulator (p + (-lr) * grad rounded once),
+    the meter stores nothing and counts a weight as updated where its gradient is nonzero."""
+    param = torch.nn.Parameter(torch.full((len(CASES),), -0.5))
+    meter = LostUpdateMeter([param])
+    with mperror.emulate(pure("fp16")):
+        sgd_on_manufactured_gradients(meter, param)
+    assert meter.last.lost == int(LOST.sum())
+    assert meter.last.updated == int((DELTA != 0).sum())
+
+
+def test_store_rounds_in_place_and_errors_are_clear() -> None:
+    p = torch.nn.Parameter(torch.tensor([1 + 2.0**-20, 3.0]))
+    store_([p], "bf16")
+    assert p.tolist() == [1.0, 3.0]
+    with pytest.raises(ValueError, match="no step"):
+        _ = LostUpdateMeter([p]).last
+    with pytest.raises(ValueError, match="as many tensors"):
+        lost_update_fraction([p], [p, p], [p])
+    with pytest.raises(ValueError, match="equal shapes"):
+        lost_update_fraction(torch.ones(2), torch.ones(3), torch.ones(2))
+    with pytest.raises(TypeError, match="tensor"):
+        lost_update_fraction([1.0], [1.0], [1.0])  # type: ignore[list-item]
+
+
+def test_meter_agrees_with_the_spacing_rule_on_random_updates() -> None:
+    """Oracle: mperror.bounds.gd.lost_updates, which predicts a loss from the spacing of fp16
+    around each weight without rounding anything. The step itself is float32 arithmetic
+    (w - lr g, rounded to float32), so the update the storage rounding sees is the float32
+    result minus w, exact in float64."""
+    from mperror.bounds.gd import lost_updates
+
+    gen = torch.Generator().manual_seed(5)
+    w0 = mperror.round(torch.randn(4000, generator=gen), "fp16")
+    scales = torch.exp2(torch.randint(-20, -4, (4000,), generator=gen).float())
+    grad = torch.randn(4000, generator=gen) * scales
+    param = torch.nn.Parameter(w0.clone())
+    meter = LostUpdateMeter([param], "fp16")
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    param.grad = grad
+    with meter.step():
+        optimizer.step()
+        effective = param.detach().double() - w0.double()
+    expected = lost_updates(w0, effective, "fp16")
+    assert meter.last.lost == int(expected.sum())
+    assert 0 < meter.last.lost < meter.last.updated  # both kinds occur
