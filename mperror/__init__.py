@@ -1,6 +1,7 @@
 """mperror: what lower precision does to scientific ML, with proof and with measurement."""
 
-from mperror import bounds, formats, lipschitz, ops, problems, reference
+# mperror.emulate is a callable package: mperror.emulate(policy), mperror.emulate.pure(fmt).
+from mperror import bounds, emulate, formats, lipschitz, ops, problems, reference
 from mperror.formats import FloatFormat, Overflow
 from mperror.rounding import RoundMode, round
 
@@ -9,6 +10,7 @@ __all__ = [
     "Overflow",
     "RoundMode",
     "bounds",
+    "emulate",
     "formats",
     "lipschitz",
     "ops",
