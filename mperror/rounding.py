@@ -168,6 +168,7 @@ class _Plan:
     anchor: float | None
 
 
+@functools.lru_cache(maxsize=512)
 def _holds(store: FloatFormat, fmt: FloatFormat) -> bool:
     """Does every finite value of ``fmt`` have an exact representation in ``store``?"""
     smallest_step = fmt.emin - fmt.precision + 1 if fmt.subnormals else fmt.emin
@@ -378,7 +379,7 @@ def _kernel(
             small_result = _round_small(m, plan, negative, rand)
         r = torch.where(below < plan.emin_bits - 1, small_result, r)
         r = _fix_overflow_and_specials(m, r, negative, plan)
-    else:
+    elif m.numel():  # the reductions below refuse empty tensors
         if int(below.amin()) < plan.emin_bits - 1:
             small = below < plan.emin_bits - 1
             if plan.anchor is not None and 8 * int(small.sum()) > small.numel():
@@ -474,15 +475,14 @@ def round(
     generator: torch.Generator | None = None,
     random_bits: int | None = None,
     compiled: bool = False,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """Round every element of ``x`` to a value of ``fmt``; the result keeps ``x``'s dtype.
+    """Round every element of ``x`` to a value of ``fmt``.
 
     Args:
         x: a float16, bfloat16, float32 or float64 tensor (complex64/complex128: the real and
             imaginary parts are rounded separately), any shape, CPU or CUDA.
         fmt: the target format (a FloatFormat, a preset name such as ``"fp16"``, or a dtype).
-            ``x``'s dtype must hold every value of ``fmt``; otherwise ValueError asks for a wider
-            dtype (rounding a float16 tensor to bf16 cannot be stored in float16).
         mode: a :class:`RoundMode` or its value string.
         generator: the torch.Generator the stochastic modes draw from (on ``x``'s device);
             ``None`` uses torch's default generator. The same seed gives the same result on the
@@ -494,6 +494,10 @@ def round(
             bits, e.g. whenever ``k`` is at least the number of bits dropped).
         compiled: run the kernel fused by :func:`torch.compile` (compiled once per format, mode,
             dtype and device, then cached; the first call pays the compilation).
+        dtype: the dtype of the result (complex for complex ``x``); default ``x``'s dtype. It must
+            hold every value of ``fmt``, or ValueError asks for a wider dtype (a float16 tensor
+            rounded to bf16 needs ``dtype=torch.float32``). Asking for a narrower result than the
+            input (float64 in, float32 out) saves a conversion.
 
     Semantics (the same as :func:`mperror.reference.round_scalar`): signed zeros are kept, NaN
     stays NaN with its payload, overflow follows ``fmt.overflow`` (see
@@ -520,6 +524,7 @@ def round(
     fmt = as_format(fmt)
     mode = RoundMode.parse(mode)
     _check_random_bits(random_bits, mode)
+    dtype = _check_dtype(dtype, x, fmt)
     if generator is not None:
         if not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
@@ -528,8 +533,25 @@ def round(
                 f"generator is on {generator.device} but x is on {x.device}; they must match"
             )
     if x.requires_grad and torch.is_grad_enabled():
-        return _StraightThrough.apply(x, fmt, mode, generator, random_bits, compiled)
-    return _round(x.detach(), fmt, mode, generator, random_bits, compiled)
+        return _StraightThrough.apply(x, fmt, mode, generator, random_bits, compiled, dtype)
+    return _round(x.detach(), fmt, mode, generator, random_bits, compiled, dtype)
+
+
+_REAL_OF = {torch.complex64: torch.float32, torch.complex128: torch.float64}
+_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def _check_dtype(dtype: torch.dtype | None, x: torch.Tensor, fmt: FloatFormat) -> torch.dtype:
+    """The result dtype: ``x``'s by default; it must be real/complex like ``x`` and hold fmt."""
+    if dtype is None:
+        dtype = x.dtype
+    allowed = tuple(_REAL_OF) if x.is_complex() else _FLOATS
+    if dtype not in allowed:
+        names = ", ".join(str(d).replace("torch.", "") for d in allowed)
+        raise ValueError(f"dtype must be one of {names} for a {x.dtype} input, got {dtype}")
+    if not _holds(format_of_dtype(_REAL_OF.get(dtype, dtype)), fmt):
+        raise ValueError(_wider_dtype_message(fmt, dtype))
+    return dtype
 
 
 def _round(
@@ -539,32 +561,27 @@ def _round(
     generator: torch.Generator | None,
     random_bits: int | None,
     compiled: bool,
+    dtype: torch.dtype,
 ) -> torch.Tensor:
     if x.is_complex():
-        parts = torch.view_as_real(x)
-        rounded = _round(parts, fmt, mode, generator, random_bits, compiled)
+        parts = torch.view_as_real(x.resolve_conj())
+        rounded = _round(parts, fmt, mode, generator, random_bits, compiled, _REAL_OF[dtype])
         return torch.view_as_complex(rounded)
-    if x.dtype in (torch.float16, torch.bfloat16):
-        store = format_of_dtype(x.dtype)
-        if not _holds(store, fmt):
-            raise ValueError(_wider_dtype_message(fmt, x.dtype))
-        if fmt == store:
-            return x.clone()
-        return _round(x.float(), fmt, mode, generator, random_bits, compiled).to(x.dtype)
 
-    layout = _layout_for(x.dtype)
-    if not _holds(format_of_dtype(x.dtype), fmt):
-        raise ValueError(_wider_dtype_message(fmt, x.dtype))
-    if fmt == format_of_dtype(x.dtype):
-        return x.clone()
-    native = _native_cast(fmt, mode, x.dtype)
+    # Work in float32 where it holds fmt (float16/bfloat16 widen exactly), else in float64.
+    work = torch.float64 if x.dtype == torch.float64 or not _holds(_FP32, fmt) else torch.float32
+    x = x.to(work)
+    if fmt == format_of_dtype(work):
+        return x.to(dtype, copy=True)
+    native = _native_cast(fmt, mode, work)
     if native is not None:
-        return x.to(native).to(x.dtype)
+        return x.to(native).to(dtype)
+    layout = _layout_for(work)
     if layout is _F64 and _float32_detour_is_exact(fmt, mode):
         if compiled:
             flat = x.reshape(-1)
-            return _compiled_detour(fmt, mode, x.device.type)(flat).view(x.shape)
-        return _round_float64_via_odd_float32(x, fmt, mode)
+            return _compiled_detour(fmt, mode, x.device.type)(flat).view(x.shape).to(dtype)
+        return _round_float64_via_odd_float32(x, fmt, mode, dtype)
 
     plan = _plan(fmt, mode, random_bits, layout)
     flat = x.reshape(-1)
@@ -572,7 +589,7 @@ def _round(
     if compiled:
         rand = _draw(bits, mode, generator)
         out = _compiled_kernel(plan, x.device.type)(bits, rand)
-        return out.view(x.dtype).view(x.shape)
+        return out.view(work).view(x.shape).to(dtype)
 
     out = torch.empty_like(bits)
     chunk = _CHUNK if x.device.type == "cpu" else max(1, bits.numel())
@@ -580,9 +597,13 @@ def _round(
         piece = bits[start : start + chunk]
         rand = _draw(piece, mode, generator)
         _kernel(piece, rand, plan, eager=True, out=out[start : start + chunk])
-    return out.view(x.dtype).view(x.shape)
+    return out.view(work).view(x.shape).to(dtype)
 
 
+_FP32 = format_of_dtype(torch.float32)
+
+
+@functools.lru_cache(maxsize=512)
 def _float32_detour_is_exact(fmt: FloatFormat, mode: RoundMode) -> bool:
     """Is ``round(round_to_odd_float32(x), fmt, mode) == round(x, fmt, mode)`` for every x?
 
@@ -598,57 +619,62 @@ def _float32_detour_is_exact(fmt: FloatFormat, mode: RoundMode) -> bool:
     beyond float32's range becomes float32's max and would round to a finite odd value instead
     of overflowing.
     """
-    store = format_of_dtype(torch.float32)
     small_step = fmt.emin - fmt.precision + 1 if fmt.subnormals else fmt.emin
     return (
         not mode.is_stochastic
-        and not (mode is RoundMode.ODD and fmt.emax >= store.emax)
+        and not (mode is RoundMode.ODD and fmt.emax >= _FP32.emax)
         and fmt.precision <= 22
-        and _holds(store, fmt)
+        and _holds(_FP32, fmt)
         and small_step >= -147
     )
 
 
 def _to_float32_odd(x: torch.Tensor) -> torch.Tensor:
-    """float64 -> float32 with round-to-odd: the float32 neighbour whose last bit is odd when
-    the conversion is inexact. Native conversion rounds to nearest even (subnormals, overflow and
-    NaN included); an inexact result with an even last bit then moves one step toward ``x``, to
-    the odd neighbour (past float32's max that is max itself, from inf). Bit patterns are
-    sign-magnitude, so adding one to a pattern steps its magnitude up."""
+    """float64 -> float32 with round-to-odd: truncation toward zero, with the last bit set when
+    the conversion is inexact.
+
+    The native conversion rounds to nearest even (subnormals, overflow and NaN included); where
+    it rounded away from zero (``(x - y) x < 0``) the pattern steps back by one, giving
+    truncation; bit patterns are sign-magnitude, so that lowers the magnitude. Past float32's
+    range this is max (truncating infinity); a NaN stays a NaN. ``(x - y) x`` never underflows
+    to zero when ``y`` rounded away: then ``|x| >= 2**-150`` and ``|x - y| >= 2**-203``.
+    """
     y = x.float()
-    bits = y.view(torch.int32)
     back = y.double()
-    to_odd = (back != x) & ((bits & 1) == 0)
-    step = torch.where(back.abs() > x.abs(), -1, 1).to(torch.int32)
-    return (bits + to_odd * step).view(torch.float32)
+    rounded_away = (x - back).mul_(x) < 0
+    bits = y.view(torch.int32).sub(rounded_away.to(torch.int32))
+    return bits.bitwise_or_((back != x).to(torch.int32)).view(torch.float32)
 
 
 def _round_float64_via_odd_float32(
-    x: torch.Tensor, fmt: FloatFormat, mode: RoundMode
+    x: torch.Tensor, fmt: FloatFormat, mode: RoundMode, dtype: torch.dtype
 ) -> torch.Tensor:
     """Deterministic rounding of float64 through a round-to-odd float32 (see
-    :func:`_float32_detour_is_exact`): the float32 kernels, native casts included, are several
-    times faster than the int64 kernel."""
+    :func:`_float32_detour_is_exact`), the result in ``dtype``: the float32 kernels, native
+    casts included, are several times faster than the int64 kernel."""
     plan = _plan(fmt, mode, None, _F32)
     native = _native_cast(fmt, mode, torch.float32)
-    flat = x.reshape(-1)
-    out = torch.empty_like(flat)
-    chunk = _CHUNK if x.device.type == "cpu" else max(1, flat.numel())
-    for start in builtins.range(0, flat.numel(), chunk):
-        piece = _to_float32_odd(flat[start : start + chunk])
+
+    def rounded(piece: torch.Tensor) -> torch.Tensor:
+        odd = _to_float32_odd(piece)
         if native is not None:
-            out[start : start + chunk] = piece.to(native)
-        else:
-            bits = _kernel(piece.view(torch.int32), None, plan, eager=True)
-            out[start : start + chunk] = bits.view(torch.float32)
+            return odd.to(native)
+        return _kernel(odd.view(torch.int32), None, plan, eager=True).view(torch.float32)
+
+    flat = x.reshape(-1)
+    if flat.numel() <= _CHUNK or x.device.type != "cpu":
+        return rounded(flat).to(dtype).view(x.shape)
+    out = torch.empty(flat.shape, dtype=dtype, device=x.device)
+    for start in builtins.range(0, flat.numel(), _CHUNK):
+        out[start : start + _CHUNK] = rounded(flat[start : start + _CHUNK])
     return out.view(x.shape)
 
 
 def _wider_dtype_message(fmt: FloatFormat, dtype: torch.dtype) -> str:
     return (
-        f"x's dtype {dtype} cannot hold every value of {fmt} (precision {fmt.precision}, "
-        f"exponents [{fmt.emin}, {fmt.emax}], max {fmt.max}); pass a wider dtype, e.g. x.float() "
-        "or x.double()"
+        f"the result dtype {dtype} cannot hold every value of {fmt} (precision {fmt.precision}, "
+        f"exponents [{fmt.emin}, {fmt.emax}], max {fmt.max}); pass a wider dtype, e.g. "
+        "dtype=torch.float32, or a wider x (x.float(), x.double())"
     )
 
 
@@ -717,9 +743,10 @@ class _StraightThrough(torch.autograd.Function):
     """Rounding forward, identity backward (the straight-through estimator)."""
 
     @staticmethod
-    def forward(ctx, x, fmt, mode, generator, random_bits, compiled):
-        return _round(x.detach(), fmt, mode, generator, random_bits, compiled)
+    def forward(ctx, x, fmt, mode, generator, random_bits, compiled, dtype):
+        ctx.input_dtype = x.dtype
+        return _round(x.detach(), fmt, mode, generator, random_bits, compiled, dtype)
 
     @staticmethod
     def backward(ctx, grad):
-        return grad, None, None, None, None, None
+        return grad.to(ctx.input_dtype), None, None, None, None, None, None

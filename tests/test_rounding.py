@@ -358,6 +358,31 @@ def test_shapes_complex_and_layouts() -> None:
     assert torch.equal(rz.imag, mperror.round(z.imag.contiguous(), "fp16"))
 
 
+@pytest.mark.parametrize(
+    ("source", "target", "name", "mode"),
+    [
+        (torch.float64, torch.float32, "fp16", "nearest_even"),  # float32 detour, native cast
+        (torch.float64, torch.float16, "e4m3fn", "odd"),  # detour, float32 kernel
+        (torch.float64, torch.float32, "bf16", "stochastic"),  # int64 kernel
+        (torch.float16, torch.float32, "bf16", "toward_zero"),  # result wider than the input
+        (torch.float32, torch.float64, "tf32", "nearest_away"),
+    ],
+)
+def test_result_dtype(source, target, name, mode) -> None:
+    """Oracle: rounding in the input's dtype (or float64), then converting, which is exact."""
+    x = (torch.randn(3000, dtype=torch.float64) * 100).to(source)
+    gen = lambda: torch.Generator().manual_seed(4)  # noqa: E731
+    got = mperror.round(x, name, mode, dtype=target, generator=gen())
+    assert got.dtype == target
+    expected = mperror.round(x.double(), name, mode, generator=gen()).to(target)
+    if source == torch.float64 or mode != "stochastic":
+        assert_same(got, expected, x.double())
+    z = torch.complex(x.double(), -x.double()).conj()  # a lazily conjugated view
+    rz = mperror.round(z, name, "toward_zero", dtype=torch.complex64)
+    assert rz.dtype == torch.complex64
+    assert_same(rz.imag, mperror.round(x.double(), name, "toward_zero").to(torch.float32), x)
+
+
 def test_result_never_aliases_input() -> None:
     x = torch.randn(10)
     for fmt in ("fp32", "fp16", "e2m1"):
@@ -383,6 +408,10 @@ def test_bad_inputs_raise_clear_errors() -> None:
         mperror.round(torch.ones(2, dtype=torch.float16), "fp32")
     with pytest.raises(ValueError, match="wider dtype"):
         mperror.round(torch.ones(2, dtype=torch.float16), "bf16")
+    with pytest.raises(ValueError, match="wider dtype"):
+        mperror.round(torch.ones(2), "fp16", dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        mperror.round(torch.ones(2), "fp16", dtype=torch.complex64)
     with pytest.raises(ValueError, match="mode must be one of"):
         mperror.round(torch.ones(2), "fp16", "nearest")
     with pytest.raises(ValueError, match="random_bits"):
