@@ -1,7 +1,13 @@
 """The ``mperror`` command line.
 
-``mperror formats``            the preset formats and their derived values
-``mperror round X [X ...]``    round numbers to a format with a mode, showing the error
+``mperror verify [--full]``        train the studies, judge the papers' claims, write a report
+``mperror run PROBLEM -p P ...``   one study: a problem under several policies and seeds
+``mperror report RUN_DIR``         judge and redraw from runs already stored
+``mperror formats``                the preset formats and their derived values
+``mperror round X [X ...]``        round numbers to a format with a mode, showing the error
+
+Training commands store every run under their output directory as it finishes; interrupted
+(Ctrl-C), they keep the finished runs, and the same command run again resumes.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -56,6 +63,86 @@ def _cmd_round(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_claims(claims, out: Path) -> None:
+    verdicts = {True: "holds", False: "does not hold", None: "undecided"}
+    for c in claims:
+        print(f"  [{verdicts[c.holds]:>13s}] {c.id}: {c.measured}")
+    print(f"report: {out / 'report.md'} (and report.json)")
+
+
+def _seeds(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        if "-" in text:
+            first, last = (int(v) for v in text.split("-"))
+            return tuple(range(first, last + 1))
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--seeds must be like 0,1,2 or 0-9, got {text!r}") from None
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from mperror.verify import verify
+
+    out = Path(args.out)
+    setting = "full" if args.full else "quick"
+    print(f"mperror verify ({setting}) -> {out}")
+    claims = verify(
+        out,
+        setting,
+        seeds=_seeds(args.seeds),
+        device=args.device,
+        iterations=args.iterations,
+        progress=not args.no_progress,
+        log=True,
+    )
+    _print_claims(claims, out)
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from mperror.report import write_report
+    from mperror.train import configs_for, run_study
+
+    out = Path(args.out)
+    configs = configs_for(
+        args.problem,
+        args.policy,
+        _seeds(args.seeds) or (0,),
+        size=args.size,
+        device=args.device,
+        backend=args.backend,
+        iterations=args.iterations,
+    )
+    runs = run_study(configs, out, progress=not args.no_progress, log=True)
+    write_report(runs, out, setting=args.size)
+    print(f"{len(runs)} runs in {out}; report: {out / 'report.md'}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from mperror.report import write_report
+    from mperror.train import load_runs
+
+    root = Path(args.run_dir)
+    runs_dir = root / "runs" if (root / "runs").is_dir() else root
+    runs = load_runs(runs_dir)
+    if not runs:
+        raise ValueError(f"no finished run under {str(runs_dir)!r}")
+    sizes = sorted({r.summary.size for r in runs})
+    claims = write_report(runs, root, setting=", ".join(sizes))
+    _print_claims(claims, root)
+    return 0
+
+
+def _training_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--seeds", help="seeds, e.g. 0,1,2 or 0-9 (default: the setting's)")
+    p.add_argument("--iterations", type=int, help="override every problem's iteration count")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mperror",
@@ -63,6 +150,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mperror {mperror.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p_verify = sub.add_parser("verify", help="train the studies and write the claims report")
+    p_verify.add_argument("--full", action="store_true", help="the papers' sizes, ten seeds")
+    p_verify.add_argument("--out", default="mperror-verify", help="output directory")
+    _training_options(p_verify)
+    p_verify.set_defaults(func=_cmd_verify)
+
+    from mperror.problems import names as problem_names
+    from mperror.train.precision import BACKENDS, examples
+
+    p_run = sub.add_parser("run", help="train one problem under several policies and seeds")
+    p_run.add_argument("problem", choices=problem_names())
+    p_run.add_argument(
+        "--policy",
+        "-p",
+        nargs="+",
+        default=["fp32", "mixed-fp16"],
+        help=f"policies, e.g. {' '.join(examples())} pure-e4m3fn mixed-e5m2",
+    )
+    p_run.add_argument("--size", default="quick", choices=["quick", "full"])
+    p_run.add_argument("--backend", default="auto", choices=BACKENDS)
+    p_run.add_argument("--out", default="runs", help="output directory")
+    _training_options(p_run)
+    p_run.set_defaults(func=_cmd_run)
+
+    p_report = sub.add_parser("report", help="judge and redraw from stored runs")
+    p_report.add_argument("run_dir", help="a directory written by verify or run")
+    p_report.set_defaults(func=_cmd_report)
 
     p_formats = sub.add_parser("formats", help="list the preset formats")
     p_formats.set_defaults(func=_cmd_formats)
@@ -89,6 +204,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:  # bad user input reaches the user as one clear line
         print(f"mperror {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            f"mperror {args.command}: interrupted; finished runs are kept, and running the "
+            "same command again resumes",
+            file=sys.stderr,
+        )
+        return 130
 
 
 if __name__ == "__main__":

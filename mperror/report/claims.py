@@ -1,0 +1,373 @@
+"""The claims ``mperror verify`` checks, each judged from stored runs by a criterion fixed here.
+
+Every criterion (a factor, a share) is a module constant, stated before any run: a claim that
+does not reproduce on the machine at hand is reported as a finding, never tuned away. With
+several seeds, a policy's number is the median over its seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from mperror._records import Record
+from mperror.train.store import StoredRun
+from mperror.train.summary import CRITICAL_WINDOW
+
+__all__ = [
+    "CLAIMS",
+    "FAIL_FACTOR",
+    "FROZEN_FP32_MAX",
+    "FROZEN_MIN",
+    "MATCH_FACTOR",
+    "Claim",
+    "evaluate",
+]
+
+#: "Mixed precision matches float32": the mixed run's best test error is at most this many times
+#: float32's.
+MATCH_FACTOR = 2.0
+#: "Pure float16 fails": its final test error is at least this many times float32's.
+FAIL_FACTOR = 2.0
+#: "Frozen weights far above float32's": float16's unchanged share (last tenth of the run) is at
+#: least FROZEN_MIN while float32's is at most FROZEN_FP32_MAX.
+FROZEN_MIN = 0.5
+FROZEN_FP32_MAX = 0.05
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claim(Record):
+    """One row of the report.
+
+    Attributes:
+        id: stable identifier, e.g. ``"diffusion.mixed-matches-fp32"``.
+        source: the paper the claim comes from.
+        claim: the claim in words.
+        paper: the paper's number(s), as published.
+        measured: mperror's number(s) on this machine.
+        criterion: how ``holds`` is decided.
+        holds: the verdict; ``None`` when the runs it needs are missing or it cannot be decided
+            here (``note`` says why).
+        note: what to read into it.
+        runs: the run ids it was judged from.
+    """
+
+    id: str
+    source: str
+    claim: str
+    paper: str
+    measured: str
+    criterion: str
+    holds: bool | None
+    note: str = ""
+    runs: tuple[str, ...] = ()
+
+
+class _Runs:
+    """Stored runs grouped by (problem, policy)."""
+
+    def __init__(self, runs: Sequence[StoredRun]) -> None:
+        self.groups: dict[tuple[str, str], list[StoredRun]] = {}
+        for run in runs:
+            key = (run.summary.problem, run.summary.policy)
+            self.groups.setdefault(key, []).append(run)
+
+    def get(self, problem: str, policy: str) -> list[StoredRun]:
+        return self.groups.get((problem, policy), [])
+
+    def median(self, problem: str, policy: str, field: str) -> float:
+        values = [getattr(r.summary, field) for r in self.get(problem, policy)]
+        values = [v for v in values if v is not None and not math.isnan(v)]
+        return statistics.median(values) if values else math.nan
+
+    def ids(self, *keys: tuple[str, str]) -> tuple[str, ...]:
+        return tuple(r.summary.run_id for k in keys for r in self.get(*k))
+
+
+_HAYFORD = "Hayford et al. 2024"
+_MICIKEVICIUS = "Micikevicius et al. 2018"
+
+
+def _missing(claim: Claim, runs: _Runs, *keys: tuple[str, str]) -> Claim | None:
+    absent = [f"{p}/{q}" for p, q in keys if not runs.get(p, q)]
+    if not absent:
+        return None
+    return replace(claim, measured="not run", holds=None, note=f"needs runs of {', '.join(absent)}")
+
+
+def _mixed_matches(problem: str, paper: str, mixed: str = "mixed-fp16") -> Callable[[_Runs], Claim]:
+    def judge(runs: _Runs) -> Claim:
+        base = Claim(
+            id=f"{problem}.mixed-matches-fp32",
+            source=_HAYFORD,
+            claim=f"{problem}: {mixed} (fp32 master weights) matches float32 accuracy",
+            paper=paper,
+            measured="",
+            criterion=f"best test error of {mixed} <= {MATCH_FACTOR:g} x float32's",
+            holds=None,
+        )
+        missing = _missing(base, runs, (problem, "fp32"), (problem, mixed))
+        if missing:
+            return missing
+        e32 = runs.median(problem, "fp32", "best_test_error")
+        emix = runs.median(problem, mixed, "best_test_error")
+        ratio = emix / e32
+        return replace(
+            base,
+            measured=f"fp32 {e32:.3e}, {mixed} {emix:.3e} (ratio {ratio:.2f})",
+            holds=bool(ratio <= MATCH_FACTOR),
+            runs=runs.ids((problem, "fp32"), (problem, mixed)),
+        )
+
+    return judge
+
+
+def _fp16_fails(problem: str, paper: str) -> Callable[[_Runs], Claim]:
+    def judge(runs: _Runs) -> Claim:
+        base = Claim(
+            id=f"{problem}.fp16-fails",
+            source=_HAYFORD,
+            claim=f"{problem}: pure float16 training fails (optimisation error)",
+            paper=paper,
+            measured="",
+            criterion=f"final test error of fp16 >= {FAIL_FACTOR:g} x float32's",
+            holds=None,
+        )
+        missing = _missing(base, runs, (problem, "fp32"), (problem, "fp16"))
+        if missing:
+            return missing
+        e32 = runs.median(problem, "fp32", "final_test_error")
+        e16 = runs.median(problem, "fp16", "final_test_error")
+        ratio = e16 / e32
+        return replace(
+            base,
+            measured=f"fp32 {e32:.3e}, fp16 {e16:.3e} (ratio {ratio:.2f})",
+            holds=bool(ratio >= FAIL_FACTOR),
+            runs=runs.ids((problem, "fp32"), (problem, "fp16")),
+        )
+
+    return judge
+
+
+def _frozen(problem: str, paper: str) -> Callable[[_Runs], Claim]:
+    def judge(runs: _Runs) -> Claim:
+        base = Claim(
+            id=f"{problem}.fp16-frozen-weights",
+            source=_HAYFORD,
+            claim=f"{problem}: in pure float16 most weights stop changing (lost updates)",
+            paper=paper,
+            measured="",
+            criterion=(
+                f"share of weights unchanged per step, last tenth of the run: fp16 >= "
+                f"{FROZEN_MIN:g}, fp32 <= {FROZEN_FP32_MAX:g}"
+            ),
+            holds=None,
+        )
+        missing = _missing(base, runs, (problem, "fp32"), (problem, "fp16"))
+        if missing:
+            return missing
+        f32 = runs.median(problem, "fp32", "unchanged_final")
+        f16 = runs.median(problem, "fp16", "unchanged_final")
+        mixed = runs.median(problem, "mixed-fp16", "unchanged_final")
+        extra = "" if math.isnan(mixed) else f", mixed-fp16 {mixed:.1%}"
+        return replace(
+            base,
+            measured=f"fp16 {f16:.1%}, fp32 {f32:.1%}{extra}",
+            holds=bool(f16 >= FROZEN_MIN and f32 <= FROZEN_FP32_MAX),
+            runs=runs.ids((problem, "fp32"), (problem, "fp16")),
+        )
+
+    return judge
+
+
+def _weight_norm_jump(runs: _Runs) -> Claim:
+    base = Claim(
+        id="regression.fp16-weight-norm",
+        source=_HAYFORD,
+        claim="regression: in pure float16 the weight norm jumps early in training",
+        paper="||theta|| from about 6 to about 65 within 100 iterations (fp16)",
+        measured="",
+        criterion="fp16 ||theta|| at step 100 >= 5 x its initial value, fp32's < 2 x",
+        holds=None,
+    )
+    missing = _missing(base, runs, ("regression", "fp16"), ("regression", "fp32"))
+    if missing:
+        return missing
+
+    def at100(policy: str) -> tuple[float, float]:
+        values = [
+            (r.trace["theta_norm"][0], r.trace["theta_norm"][min(100, len(r.trace) - 1)])
+            for r in runs.get("regression", policy)
+        ]
+        return statistics.median(v[0] for v in values), statistics.median(v[1] for v in values)
+
+    (a16, b16), (a32, b32) = at100("fp16"), at100("fp32")
+    return replace(
+        base,
+        measured=f"fp16 {a16:.2f} -> {b16:.2f}, fp32 {a32:.2f} -> {b32:.2f}",
+        holds=bool(b16 >= 5 * a16 and b32 < 2 * a32),
+        runs=runs.ids(("regression", "fp16"), ("regression", "fp32")),
+    )
+
+
+def _critical_zone(runs: _Runs) -> Claim:
+    base = Claim(
+        id="diffusion.critical-zone",
+        source=_HAYFORD,
+        claim=(
+            "diffusion: the gradient norm enters Theorem 1's critical zone "
+            "(4 + 3 sqrt 2) u L ||theta|| and mixed precision still converges"
+        ),
+        paper="gradient norm above the threshold for about the first 500 of 2,000 iterations",
+        measured="",
+        criterion=(
+            f"mixed-fp16: {CRITICAL_WINDOW} consecutive steps below the threshold (L: secant), "
+            "and the final test error below the one at the entry step"
+        ),
+        holds=None,
+        note=(
+            "Theorem 1 covers gradient descent with step 1/L; the runs use Adam and a secant "
+            "(lower) estimate of L, as the paper's figure does"
+        ),
+    )
+    missing = _missing(base, runs, ("diffusion", "mixed-fp16"))
+    if missing:
+        return missing
+    parts, verdicts = [], []
+    for r in runs.get("diffusion", "mixed-fp16"):
+        s = r.summary
+        if s.critical_entry_step is None:
+            parts.append(f"seed {s.seed}: never entered ({s.steps} steps)")
+            verdicts.append(False)
+        else:
+            parts.append(
+                f"seed {s.seed}: entered at step {s.critical_entry_step} of {s.steps}, test error "
+                f"{s.test_error_at_entry:.3e} there, {s.final_test_error:.3e} at the end"
+            )
+            verdicts.append(bool(s.final_test_error < (s.test_error_at_entry or math.inf)))
+    return replace(
+        base,
+        measured="; ".join(parts),
+        holds=all(verdicts),
+        runs=runs.ids(("diffusion", "mixed-fp16")),
+    )
+
+
+def _mixed_runs(runs: _Runs) -> list[StoredRun]:
+    return [
+        r for (_, policy), group in runs.groups.items() if policy.startswith("mixed") for r in group
+    ]
+
+
+def _cosine_bound(runs: _Runs) -> Claim:
+    mixed = _mixed_runs(runs)
+    base = Claim(
+        id="traces.cosine-bound",
+        source=_HAYFORD,
+        claim="along the mixed-precision traces, 1 - cos(g~, g) <= 2 delta / (g + delta)",
+        paper="companion bound of Theorem 1 (reconstructed)",
+        measured="",
+        criterion="every non-vacuous check (delta < g) of every mixed run",
+        holds=None,
+        note=(
+            "delta = u L ||theta|| models rounding the parameters only, with L the secant "
+            "(lower) estimate; the run's gradient also carries arithmetic rounding"
+        ),
+    )
+    if not mixed:
+        return replace(base, measured="not run", note="needs mixed-* runs")
+    checks = sum(r.summary.cosine_nonvacuous for r in mixed)
+    holds = sum(r.summary.cosine_bound_holds for r in mixed)
+    vacuous = sum(r.summary.cosine_checks - r.summary.cosine_nonvacuous for r in mixed)
+    return replace(
+        base,
+        measured=f"held at {holds} of {checks} checks ({vacuous} vacuous checks skipped)",
+        holds=bool(checks and holds == checks) if checks else None,
+        runs=tuple(r.summary.run_id for r in mixed),
+    )
+
+
+def _delta_bound(runs: _Runs) -> Claim:
+    mixed = _mixed_runs(runs)
+    base = Claim(
+        id="traces.gradient-perturbation",
+        source=_HAYFORD,
+        claim="||g~ - g|| <= delta = u L ||theta|| (Theorem 1's assumption) along mixed traces",
+        paper="assumed by Theorem 1 (reconstructed)",
+        measured="",
+        criterion="every gradient comparison of every mixed run",
+        holds=None,
+        note=(
+            "an observation about the assumption, not the theorem: rounding the arithmetic "
+            "(not only the parameters) perturbs g, and the secant L is a lower estimate"
+        ),
+    )
+    if not mixed:
+        return replace(base, measured="not run", note="needs mixed-* runs")
+    checks = sum(r.summary.cosine_checks for r in mixed)
+    holds = sum(r.summary.delta_holds for r in mixed)
+    return replace(
+        base,
+        measured=f"held at {holds} of {checks} comparisons",
+        holds=bool(holds == checks) if checks else None,
+        runs=tuple(r.summary.run_id for r in mixed),
+    )
+
+
+def _speed_memory(runs: _Runs) -> Claim:
+    base = Claim(
+        id="pinn.mixed-speed-memory",
+        source=f"{_HAYFORD}; {_MICIKEVICIUS}",
+        claim="mixed precision saves memory and time against float32 on a GPU",
+        paper="up to 1.75x faster, up to 50% less memory (PINNs); 1.5-2x, ~50% (2018)",
+        measured="",
+        criterion="reported, not judged: speed-up > 1 and memory ratio < 1 on CUDA",
+        holds=None,
+    )
+    rows, verdicts = [], []
+    for (problem, policy), group in sorted(runs.groups.items()):
+        if not policy.startswith("mixed") or not runs.get(problem, "fp32"):
+            continue
+        if group[0].summary.device != "cuda":
+            continue
+        t32 = runs.median(problem, "fp32", "seconds_per_step")
+        m32 = runs.median(problem, "fp32", "peak_memory")
+        t = runs.median(problem, policy, "seconds_per_step")
+        m = runs.median(problem, policy, "peak_memory")
+        rows.append(f"{problem} {policy}: {t32 / t:.2f}x speed, memory {m / m32:.2f}x")
+        verdicts.append(t32 / t > 1 and m / m32 < 1)
+    if not rows:
+        return replace(
+            base,
+            measured="not measured",
+            note="needs CUDA: on a CPU mixed precision is emulated, so time and memory "
+            "say nothing about low-precision hardware",
+        )
+    return replace(base, measured="; ".join(rows), holds=all(verdicts))
+
+
+#: The claims in report order, each a function of the stored runs.
+CLAIMS: tuple[Callable[[_Runs], Claim], ...] = (
+    _mixed_matches("diffusion", "best L2 relative error mixed 1.107e-3 vs fp32 1.126e-3"),
+    _mixed_matches("burgers", "L2 relative error mixed 0.045 +- 0.011 vs fp32 0.037 +- 0.010"),
+    _mixed_matches("deeponet", "DeepONet trains in mixed precision with a relative-L2 loss"),
+    _fp16_fails("regression", "final L2 relative error fp16 0.081 +- 0.026 vs fp32 0.015 +- 0.004"),
+    _fp16_fails("burgers", "L2 relative error fp16 0.188 +- 0.050 vs fp32 0.037 +- 0.010"),
+    _frozen(
+        "regression", "unchanged weights 48% / 79% / 97% at iterations 100 / 1k / 10k (fp32 ~0%)"
+    ),
+    _frozen("burgers", "pure fp16 stagnates (Hayford et al. attribute it to lost updates)"),
+    _weight_norm_jump,
+    _critical_zone,
+    _cosine_bound,
+    _delta_bound,
+    _speed_memory,
+)
+
+
+def evaluate(runs: Sequence[StoredRun]) -> list[Claim]:
+    """Every claim of :data:`CLAIMS` judged from ``runs``."""
+    grouped = _Runs(runs)
+    return [judge(grouped) for judge in CLAIMS]

@@ -1,0 +1,120 @@
+"""Bound-versus-observed figures drawn from stored runs (matplotlib, PNG).
+
+Each function reads the same traces and summaries the claims are judged from
+(:mod:`mperror.report.claims`), so a figure cannot disagree with the report's table.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mperror.train.store import StoredRun
+
+__all__ = ["draw_all"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _xy(run: StoredRun, column: str) -> tuple[np.ndarray, np.ndarray]:
+    steps = np.asarray(run.trace["step"])
+    values = np.asarray(run.trace[column], dtype=np.float64)
+    keep = np.isfinite(values)
+    return steps[keep], values[keep]
+
+
+def _label(run: StoredRun) -> str:
+    return f"{run.summary.policy} (seed {run.summary.seed})"
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return path
+
+
+def critical_zone(runs: Sequence[StoredRun], path: Path) -> Path:
+    """||grad L|| against Theorem 1's (4 + 3 sqrt 2) u L ||theta||, one panel per run."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 3.6), squeeze=False)
+    for ax, run in zip(axes[0], runs, strict=True):
+        ax.semilogy(*_xy(run, "grad_norm"), lw=0.8, label="||grad L||")
+        ax.semilogy(*_xy(run, "critical_norm"), lw=0.8, label="(4+3√2) u L ||θ||")
+        entry = run.summary.critical_entry_step
+        if entry is not None:
+            ax.axvline(entry, color="k", ls="--", lw=0.8, label=f"critical zone from {entry}")
+        ax.set_title(f"{run.summary.problem}: {_label(run)}", fontsize=9)
+        ax.set_xlabel("iteration")
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def cosine(runs: Sequence[StoredRun], path: Path) -> Path:
+    """Observed 1 - cos(g~, g) against its bound 2 delta / (g + delta), one panel per run."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 3.6), squeeze=False)
+    for ax, run in zip(axes[0], runs, strict=True):
+        x, y = _xy(run, "cosine_distance")
+        ax.semilogy(x, np.maximum(y, 1e-17), "o", ms=3, label="observed 1 - cos")
+        ax.semilogy(*_xy(run, "cosine_bound"), "-", lw=0.8, label="2δ/(g+δ)")
+        ax.set_title(f"{run.summary.problem}: {_label(run)}", fontsize=9)
+        ax.set_xlabel("iteration")
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _per_problem(runs: Sequence[StoredRun], column: str, path: Path, ylabel: str, log: bool):
+    plt = _pyplot()
+    problems = sorted({r.summary.problem for r in runs})
+    fig, axes = plt.subplots(1, len(problems), figsize=(4.5 * len(problems), 3.4), squeeze=False)
+    for ax, problem in zip(axes[0], problems, strict=True):
+        for run in (r for r in runs if r.summary.problem == problem):
+            x, y = _xy(run, column)
+            if column == "unchanged_fraction" and len(y) > 20:  # a running mean reads better
+                width = max(1, len(y) // 50)
+                y = np.convolve(y, np.ones(width) / width, mode="same")
+            (ax.semilogy if log else ax.plot)(x, y, lw=0.8, label=_label(run))
+        ax.set_title(problem, fontsize=9)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def draw_all(runs: Sequence[StoredRun], directory: str | Path) -> dict[str, Path]:
+    """Draw every figure that ``runs`` allow into ``directory``; returns name -> path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    runs = [r for r in runs if len(r.trace)]
+    out: dict[str, Path] = {}
+    if not runs:
+        return out
+    out["loss"] = _per_problem(runs, "loss", directory / "loss.png", "training loss", True)
+    out["test_error"] = _per_problem(
+        runs, "test_error", directory / "test_error.png", "relative L2 test error", True
+    )
+    out["frozen"] = _per_problem(
+        runs, "unchanged_fraction", directory / "frozen.png", "share of weights unchanged", False
+    )
+    out["lipschitz"] = _per_problem(
+        runs, "lipschitz", directory / "lipschitz.png", "secant L estimate", True
+    )
+    mixed = [r for r in runs if r.summary.policy.startswith("mixed")]
+    zone = [r for r in mixed if r.summary.problem == "diffusion"] or mixed[:1]
+    if zone:
+        out["critical_zone"] = critical_zone(zone[:3], directory / "critical_zone.png")
+    checked = [r for r in mixed if any(not math.isnan(v) for v in r.trace["cosine_bound"])]
+    if checked:
+        out["cosine"] = cosine(checked[:3], directory / "cosine.png")
+    return out

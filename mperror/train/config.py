@@ -1,0 +1,127 @@
+"""The configuration of one training run: a problem, a precision policy, a seed and settings.
+
+Every field is recorded with the run (``config.json``), so two runs of a study differ in the
+fields the study sweeps and nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import torch
+
+from mperror import problems
+from mperror._records import Record
+from mperror.problems._base import TrainDefaults, check_seed, check_size
+from mperror.train.precision import BACKENDS, parse
+
+__all__ = ["RunConfig"]
+
+
+def _positive_int(value: object, name: str, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
+def _positive_float(value: object, name: str, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig(Record):
+    """One training run.
+
+    Attributes:
+        problem: a registered problem name (:func:`mperror.problems.names`).
+        policy: a precision policy string (:mod:`mperror.train.precision`).
+        seed: the seed of the problem's weights and data and of stochastic rounding.
+        size: ``"quick"`` or ``"full"`` (the problem's size; it also sets the defaults below).
+        iterations, lr, adam_eps, eval_every: ``None`` takes the problem's defaults for
+            ``size``; Adam's epsilon is one value for every policy of a study.
+        cosine_every: steps between two comparisons of the run's gradient with the float32
+            gradient at the same weights (``None``: ``eval_every``).
+        init_scale: GradScaler's initial scale (``+scaler`` policies); ``None`` chooses
+            ``2**floor(log2(fmt.max / (64 max(1, loss_0))))``, at most ``2**16``, so the
+            scaled first loss stays 64 times below the format's largest value (torch's default
+            ``2**16`` exceeds float16's max 65504: with any loss >= 1 step 1 always overflows).
+        backend: ``"auto"``, ``"native"`` or ``"emulated"`` (see :mod:`mperror.train.precision`).
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    """
+
+    problem: str
+    policy: str
+    seed: int = 0
+    size: str = "quick"
+    iterations: int | None = None
+    lr: float | None = None
+    adam_eps: float | None = None
+    eval_every: int | None = None
+    cosine_every: int | None = None
+    init_scale: float | None = None
+    backend: str = "auto"
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        problems.get(self.problem)  # ValueError with the closest name
+        parse(self.policy, backend=self.backend)  # ValueError listing the policies
+        check_seed(self.seed)
+        check_size(self.size)
+        for name in ("iterations", "eval_every", "cosine_every"):
+            _positive_int(getattr(self, name), name, allow_none=True)
+        for name in ("lr", "adam_eps", "init_scale"):
+            _positive_float(getattr(self, name), name, allow_none=True)
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' was asked for, but torch.cuda.is_available() is False")
+
+    @property
+    def run_id(self) -> str:
+        """The run's directory name: problem, size, policy and seed (the swept fields)."""
+        policy = parse(self.policy, backend=self.backend).name.replace("+", "_")
+        backend = "" if self.backend == "auto" else f"-{self.backend}"
+        return f"{self.problem}-{self.size}-{policy}{backend}-seed{self.seed}"
+
+    def resolved(self, defaults: TrainDefaults) -> RunConfig:
+        """This config with every ``None``/``"auto"`` replaced by the value the run uses.
+
+        ``defaults`` are the built problem's (``instance.defaults``).
+        """
+        device = self.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        eval_every = self.eval_every or defaults.eval_every
+        return replace(
+            self,
+            policy=parse(self.policy, backend=self.backend).name,
+            iterations=self.iterations or defaults.iterations,
+            lr=self.lr or defaults.lr,
+            adam_eps=self.adam_eps or defaults.adam_eps,
+            eval_every=eval_every,
+            cosine_every=self.cosine_every or eval_every,
+            backend=parse(self.policy, backend=self.backend).resolve(device).backend,
+            device=device,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """The config ``to_dict`` wrote; unknown keys are refused by name."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown RunConfig fields {unknown}; known: {sorted(known)}")
+        return cls(**data)

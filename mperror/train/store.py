@@ -1,0 +1,155 @@
+"""Run directories: every run's config, trace and summary on disk, written atomically.
+
+Layout under a study's root::
+
+    ROOT/RUN_ID/request.json   the RunConfig as asked for (written first)
+    ROOT/RUN_ID/trace.csv      one row per step (rewritten at every evaluation while it runs)
+    ROOT/RUN_ID/config.json    the resolved RunConfig: every default filled in
+    ROOT/RUN_ID/summary.json   written last: its presence marks the run finished
+
+Every file is written to a temporary name in the same directory and moved into place with
+:func:`os.replace`, so an interrupted run leaves either the old file or the new one, never half
+of one. :func:`run_study` skips runs whose ``summary.json`` exists for the same config, so an
+interrupted sweep resumes where it stopped and never loses a finished run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mperror.train.config import RunConfig
+from mperror.train.summary import RunSummary
+from mperror.train.trace import Trace
+from mperror.train.trainer import train
+
+__all__ = ["StoredRun", "configs_for", "load_run", "load_runs", "run_study", "write_atomic"]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json(data: object) -> str:
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A finished run read back from its directory."""
+
+    path: Path
+    config: RunConfig
+    trace: Trace
+    summary: RunSummary
+
+
+def load_run(path: str | os.PathLike) -> StoredRun:
+    """The finished run in directory ``path``; ValueError if it did not finish."""
+    path = Path(path)
+    if not (path / "summary.json").is_file():
+        raise ValueError(f"{path} holds no finished run (no summary.json)")
+    config = RunConfig.from_dict(json.loads((path / "config.json").read_text()))
+    trace = Trace.from_csv((path / "trace.csv").read_text())
+    summary = RunSummary.from_dict(json.loads((path / "summary.json").read_text()))
+    return StoredRun(path=path, config=config, trace=trace, summary=summary)
+
+
+def load_runs(root: str | os.PathLike) -> list[StoredRun]:
+    """Every finished run under ``root`` (sorted by directory name)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"run directory {str(root)!r} does not exist")
+    return [load_run(p) for p in sorted(root.iterdir()) if (p / "summary.json").is_file()]
+
+
+def _finished(path: Path, config: RunConfig) -> bool:
+    """Has ``config`` already run to completion in ``path``?"""
+    try:
+        stored = json.loads((path / "request.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    return stored == config.to_dict() and (path / "summary.json").is_file()
+
+
+def run_study(
+    configs: Iterable[RunConfig],
+    root: str | os.PathLike,
+    *,
+    progress: bool = False,
+    log: bool = False,
+) -> list[StoredRun]:
+    """Run every config into ``root/RUN_ID`` and return the stored runs, in the given order.
+
+    A run whose directory already holds a ``summary.json`` for the same requested config is
+    not run again (resume). Two configs with the same run id are refused.
+
+    Args:
+        configs: the runs (typically one per policy and seed).
+        root: the study directory.
+        progress: progress bars (one per run, and one over the runs).
+        log: print one line per run (skipped, or finished with its test error).
+    """
+    from tqdm.auto import tqdm
+
+    configs = list(configs)
+    for c in configs:
+        if not isinstance(c, RunConfig):
+            raise TypeError(f"configs must hold RunConfig objects, got {type(c).__name__}")
+    ids = [c.run_id for c in configs]
+    duplicate = next((i for i in ids if ids.count(i) > 1), None)
+    if duplicate is not None:
+        raise ValueError(f"two configs share the run id {duplicate!r}")
+    root = Path(root)
+    done: list[StoredRun] = []
+    for config in tqdm(configs, desc="runs", disable=not progress or len(configs) < 2):
+        path = root / config.run_id
+        if _finished(path, config):
+            done.append(load_run(path))
+            if log:
+                print(f"  {config.run_id}: finished earlier, kept")
+            continue
+        (path / "summary.json").unlink(missing_ok=True)
+        write_atomic(path / "request.json", _json(config.to_dict()))
+
+        def checkpoint(resolved: RunConfig, trace: Trace, path: Path = path) -> None:
+            write_atomic(path / "trace.csv", trace.to_csv())
+
+        result = train(config, progress=progress, checkpoint=checkpoint)
+        write_atomic(path / "config.json", _json(result.config.to_dict()))
+        write_atomic(path / "trace.csv", result.trace.to_csv())
+        write_atomic(path / "summary.json", _json(result.summary.to_dict()))
+        done.append(load_run(path))
+        if log:
+            s = result.summary
+            print(
+                f"  {config.run_id}: {s.steps} steps, best test error {s.best_test_error:.3e}, "
+                f"{s.seconds_per_step * 1e3:.1f} ms/step"
+            )
+    return done
+
+
+def configs_for(
+    problem: str, policies: Sequence[str], seeds: Sequence[int], **settings: object
+) -> list[RunConfig]:
+    """One :class:`RunConfig` per (policy, seed), every other setting shared."""
+    return [
+        RunConfig(problem=problem, policy=policy, seed=seed, **settings)  # type: ignore[arg-type]
+        for policy in policies
+        for seed in seeds
+    ]

@@ -1,0 +1,181 @@
+"""What a finished run amounts to: one frozen record read by the report and written as JSON."""
+
+from __future__ import annotations
+
+import math
+import platform
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mperror import bounds
+from mperror._records import Record
+from mperror.train.config import RunConfig
+from mperror.train.precision import Precision
+from mperror.train.trace import Trace
+
+__all__ = ["CRITICAL_WINDOW", "RunSummary", "summarise"]
+
+#: Consecutive critical-zone steps that count as the gradient *entering* Theorem 1's critical
+#: zone: secant estimates of L are noisy, and a single step below the line is not an entry.
+CRITICAL_WINDOW = 10
+_MARKS = (100, 1000, 10_000)
+
+
+def _finite(values: list[float]) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    return array[np.isfinite(array)]
+
+
+def _nanmin(values: list[float]) -> float:
+    finite = _finite(values)
+    return float(finite.min()) if finite.size else math.nan
+
+
+def _last(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return finite[-1] if finite else math.nan
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSummary(Record):
+    """The numbers a run is judged by.
+
+    Attributes:
+        run_id, problem, policy, seed, size, device, backend: what ran, where.
+        steps: steps completed (fewer than ``iterations`` when the run diverged).
+        diverged: the weights became non-finite.
+        nonfinite_steps: steps whose loss or gradient was inf/NaN.
+        skipped_steps: steps GradScaler skipped.
+        final_loss, min_loss: the last and the smallest finite training loss.
+        final_test_error, best_test_error: the last and the smallest test error.
+        unchanged_final: mean share of weights unchanged per step over the last tenth of the run
+            (the statistic Hayford et al. report as 97% for pure float16 at 10,000 steps).
+        unchanged_at: that share at steps 100, 1,000, 10,000 (those the run reached), each the
+            mean over the ten steps ending there.
+        lost_final: mean share of weights whose nonzero update was lost, last tenth.
+        theta_norm_initial, theta_norm_final: the weight norm at the first and the last step.
+        critical_entry_step: first step of :data:`CRITICAL_WINDOW` consecutive steps in Theorem
+            1's critical zone (``None`` if never); ``critical_steps``: steps in it.
+        test_error_at_entry: the test error at the last evaluation at or before that step.
+        cosine_checks, cosine_bound_holds: gradient comparisons made, and those where the
+            observed ``1 - cos`` was within ``2 delta / (g + delta)`` (non-vacuous ones only
+            counted in ``cosine_nonvacuous``).
+        delta_holds: comparisons where ``||g~ - g|| <= delta = u L ||theta||``.
+        seconds_per_step: mean training seconds per step; peak_memory: bytes (see the trace).
+        torch_version, device_name: the software and hardware.
+    """
+
+    run_id: str
+    problem: str
+    policy: str
+    seed: int
+    size: str
+    device: str
+    backend: str
+    iterations: int
+    steps: int
+    diverged: bool
+    nonfinite_steps: int
+    skipped_steps: int
+    final_loss: float
+    min_loss: float
+    final_test_error: float
+    best_test_error: float
+    unchanged_final: float
+    unchanged_at: dict[int, float]
+    lost_final: float
+    theta_norm_initial: float
+    theta_norm_final: float
+    critical_entry_step: int | None
+    critical_steps: int
+    test_error_at_entry: float | None
+    cosine_checks: int
+    cosine_nonvacuous: int
+    cosine_bound_holds: int
+    delta_holds: int
+    seconds_per_step: float
+    peak_memory: float
+    torch_version: str
+    device_name: str
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunSummary:
+        """The summary ``to_dict`` wrote (JSON keys of ``unchanged_at`` back to ints)."""
+        data = dict(data)
+        data["unchanged_at"] = {int(k): v for k, v in data["unchanged_at"].items()}
+        return cls(**data)
+
+
+def _device_name(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    return platform.processor() or platform.machine()
+
+
+def summarise(cfg: RunConfig, precision: Precision, trace: Trace, *, run_id: str) -> RunSummary:
+    """The :class:`RunSummary` of a run's trace (``run_id``: the requested config's)."""
+    steps = len(trace)
+    unchanged = np.asarray(trace["unchanged_fraction"], dtype=np.float64)
+    lost = np.asarray(trace["lost_fraction"], dtype=np.float64)
+    tail = max(1, steps // 10)
+    check = (
+        bounds.check_descent(
+            trace["grad_norm"],
+            trace["lipschitz"],
+            trace["theta_norm"],
+            trace["loss"],
+            precision.fmt,
+            window=CRITICAL_WINDOW,
+        )
+        if steps
+        else None
+    )
+    entry = check.entry_step if check else None
+    test = trace["test_error"]
+    at_entry = None
+    if entry is not None:
+        at_entry = _last(test[: entry + 1])
+    cos, cos_bound = trace["cosine_distance"], trace["cosine_bound"]
+    pairs = [(c, b) for c, b in zip(cos, cos_bound, strict=True) if not math.isnan(c + b)]
+    nonvacuous = [(c, b) for c, b in pairs if b < 2.0]
+    deltas = [
+        (e, d)
+        for e, d in zip(trace["grad_error"], trace["delta"], strict=True)
+        if not math.isnan(e + d)
+    ]
+    return RunSummary(
+        run_id=run_id,
+        problem=cfg.problem,
+        policy=cfg.policy,
+        seed=cfg.seed,
+        size=cfg.size,
+        device=cfg.device,
+        backend=cfg.backend,
+        iterations=int(cfg.iterations or 0),
+        steps=steps,
+        diverged=steps < (cfg.iterations or 0),
+        nonfinite_steps=int(np.nansum(trace["nonfinite"])),
+        skipped_steps=int(np.nansum(trace["skipped"])),
+        final_loss=_last([v if math.isfinite(v) else math.nan for v in trace["loss"]]),
+        min_loss=_nanmin(trace["loss"]),
+        final_test_error=_last(test),
+        best_test_error=_nanmin(test),
+        unchanged_final=float(unchanged[-tail:].mean()) if steps else math.nan,
+        unchanged_at={m: float(unchanged[m - 10 : m].mean()) for m in _MARKS if steps >= m},
+        lost_final=float(lost[-tail:].mean()) if steps else math.nan,
+        theta_norm_initial=trace["theta_norm"][0] if steps else math.nan,
+        theta_norm_final=trace["theta_norm"][-1] if steps else math.nan,
+        critical_entry_step=entry,
+        critical_steps=sum(r is bounds.Regime.CRITICAL_ZONE for r in check.regime) if check else 0,
+        test_error_at_entry=at_entry,
+        cosine_checks=len(pairs),
+        cosine_nonvacuous=len(nonvacuous),
+        cosine_bound_holds=sum(c <= b for c, b in nonvacuous),
+        delta_holds=sum(e <= d for e, d in deltas),
+        seconds_per_step=trace["seconds"][-1] / steps if steps else math.nan,
+        peak_memory=max(trace["peak_memory"]) if steps else math.nan,
+        torch_version=torch.__version__,
+        device_name=_device_name(cfg.device),
+    )

@@ -1,0 +1,274 @@
+"""The one training loop: any problem, any precision policy, a full trace of every step.
+
+The loop is full-batch Adam with the problem's loss. The policy (:mod:`mperror.train.precision`)
+decides where the weights live and how the forward and backward passes round; everything else
+is shared, so two runs of a study differ in the policy alone.
+
+At every step ``k`` the trainer records (:mod:`mperror.train.trace`) the loss, the gradient and
+weight norms, the secant estimate of ``L`` over the weight matrices (how Hayford et al. 2024
+estimated it), Theorem 1's critical gradient norm, the share of weights whose update was lost,
+non-finite and skipped steps, time and memory; every ``cosine_every`` steps it also compares the
+run's gradient ``g~`` with the float32 gradient ``g`` at the same weights (cosine distance,
+``||g~ - g||`` and Theorem 1's ``delta``), and every ``eval_every`` steps the test error. Test
+errors and reference gradients are computed by a float32 copy of the model holding the run's
+current weights, so they measure what the weights learnt, not how the evaluation rounds.
+
+A run whose weights become non-finite has diverged: it stops there, and the summary says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import resource
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+import mperror.emulate
+from mperror import bounds, problems
+from mperror.lipschitz import SecantTracker
+from mperror.train.config import RunConfig
+from mperror.train.precision import Precision, parse
+from mperror.train.summary import RunSummary, summarise
+from mperror.train.trace import Trace
+
+__all__ = ["RunResult", "initial_scale", "train"]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished run: the resolved config, its trace and its summary."""
+
+    config: RunConfig
+    trace: Trace
+    summary: RunSummary
+
+
+def initial_scale(loss0: float, fmt_max: float) -> float:
+    """GradScaler's initial scale: ``2**floor(log2(fmt_max / (64 max(1, |loss0|))))``, at most
+    ``2**16`` and at least 1 (see :class:`~mperror.train.config.RunConfig`).
+
+    >>> initial_scale(0.5, 65504.0)  # 65504 / 64 = 1023.5 -> 2**9
+    512.0
+    """
+    if not math.isfinite(loss0):
+        return 1.0
+    exponent = math.floor(math.log2(fmt_max / (64.0 * max(1.0, abs(loss0)))))
+    return float(2.0 ** min(16, max(0, exponent)))
+
+
+@contextlib.contextmanager
+def _fp32_pinned(device: torch.device) -> Iterator[None]:
+    """TF32 off on CUDA for the run (else the float32 baseline is not float32), then restored."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def _norm(tensors: list[torch.Tensor]) -> float:
+    total = sum(float(torch.sum(t.detach().double() ** 2)) for t in tensors)
+    return math.sqrt(total)
+
+
+def _flat(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([t.detach().double().reshape(-1) for t in tensors])
+
+
+def _peak_memory(device: torch.device) -> float:
+    if device.type == "cuda":
+        return float(torch.cuda.max_memory_allocated(device))
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is KiB on Linux, bytes on macOS
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale)
+
+
+class _Float32Shadow:
+    """A float32 copy of the model that evaluates the run's current weights."""
+
+    def __init__(self, instance: problems.ProblemInstance, params: list[torch.Tensor]) -> None:
+        self.instance = instance
+        self.model = copy.deepcopy(instance.model).float()
+        self.params = list(self.model.parameters())
+        self.source = params
+
+    @torch.no_grad()
+    def sync(self) -> None:
+        for mine, theirs in zip(self.params, self.source, strict=True):
+            mine.copy_(theirs)
+
+    def gradient(self) -> tuple[float, list[torch.Tensor]]:
+        self.sync()
+        loss = self.instance.loss(self.model)
+        grads = torch.autograd.grad(loss, self.params, allow_unused=True)
+        return float(loss.detach()), [
+            torch.zeros_like(p) if g is None else g for g, p in zip(grads, self.params, strict=True)
+        ]
+
+    def test_error(self) -> float:
+        self.sync()
+        return self.instance.test_error(self.model)
+
+
+def train(
+    config: RunConfig,
+    *,
+    progress: bool = False,
+    checkpoint: Callable[[RunConfig, Trace], None] | None = None,
+) -> RunResult:
+    """Train ``config``'s problem under its policy and return the trace and summary.
+
+    Args:
+        config: the run (``None`` fields take the problem's defaults).
+        progress: show a progress bar (tqdm, on stderr).
+        checkpoint: called as ``checkpoint(resolved_config, trace)`` after every evaluation, so a
+            caller can save the partial trace of a long run.
+    """
+    if not isinstance(config, RunConfig):
+        raise TypeError(f"config must be a RunConfig, got {type(config).__name__}")
+    device = torch.device(
+        config.device
+        if config.device != "auto"
+        else ("cuda" if torch.cuda.is_available() else "cpu")
+    )
+    instance = problems.get(config.problem).build(config.size, seed=config.seed, device=device)
+    cfg = config.resolved(instance.defaults)
+    precision = parse(cfg.policy, backend=cfg.backend)
+    with _fp32_pinned(device):
+        trace = _loop(cfg, precision, instance, device, progress, checkpoint)
+    return RunResult(
+        config=cfg, trace=trace, summary=summarise(cfg, precision, trace, run_id=config.run_id)
+    )
+
+
+def _loop(
+    cfg: RunConfig,
+    precision: Precision,
+    instance: problems.ProblemInstance,
+    device: torch.device,
+    progress: bool,
+    checkpoint: Callable[[RunConfig, Trace], None] | None,
+) -> Trace:
+    from tqdm.auto import tqdm  # imported here: only training shows progress bars
+
+    model = instance.model.to(precision.param_dtype)
+    params = [p for p in model.parameters() if p.requires_grad]
+    matrices = [p for p in params if p.ndim >= 2]
+    shadow = _Float32Shadow(instance, params)
+    optimizer = torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps)
+    meter = mperror.emulate.LostUpdateMeter(params, precision.stores_weights)
+    meter.store()
+    tracker = SecantTracker(matrices)
+    generator = torch.Generator(device).manual_seed(cfg.seed)
+    scaler = None
+    if precision.grad_scaler:
+        scale = cfg.init_scale or initial_scale(shadow.gradient()[0], precision.fmt.max)
+        scaler = torch.amp.GradScaler(device.type, init_scale=scale)
+        # Create the scale tensor now, outside any emulation, which would round it to fmt.
+        scaler.scale(torch.ones((), device=device))
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    trace = Trace()
+    seconds = 0.0
+    bar = tqdm(
+        total=cfg.iterations, desc=f"{cfg.problem} {cfg.policy}", disable=not progress, leave=False
+    )
+    try:
+        for k in range(cfg.iterations):
+            start = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            with precision.compute(device, generator):
+                loss = instance.loss(model)
+                if precision.backend == "emulated":  # backward is emulated too
+                    (scaler.scale(loss) if scaler else loss).backward()
+            if precision.backend != "emulated":  # torch: backward outside autocast
+                (scaler.scale(loss) if scaler else loss).backward()
+            if scaler:
+                scaler.unscale_(optimizer)
+            grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
+            loss_value = float(loss.detach())
+            grad_norm = _norm(grads)
+            theta_norm = _norm(params)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds += time.perf_counter() - start
+            secant = tracker.update([p.grad for p in matrices])
+            lipschitz = secant.value if secant.value is not None else math.nan
+            row = {
+                "step": k,
+                "loss": loss_value,
+                "grad_norm": grad_norm,
+                "theta_norm": theta_norm,
+                "lipschitz": lipschitz,
+                "nonfinite": float(not (math.isfinite(loss_value) and math.isfinite(grad_norm))),
+                "loss_scale": scaler.get_scale() if scaler else 1.0,
+            }
+            if math.isfinite(lipschitz):
+                row["critical_norm"] = bounds.critical_gradient_norm(
+                    lipschitz, theta_norm, precision.fmt
+                )
+            last = k == cfg.iterations - 1
+            if k % cfg.cosine_every == 0 or last:
+                row.update(_compare_gradients(shadow, grads, lipschitz, theta_norm, precision))
+            if k % cfg.eval_every == 0 or last:
+                row["test_error"] = shadow.test_error()
+
+            start = time.perf_counter()
+            with meter.step():
+                if scaler:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds += time.perf_counter() - start
+            if scaler:
+                row["skipped"] = float(scaler.get_scale() < row["loss_scale"])
+            row["lost_fraction"] = meter.last.fraction
+            row["unchanged_fraction"] = meter.last.unchanged_fraction
+            row["seconds"] = seconds
+            row["peak_memory"] = _peak_memory(device)
+            trace.append(row)
+            bar.update(1)
+            if progress and k % cfg.eval_every == 0:
+                bar.set_postfix(loss=f"{loss_value:.3g}")
+            if checkpoint is not None and (k % cfg.eval_every == 0 or last):
+                checkpoint(cfg, trace)
+            if not all(bool(torch.isfinite(p).all()) for p in params):
+                break  # diverged: the weights are no longer finite
+    finally:
+        bar.close()
+    return trace
+
+
+def _compare_gradients(
+    shadow: _Float32Shadow,
+    grads: list[torch.Tensor],
+    lipschitz: float,
+    theta_norm: float,
+    precision: Precision,
+) -> dict[str, float]:
+    """The run's gradient ``g~`` against the float32 gradient ``g`` at the same weights."""
+    _, reference = shadow.gradient()
+    g_run, g_ref = _flat(grads), _flat(reference)
+    ref_norm = float(torch.linalg.vector_norm(g_ref))
+    run_norm = float(torch.linalg.vector_norm(g_run))
+    row = {"fp32_grad_norm": ref_norm, "grad_error": float(torch.linalg.vector_norm(g_run - g_ref))}
+    if ref_norm > 0 and run_norm > 0 and math.isfinite(run_norm):
+        row["cosine_distance"] = 1.0 - float(g_run @ g_ref) / (run_norm * ref_norm)
+    if math.isfinite(lipschitz):
+        delta = bounds.gradient_perturbation(lipschitz, theta_norm, precision.fmt)
+        row["delta"] = delta
+        row["cosine_bound"] = bounds.cosine_distance_bound(ref_norm, delta).bound
+    return row

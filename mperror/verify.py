@@ -1,0 +1,79 @@
+"""``mperror verify``: train the studies, judge the papers' claims, write the report.
+
+The quick setting trains every problem at its ``"quick"`` size with one seed (a few minutes on
+two CPU cores); ``full`` trains the papers' sizes with ten seeds (a GPU job). Runs go to
+``OUT/runs`` (resumable: finished runs are kept and skipped when the command runs again), the
+report to ``OUT/report.md`` and ``OUT/report.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from mperror.report import Claim, write_report
+from mperror.train import RunConfig, run_study
+
+__all__ = ["SETTINGS", "STUDIES", "plan", "verify"]
+
+#: The policies each problem is trained under: what the claims compare.
+STUDIES: dict[str, tuple[str, ...]] = {
+    "regression": ("fp32", "fp16", "mixed-fp16"),
+    "diffusion": ("fp32", "mixed-fp16", "mixed-bf16"),
+    "burgers": ("fp32", "fp16", "mixed-fp16"),
+    "deeponet": ("fp32", "mixed-fp16"),
+}
+#: Setting -> (problem size, seeds).
+SETTINGS: dict[str, tuple[str, tuple[int, ...]]] = {
+    "quick": ("quick", (0,)),
+    "full": ("full", tuple(range(10))),
+}
+
+
+def plan(
+    setting: str = "quick",
+    *,
+    seeds: Sequence[int] | None = None,
+    problems: Sequence[str] | None = None,
+    device: str = "auto",
+    iterations: int | None = None,
+) -> list[RunConfig]:
+    """The runs of ``setting`` (optionally fewer seeds, problems, or iterations)."""
+    if setting not in SETTINGS:
+        raise ValueError(f"setting must be one of {', '.join(SETTINGS)}, got {setting!r}")
+    size, default_seeds = SETTINGS[setting]
+    chosen = tuple(STUDIES) if problems is None else tuple(problems)
+    unknown = [p for p in chosen if p not in STUDIES]
+    if unknown:
+        raise ValueError(f"problems must be among {', '.join(STUDIES)}; got {unknown}")
+    return [
+        RunConfig(
+            problem=problem,
+            policy=policy,
+            seed=seed,
+            size=size,
+            device=device,
+            iterations=iterations,
+        )
+        for problem in chosen
+        for policy in STUDIES[problem]
+        for seed in (default_seeds if seeds is None else seeds)
+    ]
+
+
+def verify(
+    out: str | Path,
+    setting: str = "quick",
+    *,
+    seeds: Sequence[int] | None = None,
+    problems: Sequence[str] | None = None,
+    device: str = "auto",
+    iterations: int | None = None,
+    progress: bool = False,
+    log: bool = False,
+) -> list[Claim]:
+    """Run the plan into ``out/runs`` and write the report into ``out``; return the claims."""
+    out = Path(out)
+    configs = plan(setting, seeds=seeds, problems=problems, device=device, iterations=iterations)
+    runs = run_study(configs, out / "runs", progress=progress, log=log)
+    return write_report(runs, out, setting=setting)

@@ -1,0 +1,118 @@
+"""Run directories: atomic writes, exact trace round trips, resume after an interruption."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import pytest
+
+from mperror.train import RunConfig, Trace, load_runs, run_study, store
+from mperror.train.store import write_atomic
+
+
+def _configs(iterations: int = 4) -> list[RunConfig]:
+    return [
+        RunConfig(problem="regression", policy=p, iterations=iterations, eval_every=2)
+        for p in ("fp32", "fp16")
+    ]
+
+
+def test_trace_csv_round_trip_is_exact() -> None:
+    """Oracle: repr of a float reads back to the same float (NaN and inf included)."""
+    trace = Trace(["step", "loss"])
+    values = [0.1, 1 / 3, math.inf, -math.inf, 5e-324, 2.0**-24]
+    for k, v in enumerate(values):
+        trace.append({"step": k, "loss": v})
+    trace.append({"step": 6})  # a missing column is NaN
+    back = Trace.from_csv(trace.to_csv())
+    assert back["loss"][:6] == values
+    assert math.isnan(back["loss"][6])
+    with pytest.raises(ValueError, match="unknown trace columns"):
+        trace.append({"stepp": 1})
+
+
+def test_write_atomic_leaves_old_file_on_failure(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "summary.json"
+    write_atomic(path, "old")
+
+    def broken(fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", broken)
+    with pytest.raises(OSError, match="disk full"):
+        write_atomic(path, "new")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]  # no temporary left
+
+
+def test_study_writes_runs_and_resumes(tmp_path, monkeypatch) -> None:
+    configs = _configs()
+    runs = run_study(configs, tmp_path)
+    assert [r.config.policy for r in runs] == ["fp32", "fp16"]
+    for r in runs:
+        assert sorted(p.name for p in r.path.iterdir()) == [
+            "config.json",
+            "request.json",
+            "summary.json",
+            "trace.csv",
+        ]
+        assert len(r.trace) == 4
+        assert json.loads((r.path / "config.json").read_text())["iterations"] == 4
+    assert [r.summary.run_id for r in load_runs(tmp_path)] == sorted(c.run_id for c in configs)
+
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(store, "train", must_not_train)
+    again = run_study(configs, tmp_path)
+    assert [r.trace["loss"] for r in again] == [r.trace["loss"] for r in runs]
+
+
+def test_interrupted_study_keeps_finished_runs(tmp_path, monkeypatch) -> None:
+    """The second run is interrupted (Ctrl-C) after its first checkpoint: the first run stays
+    finished, the second keeps its partial trace and no summary, and rerunning trains the
+    second only."""
+    configs = _configs(iterations=6)
+    real_train = store.train
+    calls = []
+
+    def interrupted(config, **kwargs):
+        calls.append(config.policy)
+        if config.policy == "fp16" and len(calls) == 2:
+            checkpoint = kwargs["checkpoint"]
+
+            def stop(cfg, trace):
+                checkpoint(cfg, trace)
+                raise KeyboardInterrupt
+
+            kwargs["checkpoint"] = stop
+        return real_train(config, **kwargs)
+
+    monkeypatch.setattr(store, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(configs, tmp_path)
+    first, second = (tmp_path / c.run_id for c in configs)
+    assert (first / "summary.json").is_file()
+    assert not (second / "summary.json").exists()
+    assert len(Trace.from_csv((second / "trace.csv").read_text())) == 1
+    runs = run_study(configs, tmp_path)
+    assert calls == ["fp32", "fp16", "fp16"]
+    assert [len(r.trace) for r in runs] == [6, 6]
+
+
+def test_changed_config_is_trained_again(tmp_path) -> None:
+    (config,) = _configs()[:1]
+    run_study([config], tmp_path)
+    changed = RunConfig(problem="regression", policy="fp32", iterations=4, eval_every=2, lr=2e-3)
+    (run,) = run_study([changed], tmp_path)
+    assert run.config.lr == 2e-3
+
+
+def test_duplicate_run_ids_refused(tmp_path) -> None:
+    config = _configs()[0]
+    with pytest.raises(ValueError, match="share the run id"):
+        run_study([config, config], tmp_path)
+    with pytest.raises(TypeError, match="RunConfig"):
+        run_study(["fp32"], tmp_path)  # type: ignore[list-item]

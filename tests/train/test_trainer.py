@@ -1,0 +1,163 @@
+"""The training loop: the trace records what a plain loop computes, policy by policy."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import mperror
+from mperror import problems
+from mperror.train import COLUMNS, RunConfig, initial_scale, train
+
+STEPS = 12
+
+
+def _plain_adam_losses(problem: str, steps: int, lr: float, eps: float) -> list[float]:
+    """An independent float32 loop: the problem's model and loss, torch's Adam, nothing else."""
+    inst = problems.get(problem).build("quick", seed=0)
+    opt = torch.optim.Adam(inst.model.parameters(), lr=lr, eps=eps)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = inst.loss(inst.model)
+        loss.backward()
+        losses.append(loss.item())
+        opt.step()
+    return losses
+
+
+@pytest.mark.parametrize("problem", ["regression", "diffusion"])
+def test_fp32_trace_is_the_plain_loop(problem: str) -> None:
+    """Oracle: a hand-written Adam loop. The trainer's measurements must not change training."""
+    result = train(RunConfig(problem=problem, policy="fp32", iterations=STEPS, eval_every=5))
+    cfg = result.config
+    assert result.trace["loss"] == _plain_adam_losses(problem, STEPS, cfg.lr, cfg.adam_eps)
+    assert set(result.trace.columns) == set(COLUMNS)
+    assert result.trace["step"] == list(range(STEPS))
+    assert not any(result.trace["nonfinite"])
+
+
+def test_trace_columns_follow_their_definitions() -> None:
+    """Oracles: autograd's gradient of the fresh model at step 0; Theorem 1's constant written
+    as the expression (4 + 3 sqrt 2) u; a float32 run compared with float32 has 1 - cos = 0 up
+    to the float64 rounding of the dot product."""
+    result = train(RunConfig(problem="regression", policy="fp32", iterations=STEPS, eval_every=4))
+    t = result.trace
+    inst = problems.get("regression").build("quick", seed=0)
+    grads = torch.autograd.grad(inst.loss(inst.model), list(inst.model.parameters()))
+    g0 = math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads))
+    assert t["grad_norm"][0] == pytest.approx(g0, rel=1e-12)
+    theta0 = math.sqrt(
+        sum(float((p.detach().double() ** 2).sum()) for p in inst.model.parameters())
+    )
+    assert t["theta_norm"][0] == pytest.approx(theta0, rel=1e-12)
+    assert math.isnan(t["lipschitz"][0])  # a secant needs two steps
+    for k in range(1, STEPS):
+        expected = (4 + 3 * math.sqrt(2)) * 2.0**-24 * t["lipschitz"][k] * t["theta_norm"][k]
+        assert t["critical_norm"][k] == pytest.approx(expected, rel=1e-14)
+    measured = [k for k in range(STEPS) if not math.isnan(t["cosine_distance"][k])]
+    assert measured == [0, 4, 8, 11]  # every cosine_every (= eval_every) steps and the last
+    assert all(abs(t["cosine_distance"][k]) < 1e-12 for k in measured)
+    assert all(t["grad_error"][k] == 0.0 for k in measured)
+    evaluated = [k for k in range(STEPS) if not math.isnan(t["test_error"][k])]
+    assert evaluated == [0, 4, 8, 11]
+    assert t["unchanged_fraction"] == [0.0] * STEPS  # Adam moves every float32 weight
+
+
+def test_same_seed_same_trace_and_seeds_differ() -> None:
+    """Oracle: reproducibility (the problem is built from the seed alone)."""
+    cfg = RunConfig(problem="regression", policy="mixed-fp16", iterations=5, eval_every=5)
+    a, b = train(cfg), train(cfg)
+    assert a.trace["loss"] == b.trace["loss"]
+    other = train(RunConfig(problem="regression", policy="mixed-fp16", iterations=5, seed=1))
+    assert other.trace["loss"] != a.trace["loss"]
+
+
+def test_pure_emulated_policy_stores_weights_in_the_format() -> None:
+    """Oracle: a value of a format is a fixed point of rounding to it."""
+    from mperror.train import trainer
+
+    seen = []
+    original = trainer._loop
+
+    def spy(cfg, precision, instance, *args):
+        trace = original(cfg, precision, instance, *args)
+        seen.extend(p.detach().clone() for p in instance.model.parameters())
+        return trace
+
+    trainer._loop = spy
+    try:
+        result = train(RunConfig(problem="regression", policy="pure-e4m3fn", iterations=6))
+    finally:
+        trainer._loop = original
+    assert result.config.backend == "emulated"
+    for p in seen:
+        assert torch.equal(mperror.round(p, "e4m3fn"), p)
+    # With u = 2**-4 Adam's steps of about lr = 1e-3 are lost on nearly every weight.
+    assert result.summary.unchanged_final > 0.9
+
+
+def test_native_fp16_trains_in_half() -> None:
+    """Oracle: the dtype of the loss (the model and data are float16)."""
+    result = train(RunConfig(problem="regression", policy="fp16", iterations=4))
+    assert result.config.backend == "native"
+    x = torch.tensor([result.trace["loss"][0]])
+    assert torch.equal(mperror.round(x, "fp16", dtype=torch.float32), x)  # an fp16 value
+
+
+def test_grad_scaler_skips_an_overflowing_first_step() -> None:
+    """Oracle: the loss is of order 1, so scaled by 2**30 the emulated fp16 backward (max
+    65504) overflows: GradScaler skips the step and halves its scale."""
+    cfg = RunConfig(
+        problem="regression", policy="mixed-fp16+scaler", iterations=3, init_scale=2.0**30
+    )
+    t = train(cfg).trace
+    assert t["skipped"][0] == 1.0
+    assert t["loss_scale"][:2] == [2.0**30, 2.0**29]
+    assert t["unchanged_fraction"][0] == 1.0  # a skipped step changes no weight
+
+
+def test_initial_scale_rule() -> None:
+    """Oracle: the rule's arithmetic by hand: 65504 / (64 * 3) = 341.2 -> 2**8."""
+    assert initial_scale(3.0, 65504.0) == 2.0**8
+    assert initial_scale(1e-6, 3.4e38) == 2.0**16  # capped
+    assert initial_scale(1e9, 65504.0) == 1.0  # at least 1
+    assert initial_scale(math.inf, 65504.0) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"problem": "burger"}, "did you mean 'burgers'"),
+        ({"policy": "fp8"}, "unknown policy"),
+        ({"iterations": 0}, "iterations must be an int >= 1"),
+        ({"lr": -1.0}, "lr must be a finite number > 0"),
+        ({"size": "huge"}, "size must be one of"),
+        ({"device": "tpu"}, "device must be"),
+        ({"seed": -1}, "seed must be a non-negative int"),
+    ],
+)
+def test_bad_configs_are_refused_by_name(kwargs, match) -> None:
+    args = {"problem": "regression", "policy": "fp32", **kwargs}
+    with pytest.raises(ValueError, match=match):
+        RunConfig(**args)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message without CUDA")
+def test_cuda_device_without_cuda_is_refused() -> None:
+    with pytest.raises(ValueError, match="cuda"):
+        RunConfig(problem="regression", policy="fp32", device="cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("policy", ["fp32", "mixed-fp16", "mixed-bf16", "fp16"])
+def test_cuda_runs(policy: str) -> None:
+    """Oracle: the float32 loop on CUDA has finite losses and TF32 is restored afterwards."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    result = train(RunConfig(problem="diffusion", policy=policy, iterations=5, device="cuda"))
+    assert torch.backends.cuda.matmul.allow_tf32 == before
+    assert result.config.backend == "native"
+    assert result.summary.peak_memory > 0
+    assert all(math.isfinite(v) for v in result.trace["loss"])
