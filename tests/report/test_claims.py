@@ -1,0 +1,175 @@
+"""Claims are judged by their stated criteria; the report carries every claim and figure.
+
+Oracle: manufactured summaries whose numbers sit on either side of each criterion's constant
+(mperror.report.claims: MATCH_FACTOR, FAIL_FACTOR, FROZEN_MIN, FROZEN_FP32_MAX).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import pytest
+
+from mperror.report import CLAIMS, evaluate, write_report
+from mperror.report.claims import FAIL_FACTOR, FROZEN_FP32_MAX, FROZEN_MIN, MATCH_FACTOR
+from mperror.train import RunConfig, StoredRun, train
+
+
+@pytest.fixture(scope="module")
+def template() -> StoredRun:
+    result = train(
+        RunConfig(problem="regression", policy="mixed-fp16", iterations=12, eval_every=3)
+    )
+    return StoredRun(path=None, config=result.config, trace=result.trace, summary=result.summary)
+
+
+def _run(template: StoredRun, problem: str, policy: str, **fields) -> StoredRun:
+    summary = replace(
+        template.summary,
+        problem=problem,
+        policy=policy,
+        run_id=f"{problem}-{policy}",
+        **fields,
+    )
+    return replace(template, summary=summary)
+
+
+def _by_id(claims):
+    return {c.id: c for c in claims}
+
+
+@pytest.mark.parametrize(
+    ("factor", "holds"), [(0.99 * MATCH_FACTOR, True), (1.01 * MATCH_FACTOR, False)]
+)
+def test_mixed_matches_fp32(template, factor, holds) -> None:
+    runs = [
+        _run(template, "diffusion", "fp32", best_test_error=1e-3),
+        _run(template, "diffusion", "mixed-fp16", best_test_error=factor * 1e-3),
+    ]
+    claim = _by_id(evaluate(runs))["diffusion.mixed-matches-fp32"]
+    assert claim.holds is holds
+    assert claim.runs == ("diffusion-fp32", "diffusion-mixed-fp16")
+
+
+@pytest.mark.parametrize(
+    ("factor", "holds"), [(1.01 * FAIL_FACTOR, True), (0.99 * FAIL_FACTOR, False)]
+)
+def test_fp16_fails(template, factor, holds) -> None:
+    runs = [
+        _run(template, "burgers", "fp32", final_test_error=0.04),
+        _run(template, "burgers", "fp16", final_test_error=factor * 0.04),
+    ]
+    assert _by_id(evaluate(runs))["burgers.fp16-fails"].holds is holds
+
+
+@pytest.mark.parametrize(
+    ("f16", "f32", "holds"),
+    [
+        (FROZEN_MIN, FROZEN_FP32_MAX, True),
+        (FROZEN_MIN - 0.01, 0.0, False),
+        (0.99, FROZEN_FP32_MAX + 0.01, False),
+    ],
+)
+def test_frozen_weights(template, f16, f32, holds) -> None:
+    runs = [
+        _run(template, "regression", "fp32", unchanged_final=f32),
+        _run(template, "regression", "fp16", unchanged_final=f16),
+    ]
+    assert _by_id(evaluate(runs))["regression.fp16-frozen-weights"].holds is holds
+
+
+def test_median_over_seeds(template) -> None:
+    """Three seeds: the median (not the mean, not the best) decides."""
+    runs = [_run(template, "diffusion", "fp32", best_test_error=1.0)] + [
+        _run(template, "diffusion", "mixed-fp16", best_test_error=e, seed=s)
+        for s, e in enumerate([1.0, 1.5, 100.0])
+    ]
+    claim = _by_id(evaluate(runs))["diffusion.mixed-matches-fp32"]
+    assert claim.holds is True
+    assert "ratio 1.50" in claim.measured
+
+
+def test_critical_zone(template) -> None:
+    entered = _run(
+        template,
+        "diffusion",
+        "mixed-fp16",
+        critical_entry_step=5,
+        test_error_at_entry=1e-2,
+        final_test_error=1e-3,
+    )
+    never = replace(entered, summary=replace(entered.summary, critical_entry_step=None))
+    worse = replace(entered, summary=replace(entered.summary, final_test_error=2e-2))
+    assert _by_id(evaluate([entered]))["diffusion.critical-zone"].holds is True
+    assert _by_id(evaluate([never]))["diffusion.critical-zone"].holds is False
+    assert _by_id(evaluate([worse]))["diffusion.critical-zone"].holds is False
+
+
+def test_trace_bounds_count_checks(template) -> None:
+    ok = _run(
+        template,
+        "diffusion",
+        "mixed-fp16",
+        cosine_checks=4,
+        cosine_nonvacuous=3,
+        cosine_bound_holds=3,
+        delta_holds=4,
+    )
+    bad = _run(
+        template,
+        "burgers",
+        "mixed-fp16",
+        cosine_checks=4,
+        cosine_nonvacuous=4,
+        cosine_bound_holds=3,
+        delta_holds=1,
+    )
+    claims = _by_id(evaluate([ok]))
+    assert claims["traces.cosine-bound"].holds is True
+    assert claims["traces.gradient-perturbation"].holds is True
+    claims = _by_id(evaluate([ok, bad]))
+    assert claims["traces.cosine-bound"].holds is False
+    assert "6 of 7" in claims["traces.cosine-bound"].measured
+    assert claims["traces.gradient-perturbation"].holds is False
+
+
+def test_missing_runs_are_undecided_not_failed() -> None:
+    claims = evaluate([])
+    assert len(claims) == len(CLAIMS)
+    assert all(c.holds is None for c in claims)
+    assert all(c.measured in ("not run", "not measured") for c in claims)
+
+
+def test_speed_needs_cuda(template) -> None:
+    runs = [_run(template, "diffusion", "fp32"), _run(template, "diffusion", "mixed-fp16")]
+    claim = _by_id(evaluate(runs))["pinn.mixed-speed-memory"]
+    assert claim.holds is None and "CUDA" in claim.note
+    cuda = [replace(r, summary=replace(r.summary, device="cuda")) for r in runs]
+    cuda[1] = replace(
+        cuda[1],
+        summary=replace(
+            cuda[1].summary,
+            seconds_per_step=cuda[0].summary.seconds_per_step / 2,
+            peak_memory=cuda[0].summary.peak_memory / 2,
+        ),
+    )
+    claim = _by_id(evaluate(cuda))["pinn.mixed-speed-memory"]
+    assert claim.holds is True and "2.00x speed, memory 0.50x" in claim.measured
+
+
+def test_report_files(template, tmp_path) -> None:
+    runs = [_run(template, "diffusion", "fp32"), _run(template, "diffusion", "mixed-fp16")]
+    claims = write_report(runs, tmp_path, setting="quick")
+    text = (tmp_path / "report.md").read_text()
+    for c in claims:
+        assert f"**{c.id}**" in text
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert [c["id"] for c in data["claims"]] == [c.id for c in claims]
+    assert len(data["runs"]) == 2
+    for name in data["figures"].values():
+        assert (tmp_path / name).stat().st_size > 1000
+        assert f"]({name})" in text
+    assert {"critical_zone", "cosine", "loss", "test_error", "frozen"} <= set(data["figures"])
+    assert not math.isnan(data["runs"][0]["best_test_error"])

@@ -1,0 +1,69 @@
+"""The command line: verify, run and report end to end on tiny runs; clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mperror import verify as verify_module
+from mperror.cli import main
+
+
+def test_verify_end_to_end_and_resume(tmp_path, capsys, monkeypatch) -> None:
+    """A tiny verify (3 iterations a run) writes every claim; run again it trains nothing."""
+    out = tmp_path / "v"
+    assert main(["verify", "--out", str(out), "--iterations", "3", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    data = json.loads((out / "report.json").read_text())
+    n_runs = sum(len(p) for p in verify_module.STUDIES.values())
+    assert len(data["runs"]) == n_runs
+    for claim in data["claims"]:
+        assert claim["id"] in printed
+    assert (out / "report.md").is_file()
+
+    from mperror.train import store
+
+    monkeypatch.setattr(store, "train", lambda *a, **k: pytest.fail("trained a finished run"))
+    assert main(["verify", "--out", str(out), "--iterations", "3", "--no-progress"]) == 0
+    assert capsys.readouterr().out.count("finished earlier, kept") == n_runs
+
+    (out / "report.md").unlink()
+    assert main(["report", str(out)]) == 0
+    assert (out / "report.md").is_file()
+
+
+def test_run_command(tmp_path, capsys) -> None:
+    out = tmp_path / "r"
+    args = ["run", "regression", "-p", "fp32", "pure-e5m2", "--seeds", "0,1", "--iterations", "2"]
+    assert main([*args, "--out", str(out), "--no-progress"]) == 0
+    dirs = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert dirs == [
+        "regression-quick-fp32-seed0",
+        "regression-quick-fp32-seed1",
+        "regression-quick-pure-e5m2-seed0",
+        "regression-quick-pure-e5m2-seed1",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "regression", "-p", "fp17"], "unknown policy 'fp17'"),
+        (["run", "regression", "--seeds", "a,b"], "--seeds must be like"),
+        (["report", "/nonexistent/mperror"], "does not exist"),
+        (["run", "regression", "-p", "fp16+scaler"], "master weights"),
+    ],
+)
+def test_bad_arguments_give_one_clear_line(argv, message, tmp_path, capsys) -> None:
+    assert main([*argv, "--out", str(tmp_path)] if argv[0] == "run" else argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_unknown_problem_is_an_argparse_error(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "navier-stokes"])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
