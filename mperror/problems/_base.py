@@ -69,6 +69,13 @@ class ProblemInstance(abc.ABC):
         defaults: the training settings of this size.
         config: everything needed to reproduce the instance (layers, activation, point counts,
             domain, PDE constants, seed, size), as JSON-ready data.
+
+    Optional hooks the trainer calls when an instance defines them (the FNO problems do):
+    ``set_model_precision(mode, *, check_only=False)`` validates (and unless ``check_only``
+    applies) a precision mode of the model itself (``RunConfig.model_precision``);
+    ``on_step(fraction)`` is called before every step with the share of training done (a
+    precision schedule follows it); ``final_metrics(model) -> dict[str, float]`` gives numbers
+    for the run's summary (``RunSummary.extra``).
     """
 
     name: str

@@ -57,6 +57,9 @@ class RunConfig(Record):
             scaled first loss stays 64 times below the format's largest value (torch's default
             ``2**16`` exceeds float16's max 65504: with any loss >= 1 step 1 always overflows).
         backend: ``"auto"``, ``"native"`` or ``"emulated"`` (see :mod:`mperror.train.precision`).
+        model_precision: for problems whose model has precision modes of its own (the Fourier
+            neural operators: ``"full"``, ``"half"``, ``"mixed"``, a schedule, ...), the mode;
+            ``None`` for the others. The problem validates it when the run is built.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     """
 
@@ -71,6 +74,7 @@ class RunConfig(Record):
     cosine_every: int | None = None
     init_scale: float | None = None
     backend: str = "auto"
+    model_precision: str | None = None
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -84,6 +88,10 @@ class RunConfig(Record):
             _positive_float(getattr(self, name), name, allow_none=True)
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.model_precision is not None and not isinstance(self.model_precision, str):
+            raise TypeError(
+                f"model_precision must be a str or None, got {type(self.model_precision).__name__}"
+            )
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
@@ -94,7 +102,9 @@ class RunConfig(Record):
         """The run's directory name: problem, size, policy and seed (the swept fields)."""
         policy = parse(self.policy, backend=self.backend).name.replace("+", "_")
         backend = "" if self.backend == "auto" else f"-{self.backend}"
-        return f"{self.problem}-{self.size}-{policy}{backend}-seed{self.seed}"
+        model = "" if self.model_precision is None else f"-{self.model_precision}"
+        model = model.replace("+", "_")
+        return f"{self.problem}-{self.size}-{policy}{backend}{model}-seed{self.seed}"
 
     def resolved(self, defaults: TrainDefaults) -> RunConfig:
         """This config with every ``None``/``"auto"`` replaced by the value the run uses.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -65,6 +65,8 @@ class RunSummary(Record):
         delta_holds: comparisons where ``||g~ - g|| <= delta = u L ||theta||``.
         seconds_per_step: mean training seconds per step; peak_memory: bytes (see the trace).
         torch_version, device_name: the software and hardware.
+        extra: the problem's own final metrics (``final_metrics`` of the problem instance, e.g.
+            an FNO's test error at 2x and 4x resolution and its overflow count); empty for most.
     """
 
     run_id: str
@@ -99,6 +101,7 @@ class RunSummary(Record):
     peak_memory: float
     torch_version: str
     device_name: str
+    extra: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict) -> RunSummary:
@@ -114,8 +117,16 @@ def _device_name(device: str) -> str:
     return platform.processor() or platform.machine()
 
 
-def summarise(cfg: RunConfig, precision: Precision, trace: Trace, *, run_id: str) -> RunSummary:
-    """The :class:`RunSummary` of a run's trace (``run_id``: the requested config's)."""
+def summarise(
+    cfg: RunConfig,
+    precision: Precision,
+    trace: Trace,
+    *,
+    run_id: str,
+    extra: dict[str, float] | None = None,
+) -> RunSummary:
+    """The :class:`RunSummary` of a run's trace (``run_id``: the requested config's;
+    ``extra``: the problem's final metrics)."""
     steps = len(trace)
     unchanged = np.asarray(trace["unchanged_fraction"], dtype=np.float64)
     lost = np.asarray(trace["lost_fraction"], dtype=np.float64)
@@ -178,4 +189,5 @@ def summarise(cfg: RunConfig, precision: Precision, trace: Trace, *, run_id: str
         peak_memory=max(trace["peak_memory"]) if steps else math.nan,
         torch_version=torch.__version__,
         device_name=_device_name(cfg.device),
+        extra={str(k): float(v) for k, v in (extra or {}).items()},
     )

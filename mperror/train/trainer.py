@@ -142,12 +142,21 @@ def train(
     )
     instance = problems.get(config.problem).build(config.size, seed=config.seed, device=device)
     cfg = config.resolved(instance.defaults)
+    if cfg.model_precision is not None:
+        setter = getattr(instance, "set_model_precision", None)
+        if setter is None:
+            raise ValueError(
+                f"model_precision is for problems whose model has precision modes (the FNO "
+                f"problems); {cfg.problem!r} has none, so leave it None"
+            )
+        setter(cfg.model_precision, check_only=True)  # a bad mode fails before training
     precision = parse(cfg.policy, backend=cfg.backend)
     with _fp32_pinned(device):
         trace = _loop(cfg, precision, instance, device, progress, checkpoint)
-    return RunResult(
-        config=cfg, trace=trace, summary=summarise(cfg, precision, trace, run_id=config.run_id)
-    )
+        metrics = getattr(instance, "final_metrics", None)
+        extra = metrics(instance.model) if metrics is not None else {}
+    summary = summarise(cfg, precision, trace, run_id=config.run_id, extra=extra)
+    return RunResult(config=cfg, trace=trace, summary=summary)
 
 
 def _loop(
@@ -164,6 +173,8 @@ def _loop(
     params = [p for p in model.parameters() if p.requires_grad]
     matrices = [p for p in params if p.ndim >= 2]
     shadow = _Float32Shadow(instance, params)
+    if cfg.model_precision is not None:  # after the shadow copy, which stays in full precision
+        instance.set_model_precision(cfg.model_precision)
     optimizer = torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps)
     meter = mperror.emulate.LostUpdateMeter(params, precision.stores_weights)
     meter.store()
@@ -184,7 +195,10 @@ def _loop(
         total=cfg.iterations, desc=f"{cfg.problem} {cfg.policy}", disable=not progress, leave=False
     )
     try:
+        on_step = getattr(instance, "on_step", None)  # precision schedules follow training
         for k in range(cfg.iterations):
+            if on_step is not None:
+                on_step(k / cfg.iterations)
             start = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             with precision.compute(device, generator):
