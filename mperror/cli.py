@@ -131,7 +131,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if not runs:
         raise ValueError(f"no finished run under {str(runs_dir)!r}")
     sizes = sorted({r.summary.size for r in runs})
-    claims = write_report(runs, root, setting=", ".join(sizes))
+    extra, figures = [], {}
+    if runs_dir != root:  # a verify directory: its report also judges the FNO bounds
+        from mperror.report.fno_sweep import fno_claims
+
+        extra, figures = fno_claims(root, full=sizes == ["full"])
+    claims = write_report(runs, root, setting=", ".join(sizes), extra=extra, extra_figures=figures)
     _print_claims(claims, root)
     return 0
 

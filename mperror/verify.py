@@ -3,7 +3,9 @@
 The quick setting trains every problem at its ``"quick"`` size with one seed (a few minutes on
 two CPU cores); ``full`` trains the papers' sizes with ten seeds (a GPU job). Runs go to
 ``OUT/runs`` (resumable: finished runs are kept and skipped when the command runs again), the
-report to ``OUT/report.md`` and ``OUT/report.json``.
+report to ``OUT/report.md`` and ``OUT/report.json``. Beside the training claims the report
+judges the FNO bounds (:func:`mperror.report.fno_sweep.fno_claims`: a resolution sweep with
+emulated FFTs, no training).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mperror.report import Claim, write_report
+from mperror.report.fno_sweep import fno_claims
 from mperror.train import RunConfig, run_study
 
 __all__ = ["SETTINGS", "STUDIES", "plan", "verify"]
@@ -76,4 +79,7 @@ def verify(
     out = Path(out)
     configs = plan(setting, seeds=seeds, problems=problems, device=device, iterations=iterations)
     runs = run_study(configs, out / "runs", progress=progress, log=log)
-    return write_report(runs, out, setting=setting)
+    if log:
+        print("FNO bounds: resolution sweep and FFT overflow checks", flush=True)
+    fno, fno_figures = fno_claims(out, full=setting == "full")
+    return write_report(runs, out, setting=setting, extra=fno, extra_figures=fno_figures)

@@ -21,6 +21,9 @@ def test_verify_end_to_end_and_resume(tmp_path, capsys, monkeypatch) -> None:
     for claim in data["claims"]:
         assert claim["id"] in printed
     assert (out / "report.md").is_file()
+    ids = {c["id"] for c in data["claims"]}
+    assert {"fno.bounds-hold", "fno.precision-vs-discretisation", "fno.fft-overflow"} <= ids
+    assert "fno_bounds" in data["figures"] and (out / "fno_bounds.png").is_file()
 
     from mperror.train import store
 
@@ -30,7 +33,7 @@ def test_verify_end_to_end_and_resume(tmp_path, capsys, monkeypatch) -> None:
 
     (out / "report.md").unlink()
     assert main(["report", str(out)]) == 0
-    assert (out / "report.md").is_file()
+    assert "fno.fft-overflow" in (out / "report.md").read_text()
 
 
 def test_run_command(tmp_path, capsys) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -80,6 +80,7 @@ def write_report(
     *,
     setting: str,
     extra: Sequence[Claim] = (),
+    extra_figures: Mapping[str, Path] | None = None,
 ) -> list[Claim]:
     """Judge the claims from ``runs`` and write ``report.md``, ``report.json`` and figures.
 
@@ -88,13 +89,14 @@ def write_report(
         directory: where the report goes (figures beside it).
         setting: ``"quick"`` or ``"full"``, printed in the header.
         extra: claims judged elsewhere (e.g. the FNO bounds), appended to the table.
+        extra_figures: their figures (name -> a PNG in ``directory``), shown after the others.
 
     Returns every claim, ``extra`` included.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     claims = evaluate(runs)
-    figures = draw_all(runs, directory)
+    figures = {**draw_all(runs, directory), **(extra_figures or {})}
     devices = sorted({r.summary.device for r in runs}) or ["cpu"]
     names = sorted({r.summary.device_name for r in runs}) or ["-"]
     header = {
