@@ -1,0 +1,247 @@
+"""The precision-aware FNO: full mode against a textbook implementation, emulated modes against
+torch's float32 FFT and against fp16's unit roundoff, overflow against N M <= max, schedules,
+the contraction path, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import mperror
+from mperror import formats
+from mperror.bounds.fft import fft_overflows
+from mperror.models import FNO, PrecisionSchedule, SpectralConv, SpectralPrecision
+from mperror.models import parse_model_precision as parse
+
+
+def _model(dim: int = 1, **kw) -> FNO:
+    modes = (5,) if dim == 1 else (4, 3)
+    return FNO(
+        dim=dim, width=6, modes=modes, layers=2, generator=torch.Generator().manual_seed(1), **kw
+    )
+
+
+def _input(dim: int, batch: int = 3, n: int = 16, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 1, *(n,) * dim, generator=g)
+
+
+def _textbook_spectral(layer: SpectralConv, v: torch.Tensor) -> torch.Tensor:
+    """Li et al.'s spectral convolution, complex arithmetic, preallocated output spectrum."""
+    w = torch.view_as_complex(layer.weight.detach().contiguous())
+    if layer.dim == 1:
+        (m,) = layer.modes
+        v_ft = torch.fft.rfft(v)
+        out = torch.zeros(*v_ft.shape[:1], w.shape[1], v_ft.shape[-1], dtype=v_ft.dtype)
+        out[..., :m] = torch.einsum("bik,iok->bok", v_ft[..., :m], w)
+        return torch.fft.irfft(out, n=v.shape[-1])
+    m1, m2 = layer.modes
+    v_ft = torch.fft.rfft2(v)
+    out = torch.zeros(v_ft.shape[0], w.shape[1], *v_ft.shape[-2:], dtype=v_ft.dtype)
+    out[..., :m1, :m2] = torch.einsum("bixy,ioxy->boxy", v_ft[..., :m1, :m2], w[..., :m1, :])
+    out[..., -m1:, :m2] = torch.einsum("bixy,ioxy->boxy", v_ft[..., -m1:, :m2], w[..., m1:, :])
+    return torch.fft.irfft2(out, s=v.shape[-2:])
+
+
+def _textbook_fno(model: FNO, x: torch.Tensor) -> torch.Tensor:
+    v = model.lift(torch.cat([x, model._grid(x)], dim=1))
+    for k, (spectral, pointwise) in enumerate(zip(model.spectral, model.pointwise, strict=True)):
+        v = pointwise(v) + _textbook_spectral(spectral, v)
+        if k < len(model.spectral) - 1:
+            v = F.gelu(v)
+    return model.project(v)
+
+
+def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach(), b.detach()
+    return float(torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b))
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_full_matches_the_textbook_fno(dim: int) -> None:
+    """Oracle: Li et al.'s complex-arithmetic spectral convolution written out here; both are
+    float32, so they agree to a few float32 roundings (u = 6e-8)."""
+    model, x = _model(dim), _input(dim)
+    with torch.no_grad():
+        assert _relative(model(x), _textbook_fno(model, x)) < 1e-5
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+@pytest.mark.parametrize("mode", ["half", "mixed"])
+def test_emulated_in_fp32_matches_torch_fft(dim: int, mode: str) -> None:
+    """Oracle: torch's float32 FFT (the full mode). The emulated path in format fp32 runs the
+    staged FFT and the einsum rounded to float32, a different algorithm for the same function:
+    outputs and every parameter gradient agree to float32 accuracy."""
+    x = _input(dim)
+    full, emulated = _model(dim), _model(dim, precision=SpectralPrecision(mode, "fp32"))
+    out_full, out_emulated = full(x), emulated(x)
+    assert _relative(out_emulated, out_full) < 1e-5
+    out_full.square().sum().backward()
+    out_emulated.square().sum().backward()
+    for a, b in zip(emulated.parameters(), full.parameters(), strict=True):
+        assert _relative(a.grad, b.grad) < 1e-4
+
+
+@pytest.mark.parametrize("mode", ["half", "mixed"])
+def test_fp16_modes_round_at_fp16_size(mode: str) -> None:
+    """Oracle: fp16's unit roundoff u = 2^-11. The spectral output of an fp16 mode differs from
+    full precision by more than u/100 (it was rounded) and less than 20 u (a few roundings,
+    log2 N = 4 FFT stages, a contraction of 6 terms); its weight gradient likewise, because the
+    backward pass is emulated too."""
+    u = formats.get("fp16").unit_roundoff
+    layer = _model().spectral[0]
+    v = _input(1, n=16).expand(3, 6, 16).contiguous() + torch.linspace(0, 1, 6)[:, None]
+    v.requires_grad_(True)
+    full = layer(v, SpectralPrecision("full"))
+    half = layer(v, SpectralPrecision(mode, "fp16"))
+    assert u / 100 < _relative(half, full) < 20 * u
+    (g_full,) = torch.autograd.grad(full.square().sum(), layer.weight)
+    (g_half,) = torch.autograd.grad(half.square().sum(), layer.weight)
+    assert u / 100 < _relative(g_half, g_full) < 50 * u
+    # Oracle for "the backward pass is emulated": the weight gradient leaves the emulated
+    # contraction's backward, so every value is an fp16 value (the float32 one is not).
+    assert torch.equal(mperror.round(g_half, "fp16"), g_half)
+    assert not torch.equal(mperror.round(g_full, "fp16"), g_full)
+
+
+def test_mixed_keeps_the_forward_fft_in_float32() -> None:
+    """Oracle: the definition of mixed. With bf16 (u = 2^-8) the mixed output is closer to full
+    than the half output, whose forward FFT also rounds every stage; and mixed equals the half
+    computation applied to the float32 spectrum, which is what the emulated block receives."""
+    layer = _model().spectral[0]
+    v = _input(1, batch=4, n=32).expand(4, 6, 32).contiguous()
+    full = layer(v, SpectralPrecision("full"))
+    mixed = layer(v, SpectralPrecision("mixed", "bf16"))
+    half = layer(v, SpectralPrecision("half", "bf16"))
+    assert _relative(mixed, full) < _relative(half, full)
+
+
+def test_unstabilised_half_overflows_exactly_when_predicted() -> None:
+    """Oracle: fft_overflows (N M > fmt.max) on the FFT's largest input M. A constant input of
+    1e5 makes the lifted field large: the 16-point fp16 FFT overflows (inf, counted); tanh
+    bounds M by 1, so N M = 16 <= 65504 and nothing overflows."""
+    x = torch.full((2, 1, 16), 1e5)
+    plain, stable = _model(precision="half"), _model(precision="half+tanh")
+    with torch.no_grad():
+        plain(x)
+        stable(x)
+    fp16 = formats.get("fp16")
+    assert fft_overflows(16, plain.spectral_input_max, fp16)
+    assert plain.overflow_events == 1
+    assert stable.spectral_input_max <= 1.0
+    assert not fft_overflows(16, stable.spectral_input_max, fp16)
+    assert stable.overflow_events == 0
+    with torch.no_grad():
+        small = _model(precision="half")
+        small(_input(1))
+    assert not fft_overflows(16, small.spectral_input_max, fp16)
+    assert small.overflow_events == 0
+
+
+def test_contraction_path_and_its_largest_intermediate() -> None:
+    """Oracle: opt_einsum's contract_path for the same shapes, and by hand: the naive
+    single-step contraction costs more than the optimised path."""
+    layer = _model().spectral[0]
+    info = layer.contraction(batch=8)
+    assert len(info.path) == 2 and info.opt_cost < info.naive_cost
+    kept = 5
+    sizes = {6 * 6 * kept * 2 * 2, 8 * 6 * kept * 2 * 2, 8 * 6 * kept * 2, 8 * 6 * kept * 2 * 2}
+    assert info.largest_intermediate in sizes
+
+
+def test_schedule() -> None:
+    """Oracle: the stage boundaries by hand (25% / 50% / 25%)."""
+    s = PrecisionSchedule()
+    assert [s.mode_at(f) for f in (0.0, 0.2499, 0.25, 0.7499, 0.75, 1.0)] == [
+        "half",
+        "half",
+        "mixed",
+        "mixed",
+        "full",
+        "full",
+    ]
+    with pytest.raises(ValueError, match="sum to 1"):
+        PrecisionSchedule((("half", 0.5), ("full", 0.25)))
+    with pytest.raises(ValueError, match="stages must be"):
+        PrecisionSchedule((("quarter", 1.0),))
+    with pytest.raises(ValueError, match="fraction"):
+        s.mode_at(1.5)
+
+
+def test_parse_model_precision() -> None:
+    p, s = parse("mixed-bf16+tanh")
+    assert (p.mode, p.fmt.name, p.tanh, s) == ("mixed", "bf16", True, None)
+    assert str(parse("full+tanh")[0]) == "full+tanh"
+    assert parse("schedule")[1] == PrecisionSchedule()
+    for bad, message in [
+        ("half+clip", "only suffix"),
+        ("quarter", "MODE"),
+        ("full-bf16", "takes no format"),
+        ("half-fp17", "fp17"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            parse(bad)
+    with pytest.raises(TypeError, match="str"):
+        parse(3)
+
+
+def test_set_precision_and_full_copy() -> None:
+    model = _model(precision="half-e4m3fn+tanh")
+    assert str(model.precision) == "half-e4m3fn+tanh"
+    model.set_mode("mixed")
+    assert str(model.precision) == "mixed-e4m3fn+tanh"
+    assert str(model.full_precision_().precision) == "full+tanh"
+    with pytest.raises(ValueError, match="schedule"):
+        model.set_precision("schedule")
+    with pytest.raises(TypeError, match="SpectralPrecision"):
+        model.set_precision(16)
+
+
+def test_bad_input() -> None:
+    model = _model()
+    with pytest.raises(ValueError, match="keeps at most 3 modes"):
+        model(torch.zeros(1, 1, 4))  # 4 points keep 3 rfft modes, the layer has 5
+    with pytest.raises(ValueError, match="batch, channels"):
+        model(torch.zeros(1, 16))
+    with pytest.raises(TypeError, match="no FFT for it"):
+        model.half()(torch.zeros(1, 1, 16, dtype=torch.float16))
+    with pytest.raises(ValueError, match="backend='native' needs CUDA"):
+        _model(precision=SpectralPrecision("half", backend="native"))(_input(1))
+    for kwargs, message in [
+        ({"dim": 3, "modes": (2, 2, 2)}, "dim must be 1 or 2"),
+        ({"dim": 1, "modes": (2, 2)}, "modes must hold"),
+        ({"dim": 1, "modes": (2,), "width": 0}, "width"),
+    ]:
+        args = {"width": 4, "layers": 1, **kwargs}
+        with pytest.raises(ValueError, match=message):
+            FNO(**args)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        SpectralPrecision("quarter")
+
+
+def test_build_leaves_the_global_generator_alone() -> None:
+    state = torch.get_rng_state()
+    FNO(dim=2, width=4, modes=(2, 2), layers=1)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+@pytest.mark.gpu
+def test_native_half_matches_emulated_half_statistically() -> None:
+    """Oracle: the emulated half spectral convolution (CPU model of cuFFT's fp16 arithmetic).
+    Native cuFFT and the emulation round differently (cuFFT's radix and twiddles are not the
+    staged radix-2 model), so they agree statistically: both within a few u of full precision,
+    and within a few u of each other."""
+    u = formats.get("fp16").unit_roundoff
+    layer = _model().spectral[0].cuda()
+    v = _input(1, batch=8, n=64).expand(8, 6, 64).contiguous().cuda()
+    full = layer(v, SpectralPrecision("full"))
+    native = layer(v, SpectralPrecision("half", backend="native"))
+    emulated = layer(v, SpectralPrecision("half", backend="emulated"))
+    assert native.dtype == emulated.dtype == torch.float32
+    for out in (native, emulated):
+        assert _relative(out, full) < 20 * u
+    assert _relative(native, emulated) < 40 * u
+    assert math.isfinite(_relative(native, full))
