@@ -15,16 +15,25 @@ from pathlib import Path
 
 from mperror.report import Claim, write_report
 from mperror.report.fno_sweep import fno_claims
-from mperror.train import RunConfig, run_study
+from mperror.train import RunConfig, configs_for, run_study
 
 __all__ = ["SETTINGS", "STUDIES", "plan", "verify"]
 
-#: The policies each problem is trained under: what the claims compare.
+#: The policies each problem is trained under: what the claims compare. ``POLICY/MODE`` also
+#: sets the model's own precision (the FNO's spectral convolutions; the rest stays float32).
 STUDIES: dict[str, tuple[str, ...]] = {
     "regression": ("fp32", "fp16", "mixed-fp16"),
     "diffusion": ("fp32", "mixed-fp16", "mixed-bf16"),
     "burgers": ("fp32", "fp16", "mixed-fp16"),
     "deeponet": ("fp32", "mixed-fp16"),
+    "fno-burgers": (
+        "fp32/full",
+        "fp32/half",
+        "fp32/full+tanh",
+        "fp32/half+tanh",
+        "fp32/mixed+tanh",
+        "fp32/schedule+tanh",
+    ),
 }
 #: Setting -> (problem size, seeds).
 SETTINGS: dict[str, tuple[str, tuple[int, ...]]] = {
@@ -50,17 +59,16 @@ def plan(
     if unknown:
         raise ValueError(f"problems must be among {', '.join(STUDIES)}; got {unknown}")
     return [
-        RunConfig(
-            problem=problem,
-            policy=policy,
-            seed=seed,
+        config
+        for problem in chosen
+        for config in configs_for(
+            problem,
+            STUDIES[problem],
+            default_seeds if seeds is None else seeds,
             size=size,
             device=device,
             iterations=iterations,
         )
-        for problem in chosen
-        for policy in STUDIES[problem]
-        for seed in (default_seeds if seeds is None else seeds)
     ]
 
 

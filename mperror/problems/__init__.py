@@ -1,15 +1,16 @@
 """Training problems and in-package data solvers (nothing is downloaded).
 
 Registered problems (:func:`get`, :func:`names`): ``regression``, ``diffusion``, ``burgers``,
-``deeponet``. Each builds a :class:`ProblemInstance` at size ``"quick"`` or ``"full"``:
+``deeponet`` and ``fno-burgers`` (a Fourier neural operator with precision modes of its own).
+Each builds a :class:`ProblemInstance` at size ``"quick"`` or ``"full"``:
 
 >>> inst = get("regression").build("quick", seed=0)
 >>> inst.name, inst.size, inst.defaults.iterations
 ('regression', 'quick', 3000)
 >>> names()
-('regression', 'diffusion', 'burgers', 'deeponet')
+('regression', 'diffusion', 'burgers', 'deeponet', 'fno-burgers')
 
-Data generators for Fourier neural operators (no models here): :func:`darcy_dataset` and
+Data generators for Fourier neural operators: :func:`darcy_dataset` and
 :func:`burgers1d_dataset`.
 """
 
@@ -23,6 +24,7 @@ from mperror.problems.burgers1d import burgers1d_dataset
 from mperror.problems.darcy import darcy_dataset
 from mperror.problems.deeponet import DeepONetAntiderivative
 from mperror.problems.diffusion import Diffusion
+from mperror.problems.fno_burgers import FNOBurgers
 from mperror.problems.regression import Regression
 
 __all__ = [
@@ -39,7 +41,8 @@ __all__ = [
 
 #: The registered problems by name, in a fixed order.
 PROBLEMS: dict[str, Problem] = {
-    p.name: p for p in (Regression(), Diffusion(), Burgers(), DeepONetAntiderivative())
+    p.name: p
+    for p in (Regression(), Diffusion(), Burgers(), DeepONetAntiderivative(), FNOBurgers())
 }
 
 

@@ -75,7 +75,8 @@ class ProblemInstance(abc.ABC):
     applies) a precision mode of the model itself (``RunConfig.model_precision``);
     ``on_step(fraction)`` is called before every step with the share of training done (a
     precision schedule follows it); ``final_metrics(model) -> dict[str, float]`` gives numbers
-    for the run's summary (``RunSummary.extra``).
+    for the run's summary (``RunSummary.extra``). A model with precision modes of its own defines
+    ``full_precision_()``, which the trainer calls on its float32 evaluation copy.
     """
 
     name: str
@@ -132,6 +133,10 @@ class Problem(Protocol):
     """
 
     name: str
+
+    def defaults(self, size: str = "quick") -> TrainDefaults:
+        """The training settings of ``size`` (what ``build(size).defaults`` holds)."""
+        ...
 
     def build(
         self, size: str = "quick", *, seed: int = 0, device: str | torch.device = "cpu"

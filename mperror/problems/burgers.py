@@ -107,6 +107,10 @@ class Burgers:
 
     name = "burgers"
 
+    def defaults(self, size: str = "quick") -> TrainDefaults:
+        """The training settings of ``size``, without building the problem."""
+        return _DEFAULTS[check_size(size)]
+
     def build(
         self, size: str = "quick", *, seed: int = 0, device: str | torch.device = "cpu"
     ) -> BurgersInstance:

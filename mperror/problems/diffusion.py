@@ -126,6 +126,10 @@ class Diffusion:
 
     name = "diffusion"
 
+    def defaults(self, size: str = "quick") -> TrainDefaults:
+        """The training settings of ``size``, without building the problem."""
+        return _DEFAULTS[check_size(size)]
+
     def build(
         self, size: str = "quick", *, seed: int = 0, device: str | torch.device = "cpu"
     ) -> DiffusionInstance:

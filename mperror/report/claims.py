@@ -19,6 +19,7 @@ from mperror.train.summary import CRITICAL_WINDOW
 __all__ = [
     "CLAIMS",
     "FAIL_FACTOR",
+    "FNO_TWINS",
     "FROZEN_FP32_MAX",
     "FROZEN_MIN",
     "MATCH_FACTOR",
@@ -66,12 +67,13 @@ class Claim(Record):
 
 
 class _Runs:
-    """Stored runs grouped by (problem, policy)."""
+    """Stored runs grouped by (problem, label): the label is the policy, followed by the
+    model's own precision for models that have one (``"fp32/half+tanh"``)."""
 
     def __init__(self, runs: Sequence[StoredRun]) -> None:
         self.groups: dict[tuple[str, str], list[StoredRun]] = {}
         for run in runs:
-            key = (run.summary.problem, run.summary.policy)
+            key = (run.summary.problem, run.summary.label)
             self.groups.setdefault(key, []).append(run)
 
     def get(self, problem: str, policy: str) -> list[StoredRun]:
@@ -348,6 +350,172 @@ def _speed_memory(runs: _Runs) -> Claim:
     return replace(base, measured="; ".join(rows), holds=all(verdicts))
 
 
+# -- Fourier neural operators (Tu et al. 2024): the fno-burgers study's runs ----------------
+
+_TU = "Tu et al., ICLR 2024"
+_FNO = "fno-burgers"
+#: Reduced-precision FNO runs and the full-precision run (same stabiliser) each is compared with.
+FNO_TWINS = (
+    ("half+tanh", "full+tanh"),
+    ("mixed+tanh", "full+tanh"),
+    ("schedule+tanh", "full+tanh"),
+)
+
+
+def _fno_value(runs: _Runs, mode: str, key: str) -> float:
+    values = [r.summary.extra.get(key, math.nan) for r in runs.get(_FNO, f"fp32/{mode}")]
+    values = [v for v in values if not math.isnan(v)]
+    return statistics.median(values) if values else math.nan
+
+
+def _fno_accuracy(runs: _Runs) -> Claim:
+    base = Claim(
+        id="fno.reduced-precision-accuracy",
+        source=_TU,
+        claim="an FNO with tanh-stabilised half / mixed spectral convolutions, or the precision "
+        "schedule, matches full-precision accuracy",
+        paper="little or no accuracy loss (Darcy, Navier-Stokes, ...); schedule 25% half + tanh, "
+        "50% mixed, 25% full keeps accuracy",
+        measured="",
+        criterion=f"test error (final weights, own final mode, training resolution) of each "
+        f"of {', '.join(m for m, _ in FNO_TWINS)} <= {MATCH_FACTOR:g} x full+tanh's",
+        holds=None,
+    )
+    keys = [(_FNO, f"fp32/{m}") for pair in FNO_TWINS for m in pair]
+    missing = _missing(base, runs, *dict.fromkeys(keys))
+    if missing:
+        return missing
+    rows, verdicts = [], []
+    for mode, twin in FNO_TWINS:
+        e, e_full = (_fno_value(runs, m, "test_error_1x") for m in (mode, twin))
+        rows.append(f"{mode} {e:.3e} vs {twin} {e_full:.3e} (ratio {e / e_full:.2f})")
+        verdicts.append(e / e_full <= MATCH_FACTOR)
+    return replace(base, measured="; ".join(rows), holds=all(verdicts), runs=runs.ids(*keys))
+
+
+def _fno_overflow(runs: _Runs) -> Claim:
+    from mperror.bounds.fft import fft_overflows
+    from mperror.models import parse_model_precision
+
+    base = Claim(
+        id="fno.tanh-prevents-overflow",
+        source=_TU,
+        claim="half-precision spectral convolutions without a stabiliser overflow; a tanh "
+        "pre-activation prevents it",
+        paper="plain AMP overflows on FNO; tanh before each spectral convolution prevents it "
+        "(loss scaling, clipping and normalisation did not)",
+        measured="",
+        criterion="no overflow event in any +tanh run (training or evaluation at 1x-4x), and "
+        "the half run without tanh overflows; undecided when N M <= fmt.max held throughout "
+        "that run (M its largest FFT input, N its largest FFT), since no overflow is then "
+        "possible at this size",
+        holds=None,
+    )
+    plain = (_FNO, "fp32/half")
+    stabilised = [(_FNO, f"fp32/{m}") for m in dict.fromkeys(m for pair in FNO_TWINS for m in pair)]
+    missing = _missing(base, runs, plain, *stabilised)
+    if missing:
+        return missing
+
+    def events(mode: str) -> float:
+        return _fno_value(runs, mode, "overflow_events") + _fno_value(
+            runs, mode, "eval_overflow_events"
+        )
+
+    tanh_events = {label.split("/")[1]: events(label.split("/")[1]) for _, label in stabilised}
+    clean = all(v == 0 for v in tanh_events.values())
+    overflowed = events("half")
+    m_plain = _fno_value(runs, "half", "spectral_input_max")
+    n_max = int(_fno_value(runs, "half", "fft_points_max"))
+    fmt = parse_model_precision("half")[0].fmt
+    possible = fft_overflows(n_max, m_plain, fmt) if math.isfinite(m_plain) else True
+    measured = (
+        f"half without tanh: {overflowed:g} overflow events, largest FFT input M = "
+        f"{m_plain:.3g}, N M = {n_max * m_plain:.3g} vs {fmt.name} max {fmt.max:g}; "
+        + ", ".join(f"{m}: {v:g} events" for m, v in tanh_events.items())
+    )
+    if overflowed > 0 or possible:
+        holds: bool | None = clean and overflowed > 0
+        note = ""
+    else:
+        holds = None if clean else False
+        note = (
+            f"at this size N M = {n_max * m_plain:.3g} <= {fmt.max:g}: no overflow is possible "
+            "(theory/fno-bounds.md), so the claim is not tested here; Tu et al.'s overflow "
+            "needs larger grids or activations (see fno.fft-overflow for the condition itself)"
+        )
+    return replace(
+        base,
+        measured=measured,
+        holds=holds,
+        note=note,
+        runs=runs.ids(plain, *stabilised),
+    )
+
+
+def _fno_super_resolution(runs: _Runs) -> Claim:
+    modes = ("full", "full+tanh", *(m for m, _ in FNO_TWINS))
+    base = Claim(
+        id="fno.super-resolution",
+        source=f"{_TU}; Li et al., ICLR 2021",
+        claim="an FNO trained at one resolution evaluates zero-shot at 2x and 4x in every "
+        "precision mode",
+        paper="zero-shot super-resolution (Li et al.); checked per precision (Tu et al.)",
+        measured="",
+        criterion=f"test error at 4x <= {MATCH_FACTOR:g} x at 1x, same weights and mode, for "
+        f"each of {', '.join(modes)}",
+        holds=None,
+    )
+    keys = [(_FNO, f"fp32/{m}") for m in modes]
+    missing = _missing(base, runs, *keys)
+    if missing:
+        return missing
+    rows, verdicts = [], []
+    for mode in modes:
+        e1, e2, e4 = (_fno_value(runs, mode, f"test_error_{k}x") for k in (1, 2, 4))
+        rows.append(f"{mode} {e1:.3e} / {e2:.3e} / {e4:.3e}")
+        verdicts.append(e4 <= MATCH_FACTOR * e1)
+    return replace(
+        base,
+        measured="1x / 2x / 4x: " + "; ".join(rows),
+        holds=all(verdicts),
+        runs=runs.ids(*keys),
+    )
+
+
+def _fno_speed_memory(runs: _Runs) -> Claim:
+    base = Claim(
+        id="fno.speed-memory",
+        source=_TU,
+        claim="half / mixed spectral convolutions save GPU memory and time against full",
+        paper="up to 50% less memory, 1.41x to 1.58x throughput (V100, RTX 3090 Ti)",
+        measured="",
+        criterion="reported, not judged: speed-up > 1 and memory ratio < 1 on CUDA, against "
+        "full+tanh in the same study",
+        holds=None,
+    )
+    full = runs.get(_FNO, "fp32/full+tanh")
+    if not full or full[0].summary.device != "cuda":
+        return replace(
+            base,
+            measured="not measured",
+            note="needs CUDA: on a CPU the half spectral convolutions are emulated",
+        )
+    t0 = runs.median(_FNO, "fp32/full+tanh", "seconds_per_step")
+    m0 = runs.median(_FNO, "fp32/full+tanh", "peak_memory")
+    rows, verdicts = [], []
+    for mode in ("half+tanh", "mixed+tanh"):
+        if not runs.get(_FNO, f"fp32/{mode}"):
+            continue
+        t = runs.median(_FNO, f"fp32/{mode}", "seconds_per_step")
+        m = runs.median(_FNO, f"fp32/{mode}", "peak_memory")
+        rows.append(f"{mode}: {t0 / t:.2f}x speed, memory {m / m0:.2f}x")
+        verdicts.append(t0 / t > 1 and m / m0 < 1)
+    return replace(
+        base, measured="; ".join(rows) or "not run", holds=all(verdicts) if rows else None
+    )
+
+
 #: The claims in report order, each a function of the stored runs.
 CLAIMS: tuple[Callable[[_Runs], Claim], ...] = (
     _mixed_matches("diffusion", "best L2 relative error mixed 1.107e-3 vs fp32 1.126e-3"),
@@ -364,6 +532,10 @@ CLAIMS: tuple[Callable[[_Runs], Claim], ...] = (
     _cosine_bound,
     _delta_bound,
     _speed_memory,
+    _fno_accuracy,
+    _fno_overflow,
+    _fno_super_resolution,
+    _fno_speed_memory,
 )
 
 

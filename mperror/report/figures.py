@@ -34,7 +34,7 @@ def _xy(run: StoredRun, column: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _label(run: StoredRun) -> str:
-    return f"{run.summary.policy} (seed {run.summary.seed})"
+    return f"{run.summary.label} (seed {run.summary.seed})"
 
 
 def _save(fig, path: Path) -> Path:

@@ -147,9 +147,21 @@ def run_study(
 def configs_for(
     problem: str, policies: Sequence[str], seeds: Sequence[int], **settings: object
 ) -> list[RunConfig]:
-    """One :class:`RunConfig` per (policy, seed), every other setting shared."""
-    return [
-        RunConfig(problem=problem, policy=policy, seed=seed, **settings)  # type: ignore[arg-type]
-        for policy in policies
-        for seed in seeds
-    ]
+    """One :class:`RunConfig` per (policy, seed), every other setting shared.
+
+    A policy may carry the model's own precision after a slash, ``"fp32/half+tanh"`` being
+    ``policy="fp32", model_precision="half+tanh"`` (the run's label, see
+    :attr:`RunSummary.label`).
+
+    >>> [c.run_id for c in configs_for("fno-burgers", ["fp32/half+tanh"], [0])]
+    ['fno-burgers-quick-fp32-half_tanh-seed0']
+    """
+    out = []
+    for label in policies:
+        policy, slash, model = label.partition("/")
+        extra = {"model_precision": model} if slash else {}
+        out += [
+            RunConfig(problem=problem, policy=policy, seed=seed, **extra, **settings)  # type: ignore[arg-type]
+            for seed in seeds
+        ]
+    return out

@@ -65,6 +65,7 @@ class RunSummary(Record):
         delta_holds: comparisons where ``||g~ - g|| <= delta = u L ||theta||``.
         seconds_per_step: mean training seconds per step; peak_memory: bytes (see the trace).
         torch_version, device_name: the software and hardware.
+        model_precision: the model's own precision mode (``RunConfig.model_precision``).
         extra: the problem's own final metrics (``final_metrics`` of the problem instance, e.g.
             an FNO's test error at 2x and 4x resolution and its overflow count); empty for most.
     """
@@ -101,7 +102,15 @@ class RunSummary(Record):
     peak_memory: float
     torch_version: str
     device_name: str
+    model_precision: str | None = None
     extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The policy, and the model's own precision where it has one: ``"fp32/half+tanh"``."""
+        if self.model_precision is None:
+            return self.policy
+        return f"{self.policy}/{self.model_precision}"
 
     @classmethod
     def from_dict(cls, data: dict) -> RunSummary:
@@ -189,5 +198,6 @@ def summarise(
         peak_memory=max(trace["peak_memory"]) if steps else math.nan,
         torch_version=torch.__version__,
         device_name=_device_name(cfg.device),
+        model_precision=cfg.model_precision,
         extra={str(k): float(v) for k, v in (extra or {}).items()},
     )

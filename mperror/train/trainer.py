@@ -98,6 +98,9 @@ class _Float32Shadow:
     def __init__(self, instance: problems.ProblemInstance, params: list[torch.Tensor]) -> None:
         self.instance = instance
         self.model = copy.deepcopy(instance.model).float()
+        full = getattr(self.model, "full_precision_", None)
+        if full is not None:  # a model with precision modes of its own: evaluate in full
+            full()
         self.params = list(self.model.parameters())
         self.source = params
 
@@ -172,9 +175,9 @@ def _loop(
     model = instance.model.to(precision.param_dtype)
     params = [p for p in model.parameters() if p.requires_grad]
     matrices = [p for p in params if p.ndim >= 2]
-    shadow = _Float32Shadow(instance, params)
-    if cfg.model_precision is not None:  # after the shadow copy, which stays in full precision
+    if cfg.model_precision is not None:
         instance.set_model_precision(cfg.model_precision)
+    shadow = _Float32Shadow(instance, params)
     optimizer = torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps)
     meter = mperror.emulate.LostUpdateMeter(params, precision.stores_weights)
     meter.store()

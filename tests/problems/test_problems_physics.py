@@ -210,6 +210,6 @@ def test_mlp_glorot_uniform() -> None:
 
 def test_quick_sizes_are_smaller_or_equal() -> None:
     for name in ("regression", "diffusion", "burgers", "deeponet"):
-        quick, full = (get(name).build(s).defaults for s in ("quick", "full"))
+        quick, full = (get(name).defaults(s) for s in ("quick", "full"))
         assert quick.iterations <= full.iterations
         assert quick.adam_eps == full.adam_eps and quick.lr == full.lr

@@ -173,3 +173,71 @@ def test_report_files(template, tmp_path) -> None:
         assert f"]({name})" in text
     assert {"critical_zone", "cosine", "loss", "test_error", "frozen"} <= set(data["figures"])
     assert not math.isnan(data["runs"][0]["best_test_error"])
+
+
+# The FNO study's claims, from manufactured fno-burgers summaries.
+
+
+def _fno(template: StoredRun, mode: str, **extra: float) -> StoredRun:
+    values = {
+        "overflow_events": 0.0,
+        "eval_overflow_events": 0.0,
+        "test_error_1x": 0.05,
+        "test_error_2x": 0.05,
+        "test_error_4x": 0.05,
+        "spectral_input_max": 0.9,
+        "fft_points": 64.0,
+        "fft_points_max": 256.0,
+        **extra,
+    }
+    run = _run(template, "fno-burgers", "fp32", model_precision=mode, extra=values)
+    return replace(run, summary=replace(run.summary, run_id=f"fno-{mode}"))
+
+
+_FNO_MODES = ("full", "half", "full+tanh", "half+tanh", "mixed+tanh", "schedule+tanh")
+
+
+@pytest.mark.parametrize(
+    ("factor", "holds"), [(0.99 * MATCH_FACTOR, True), (1.01 * MATCH_FACTOR, False)]
+)
+def test_fno_reduced_precision_accuracy(template, factor, holds) -> None:
+    runs = [_fno(template, m) for m in _FNO_MODES if m != "mixed+tanh"]
+    runs.append(_fno(template, "mixed+tanh", test_error_1x=factor * 0.05))
+    claim = _by_id(evaluate(runs))["fno.reduced-precision-accuracy"]
+    assert claim.holds is holds
+    assert "fno-mixed+tanh" in claim.runs
+
+
+@pytest.mark.parametrize(
+    ("plain", "tanh_events", "holds"),
+    [
+        ({"overflow_events": 3.0, "spectral_input_max": 900.0}, 0.0, True),
+        ({"overflow_events": 3.0, "spectral_input_max": 900.0}, 1.0, False),
+        # N M = 256 * 300 > 65504 was possible, yet nothing overflowed: a finding.
+        ({"spectral_input_max": 300.0}, 0.0, False),
+        # N M = 256 * 2 <= 65504: overflow impossible at this size, so undecided.
+        ({"spectral_input_max": 2.0}, 0.0, None),
+    ],
+)
+def test_fno_tanh_prevents_overflow(template, plain, tanh_events, holds) -> None:
+    """Oracle: the criterion by hand with fft_overflows' condition N M > 65504 (fp16)."""
+    runs = [_fno(template, m) for m in _FNO_MODES if m not in ("half", "half+tanh")]
+    runs.append(_fno(template, "half", **plain))
+    runs.append(_fno(template, "half+tanh", eval_overflow_events=tanh_events))
+    claim = _by_id(evaluate(runs))["fno.tanh-prevents-overflow"]
+    assert claim.holds is holds
+    assert ("no overflow is possible" in claim.note) is (holds is None)
+
+
+@pytest.mark.parametrize(("factor", "holds"), [(MATCH_FACTOR, True), (1.01 * MATCH_FACTOR, False)])
+def test_fno_super_resolution(template, factor, holds) -> None:
+    runs = [_fno(template, m) for m in _FNO_MODES if m != "schedule+tanh"]
+    runs.append(_fno(template, "schedule+tanh", test_error_4x=factor * 0.05))
+    assert _by_id(evaluate(runs))["fno.super-resolution"].holds is holds
+
+
+def test_fno_claims_need_their_runs(template) -> None:
+    claims = _by_id(evaluate([_fno(template, "full")]))
+    for key in ("fno.reduced-precision-accuracy", "fno.tanh-prevents-overflow"):
+        assert claims[key].holds is None and "needs runs of" in claims[key].note
+    assert claims["fno.speed-memory"].holds is None and "CUDA" in claims["fno.speed-memory"].note

@@ -1,0 +1,189 @@
+"""A Fourier neural operator learning the 1-D Burgers solution map ``u(., 0) -> u(., 1)``.
+
+The data are :func:`~mperror.problems.burgers1d.burgers1d_dataset` (Li et al. 2021's setting:
+viscosity 0.1, Gaussian random initial values, solved spectrally in the package) on a fine
+grid; training uses every ``fine / resolution``-th point, and the zero-shot super-resolution
+check evaluates the trained model on the same test functions at 2x and 4x the training
+resolution. The loss is the mean over functions of the relative L2 error (as in the FNO papers).
+
+The model (:class:`mperror.models.FNO`) has precision modes of its own, chosen per run by
+``RunConfig.model_precision`` (``"full"``, ``"half+tanh"``, ``"mixed-bf16"``, ``"schedule"``,
+...; see :func:`mperror.models.parse_model_precision`), so the run's policy is normally
+``fp32``: everything outside the spectral convolutions in float32, as Tu et al. run it. The
+trainer's float32 shadow evaluates the weights in ``full`` mode (same stabiliser); the summary's
+``extra`` holds the test errors in the run's own final mode at 1x, 2x and 4x, the overflow
+events of training and of those evaluations, and the largest ``|v|`` an FFT saw.
+
+>>> inst = FNOBurgers().build("quick", seed=0)
+>>> inst.config["resolution"], inst.config["eval_resolutions"]
+(64, [64, 128, 256])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from mperror.models import FNO, PrecisionSchedule, parse_model_precision
+from mperror.problems._base import (
+    ProblemInstance,
+    TrainDefaults,
+    check_seed,
+    check_size,
+    generator,
+    param_dtype,
+)
+from mperror.problems.burgers1d import FIELD, burgers1d_dataset, subsample
+
+__all__ = ["TEST_SEED", "FNOBurgers", "FNOBurgersInstance"]
+
+#: The seed of the test functions, apart from every training seed.
+TEST_SEED = 2**31 - 1
+_NU = 0.1
+# size -> (train functions, test functions, training resolution, fine resolution,
+#          width, modes, layers)
+_SIZES = {
+    "quick": (32, 32, 64, 512, 16, 12, 4),
+    "full": (1000, 200, 256, 1024, 64, 16, 4),
+}
+_DEFAULTS = {
+    "quick": TrainDefaults(lr=5e-4, iterations=300, adam_eps=1e-5, eval_every=25),
+    "full": TrainDefaults(lr=1e-3, iterations=5000, adam_eps=1e-5, eval_every=100),
+}
+
+
+def _mean_relative_l2(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    diff = torch.linalg.vector_norm((prediction - target).flatten(1), dim=1)
+    return (diff / torch.linalg.vector_norm(target.flatten(1), dim=1)).mean()
+
+
+class FNOBurgersInstance(ProblemInstance):
+    """Training and test functions at the training resolution; test functions at 2x and 4x."""
+
+    model: FNO
+
+    def __init__(
+        self,
+        *,
+        u0: torch.Tensor,
+        u1: torch.Tensor,
+        test: dict[int, tuple[torch.Tensor, torch.Tensor]],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.u0, self.u1 = u0, u1
+        self.test = test
+        self.resolution = u0.shape[-1]
+        self.schedule: PrecisionSchedule | None = None
+
+    def loss(self, model: nn.Module) -> torch.Tensor:
+        dtype = param_dtype(model)
+        return _mean_relative_l2(model(self.u0.to(dtype)), self.u1.to(dtype))
+
+    def _error(self, model: nn.Module, resolution: int) -> float:
+        u0, u1 = self.test[resolution]
+        dtype = param_dtype(model)
+        with torch.no_grad():
+            prediction = model(u0.to(dtype))
+        return _mean_relative_l2(prediction.to(torch.float64), u1).item()
+
+    def test_error(self, model: nn.Module) -> float:
+        """Mean relative L2 error over the test functions at the training resolution."""
+        return self._error(model, self.resolution)
+
+    def set_model_precision(self, mode: str, *, check_only: bool = False) -> None:
+        """Parse ``mode`` (``MODE[-FMT][+tanh]`` or ``schedule...``) and set it on the model."""
+        precision, schedule = parse_model_precision(mode)
+        if check_only:
+            return
+        self.model.set_precision(precision)
+        self.schedule = schedule
+
+    def on_step(self, fraction: float) -> None:
+        """A schedule's mode at ``fraction`` of training."""
+        if self.schedule is not None:
+            self.model.set_mode(self.schedule.mode_at(fraction))
+
+    def final_metrics(self, model: nn.Module) -> dict[str, float]:
+        """Test errors in the model's final mode at each evaluation resolution, overflow
+        events (training, then those evaluations), the largest ``|v|`` an FFT saw, and the FFT
+        sizes (training, largest evaluation) of the overflow condition ``N M <= fmt.max``."""
+        assert isinstance(model, FNO)
+        metrics = {"overflow_events": float(model.overflow_events)}
+        before = model.overflow_events
+        for factor, resolution in zip((1, 2, 4), sorted(self.test), strict=True):
+            metrics[f"test_error_{factor}x"] = self._error(model, resolution)
+        metrics["eval_overflow_events"] = float(model.overflow_events - before)
+        metrics["spectral_input_max"] = model.spectral_input_max
+        metrics["fft_points"] = float(self.resolution)
+        metrics["fft_points_max"] = float(max(self.test))
+        return metrics
+
+
+class FNOBurgers:
+    """The 1-D Burgers operator ``u0 -> u(., 1)`` (viscosity 0.1) learnt by an FNO.
+
+    ``"quick"``: 32 training and 32 test functions at 64 points (test also at 128 and 256),
+    width 16, 12 modes, 4 Fourier layers, 300 full-batch Adam steps at learning rate 5e-4.
+    ``"full"``: 1,000 and 200 functions at 256 points (test at 512 and 1,024), width 64, 16
+    modes, 4 layers, 5,000 steps at 1e-3 (Li et al.'s Burgers FNO, full batch). Training
+    functions depend on the seed, test functions do not (:data:`TEST_SEED`).
+    """
+
+    name = "fno-burgers"
+
+    def defaults(self, size: str = "quick") -> TrainDefaults:
+        """The training settings of ``size``, without building the problem."""
+        return _DEFAULTS[check_size(size)]
+
+    def build(
+        self, size: str = "quick", *, seed: int = 0, device: str | torch.device = "cpu"
+    ) -> FNOBurgersInstance:
+        size = check_size(size)
+        seed = check_seed(seed)
+        n_train, n_test, resolution, fine, width, modes, layers = _SIZES[size]
+        u0, u1 = burgers1d_dataset(n_train, resolution, seed=seed, nu=_NU, fine_resolution=fine)
+        t0, t1 = burgers1d_dataset(
+            n_test, fine, seed=TEST_SEED, nu=_NU, fine_resolution=fine, dtype=torch.float64
+        )
+        resolutions = [resolution, 2 * resolution, 4 * resolution]
+        test = {
+            r: (
+                subsample(t0, r).float().unsqueeze(1).to(device),
+                subsample(t1, r).unsqueeze(1).to(device),
+            )
+            for r in resolutions
+        }
+        model = FNO(dim=1, width=width, modes=(modes,), layers=layers, generator=generator(seed, 0))
+        config = {
+            "problem": self.name,
+            "size": size,
+            "seed": seed,
+            "operator": "u(., 0) -> u(., 1) for u_t + u u_x = 0.1 u_xx on [0, 1), periodic",
+            "initial_values": "periodic GRF, mean zero",
+            "grf": FIELD.to_dict(),
+            "solver": "spectral, ETDRK4 (burgers1d.solve_periodic_burgers), float64",
+            "fine_resolution": fine,
+            "resolution": resolution,
+            "eval_resolutions": resolutions,
+            "n_train_functions": n_train,
+            "n_test_functions": n_test,
+            "test_functions": f"seed {TEST_SEED}, independent of the training seed",
+            "width": width,
+            "modes": modes,
+            "layers": layers,
+            "loss": "mean over functions of the relative L2 error",
+            "test_error": "the same, over the test functions at the training resolution",
+        }
+        return FNOBurgersInstance(
+            name=self.name,
+            size=size,
+            model=model.to(device),
+            defaults=_DEFAULTS[size],
+            config=config,
+            u0=u0.unsqueeze(1).to(device),
+            u1=u1.unsqueeze(1).to(device),
+            test=test,
+        )

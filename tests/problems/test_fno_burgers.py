@@ -1,0 +1,97 @@
+"""The fno-burgers problem: data at three resolutions of one solve, the precision hooks the
+trainer calls, and a short training run through them."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from mperror import problems
+from mperror.problems import burgers1d_dataset
+from mperror.problems.burgers1d import subsample
+from mperror.problems.fno_burgers import TEST_SEED
+from mperror.train import RunConfig, train
+
+
+@pytest.fixture(scope="module")
+def instance():
+    return problems.get("fno-burgers").build("quick", seed=0)
+
+
+def test_data_are_the_solver_subsampled(instance) -> None:
+    """Oracle: burgers1d_dataset called here; the test set at 1x, 2x, 4x is one fine solve
+    subsampled (the same functions at every resolution), from a seed of its own."""
+    cfg = instance.config
+    fine, r = cfg["fine_resolution"], cfg["resolution"]
+    u0, u1 = burgers1d_dataset(cfg["n_train_functions"], r, seed=0, fine_resolution=fine)
+    assert torch.equal(instance.u0[:, 0], u0) and torch.equal(instance.u1[:, 0], u1)
+    t0, t1 = burgers1d_dataset(
+        cfg["n_test_functions"], fine, seed=TEST_SEED, fine_resolution=fine, dtype=torch.float64
+    )
+    assert sorted(instance.test) == cfg["eval_resolutions"] == [r, 2 * r, 4 * r]
+    for res, (x, y) in instance.test.items():
+        assert torch.equal(x[:, 0], subsample(t0, res).float())
+        assert torch.equal(y[:, 0], subsample(t1, res))
+    other = problems.get("fno-burgers").build("quick", seed=1)
+    assert not torch.equal(other.u0, instance.u0)
+    assert torch.equal(other.test[r][1], instance.test[r][1])
+
+
+def test_loss_is_the_mean_relative_l2(instance) -> None:
+    """Oracle: the relative L2 error per function, averaged, computed here in float64."""
+    model = instance.model
+    with torch.no_grad():
+        pred = model(instance.u0).double()
+    target = instance.u1.double()
+    per = (pred - target).flatten(1).norm(dim=1) / target.flatten(1).norm(dim=1)
+    assert instance.loss(model).item() == pytest.approx(per.mean().item(), rel=1e-5)
+
+
+def test_precision_hooks() -> None:
+    inst = problems.get("fno-burgers").build("quick", seed=0)
+    inst.set_model_precision("half-bf16+tanh", check_only=True)
+    assert str(inst.model.precision) == "full"  # check_only changes nothing
+    with pytest.raises(ValueError, match="MODE"):
+        inst.set_model_precision("quarter", check_only=True)
+    inst.set_model_precision("schedule+tanh")
+    seen = []
+    for fraction in (0.0, 0.3, 0.8):
+        inst.on_step(fraction)
+        seen.append(str(inst.model.precision))
+    assert seen == ["half-fp16+tanh", "mixed-fp16+tanh", "full+tanh"]
+    metrics = inst.final_metrics(inst.model)
+    assert set(metrics) == {
+        "overflow_events",
+        "eval_overflow_events",
+        "test_error_1x",
+        "test_error_2x",
+        "test_error_4x",
+        "spectral_input_max",
+        "fft_points",
+        "fft_points_max",
+    }
+    assert metrics["fft_points"] == 64 and metrics["fft_points_max"] == 256
+    assert 0 < metrics["spectral_input_max"] <= 1  # tanh
+    # Oracle: test_error at the training resolution is what final_metrics reports at 1x.
+    assert metrics["test_error_1x"] == pytest.approx(inst.test_error(inst.model), rel=1e-12)
+
+
+def test_training_with_a_model_precision() -> None:
+    """The trainer validates the mode first, sets it on the model, evaluates the shadow in full
+    precision and puts the problem's final metrics into the summary."""
+    config = RunConfig(
+        problem="fno-burgers", policy="fp32", model_precision="half+tanh", iterations=3
+    )
+    result = train(config)
+    summary = result.summary
+    assert summary.model_precision == "half+tanh" and summary.label == "fp32/half+tanh"
+    assert summary.run_id == "fno-burgers-quick-fp32-half_tanh-seed0"
+    assert summary.extra["overflow_events"] == 0
+    assert all(math.isfinite(summary.extra[f"test_error_{k}x"]) for k in (1, 2, 4))
+    assert math.isfinite(summary.final_test_error)
+    with pytest.raises(ValueError, match="MODE"):
+        train(RunConfig(problem="fno-burgers", policy="fp32", model_precision="quarter"))
+    with pytest.raises(ValueError, match="model_precision is for problems"):
+        train(RunConfig(problem="regression", policy="fp32", model_precision="half"))
