@@ -12,7 +12,8 @@ The model (:class:`mperror.models.FNO`) has precision modes of its own, chosen p
 ``fp32``: everything outside the spectral convolutions in float32, as Tu et al. run it. The
 trainer's float32 shadow evaluates the weights in ``full`` mode (same stabiliser); the summary's
 ``extra`` holds the test errors in the run's own final mode at 1x, 2x and 4x, the overflow
-events of training and of those evaluations, and the largest ``|v|`` an FFT saw.
+events of training and of those evaluations, the largest ``|v|`` an FFT saw, and an overflow
+stress test at :data:`STRESS_POINTS` points, where tanh provably prevents fp16 overflow.
 
 >>> inst = FNOBurgers().build("quick", seed=0)
 >>> inst.config["resolution"], inst.config["eval_resolutions"]
@@ -37,10 +38,14 @@ from mperror.problems._base import (
 )
 from mperror.problems.burgers1d import FIELD, burgers1d_dataset, subsample
 
-__all__ = ["TEST_SEED", "FNOBurgers", "FNOBurgersInstance"]
+__all__ = ["STRESS_POINTS", "TEST_SEED", "FNOBurgers", "FNOBurgersInstance"]
 
 #: The seed of the test functions, apart from every training seed.
 TEST_SEED = 2**31 - 1
+#: The overflow stress test's grid: the largest power of two ``N`` with ``N * 1 <= 65504``, so
+#: that tanh (``|v| <= 1``) provably keeps an unnormalised fp16 FFT finite, while an
+#: unstabilised field of mean ``|v| > 2`` overflows its zero mode.
+STRESS_POINTS = 2**15
 _NU = 0.1
 # size -> (train functions, test functions, training resolution, fine resolution,
 #          width, modes, layers)
@@ -70,11 +75,13 @@ class FNOBurgersInstance(ProblemInstance):
         u0: torch.Tensor,
         u1: torch.Tensor,
         test: dict[int, tuple[torch.Tensor, torch.Tensor]],
+        stress: torch.Tensor,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.u0, self.u1 = u0, u1
         self.test = test
+        self.stress = stress
         self.resolution = u0.shape[-1]
         self.schedule: PrecisionSchedule | None = None
 
@@ -109,7 +116,9 @@ class FNOBurgersInstance(ProblemInstance):
     def final_metrics(self, model: nn.Module) -> dict[str, float]:
         """Test errors in the model's final mode at each evaluation resolution, overflow
         events (training, then those evaluations), the largest ``|v|`` an FFT saw, and the FFT
-        sizes (training, largest evaluation) of the overflow condition ``N M <= fmt.max``."""
+        sizes (training, largest evaluation) of the overflow condition ``N M <= fmt.max``; then
+        the overflow stress test: the first test function at :data:`STRESS_POINTS` points
+        (``stress_overflow_events``, ``stress_input_max``, ``stress_points``)."""
         assert isinstance(model, FNO)
         metrics = {"overflow_events": float(model.overflow_events)}
         before = model.overflow_events
@@ -119,6 +128,20 @@ class FNOBurgersInstance(ProblemInstance):
         metrics["spectral_input_max"] = model.spectral_input_max
         metrics["fft_points"] = float(self.resolution)
         metrics["fft_points_max"] = float(max(self.test))
+        # The stress test: one test function at STRESS_POINTS points, its largest FFT input
+        # measured apart from the running maximum (which is restored afterwards).
+        saved = [layer.input_max for layer in model.spectral]
+        for layer in model.spectral:
+            layer.input_max = 0.0
+        before = model.overflow_events
+        dtype = param_dtype(model)
+        with torch.no_grad():
+            model(self.stress.to(dtype))
+        metrics["stress_overflow_events"] = float(model.overflow_events - before)
+        metrics["stress_input_max"] = model.spectral_input_max
+        metrics["stress_points"] = float(self.stress.shape[-1])
+        for layer, value in zip(model.spectral, saved, strict=True):
+            layer.input_max = max(layer.input_max, value)
         return metrics
 
 
@@ -156,6 +179,10 @@ class FNOBurgers:
             )
             for r in resolutions
         }
+        # Trigonometric interpolation of a test function to STRESS_POINTS points: exact, since
+        # the initial values have FIELD.n_modes < fine / 2 modes.
+        spectrum = torch.fft.rfft(t0[:1], dim=-1)
+        stress = torch.fft.irfft(spectrum, n=STRESS_POINTS, dim=-1) * (STRESS_POINTS / fine)
         model = FNO(dim=1, width=width, modes=(modes,), layers=layers, generator=generator(seed, 0))
         config = {
             "problem": self.name,
@@ -176,6 +203,7 @@ class FNOBurgers:
             "layers": layers,
             "loss": "mean over functions of the relative L2 error",
             "test_error": "the same, over the test functions at the training resolution",
+            "stress_points": STRESS_POINTS,
         }
         return FNOBurgersInstance(
             name=self.name,
@@ -186,4 +214,5 @@ class FNOBurgers:
             u0=u0.unsqueeze(1).to(device),
             u1=u1.unsqueeze(1).to(device),
             test=test,
+            stress=stress.float().unsqueeze(1).to(device),
         )

@@ -11,7 +11,7 @@ import torch
 from mperror import problems
 from mperror.problems import burgers1d_dataset
 from mperror.problems.burgers1d import subsample
-from mperror.problems.fno_burgers import TEST_SEED
+from mperror.problems.fno_burgers import STRESS_POINTS, TEST_SEED
 from mperror.train import RunConfig, train
 
 
@@ -37,6 +37,19 @@ def test_data_are_the_solver_subsampled(instance) -> None:
     other = problems.get("fno-burgers").build("quick", seed=1)
     assert not torch.equal(other.u0, instance.u0)
     assert torch.equal(other.test[r][1], instance.test[r][1])
+
+
+def test_stress_input_interpolates_a_test_function(instance) -> None:
+    """Oracle: the fine test function at the shared points (trigonometric interpolation is
+    exact for a band-limited function) and its rfft, whose modes above the field's are zero."""
+    fine = instance.config["fine_resolution"]
+    coarse = instance.test[max(instance.test)][0][0, 0].double()
+    stress = instance.stress[0, 0].double()
+    assert stress.shape == (STRESS_POINTS,)
+    stride = STRESS_POINTS // coarse.shape[0]
+    assert torch.allclose(stress[::stride], coarse, rtol=0, atol=1e-6)
+    spectrum = torch.fft.rfft(stress).abs() / STRESS_POINTS
+    assert float(spectrum[fine // 2 :].max()) < 1e-7 * float(spectrum.max())
 
 
 def test_loss_is_the_mean_relative_l2(instance) -> None:
@@ -71,8 +84,13 @@ def test_precision_hooks() -> None:
         "spectral_input_max",
         "fft_points",
         "fft_points_max",
+        "stress_overflow_events",
+        "stress_input_max",
+        "stress_points",
     }
     assert metrics["fft_points"] == 64 and metrics["fft_points_max"] == 256
+    assert metrics["stress_points"] == STRESS_POINTS == 2**15 <= 65504
+    assert metrics["stress_overflow_events"] == 0 and metrics["stress_input_max"] <= 1
     assert 0 < metrics["spectral_input_max"] <= 1  # tanh
     # Oracle: test_error at the training resolution is what final_metrics reports at 1x.
     assert metrics["test_error_1x"] == pytest.approx(inst.test_error(inst.model), rel=1e-12)

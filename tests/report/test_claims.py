@@ -188,6 +188,9 @@ def _fno(template: StoredRun, mode: str, **extra: float) -> StoredRun:
         "spectral_input_max": 0.9,
         "fft_points": 64.0,
         "fft_points_max": 256.0,
+        "stress_overflow_events": 0.0,
+        "stress_input_max": 0.9,
+        "stress_points": 32768.0,
         **extra,
     }
     run = _run(template, "fno-burgers", "fp32", model_precision=mode, extra=values)
@@ -215,15 +218,19 @@ def test_fno_reduced_precision_accuracy(template, factor, holds) -> None:
         ({"overflow_events": 3.0, "spectral_input_max": 900.0}, 1.0, False),
         # N M = 256 * 300 > 65504 was possible, yet nothing overflowed: a finding.
         ({"spectral_input_max": 300.0}, 0.0, False),
-        # N M = 256 * 2 <= 65504: overflow impossible at this size, so undecided.
+        # N M = 256 * 2 and 32768 * 0.9 <= 65504: overflow impossible, so undecided.
         ({"spectral_input_max": 2.0}, 0.0, None),
+        # The stress test overflows the unstabilised run: holds.
+        ({"stress_overflow_events": 1.0, "stress_input_max": 2.5}, 0.0, True),
+        # N M = 32768 * 2.5 > 65504 at the stress test without an overflow: a finding.
+        ({"stress_input_max": 2.5}, 0.0, False),
     ],
 )
 def test_fno_tanh_prevents_overflow(template, plain, tanh_events, holds) -> None:
     """Oracle: the criterion by hand with fft_overflows' condition N M > 65504 (fp16)."""
     runs = [_fno(template, m) for m in _FNO_MODES if m not in ("half", "half+tanh")]
     runs.append(_fno(template, "half", **plain))
-    runs.append(_fno(template, "half+tanh", eval_overflow_events=tanh_events))
+    runs.append(_fno(template, "half+tanh", stress_overflow_events=tanh_events))
     claim = _by_id(evaluate(runs))["fno.tanh-prevents-overflow"]
     assert claim.holds is holds
     assert ("no overflow is possible" in claim.note) is (holds is None)
