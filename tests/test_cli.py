@@ -56,6 +56,9 @@ def test_run_command(tmp_path, capsys) -> None:
         (["run", "regression", "--seeds", "a,b"], "--seeds must be like"),
         (["report", "/nonexistent/mperror"], "does not exist"),
         (["run", "regression", "-p", "fp16+scaler"], "master weights"),
+        (["run", "regression", "-p", "fp32/half"], "model_precision is for problems"),
+        # checked before the first run trains: the good run leaves no directory behind
+        (["run", "fno-burgers", "-p", "fp32/full", "fp32/quarter"], "MODE[-FMT][+tanh]"),
     ],
 )
 def test_bad_arguments_give_one_clear_line(argv, message, tmp_path, capsys) -> None:
@@ -63,6 +66,8 @@ def test_bad_arguments_give_one_clear_line(argv, message, tmp_path, capsys) -> N
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+    if argv[0] == "run":  # refused before any run trained
+        assert not list(tmp_path.glob("*-seed*"))
 
 
 def test_unknown_problem_is_an_argparse_error(capsys) -> None:

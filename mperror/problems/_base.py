@@ -71,8 +71,9 @@ class ProblemInstance(abc.ABC):
             domain, PDE constants, seed, size), as JSON-ready data.
 
     Optional hooks the trainer calls when an instance defines them (the FNO problems do):
-    ``set_model_precision(mode, *, check_only=False)`` validates (and unless ``check_only``
-    applies) a precision mode of the model itself (``RunConfig.model_precision``);
+    ``set_model_precision(mode)`` applies a precision mode of the model itself
+    (``RunConfig.model_precision``, validated beforehand by the problem's
+    ``check_model_precision(mode)``);
     ``on_step(fraction)`` is called before every step with the share of training done (a
     precision schedule follows it); ``final_metrics(model) -> dict[str, float]`` gives numbers
     for the run's summary (``RunSummary.extra``). A model with precision modes of its own defines

@@ -100,11 +100,9 @@ class FNOBurgersInstance(ProblemInstance):
         """Mean relative L2 error over the test functions at the training resolution."""
         return self._error(model, self.resolution)
 
-    def set_model_precision(self, mode: str, *, check_only: bool = False) -> None:
+    def set_model_precision(self, mode: str) -> None:
         """Parse ``mode`` (``MODE[-FMT][+tanh]`` or ``schedule...``) and set it on the model."""
         precision, schedule = parse_model_precision(mode)
-        if check_only:
-            return
         self.model.set_precision(precision)
         self.schedule = schedule
 
@@ -156,6 +154,10 @@ class FNOBurgers:
     """
 
     name = "fno-burgers"
+
+    def check_model_precision(self, mode: str) -> None:
+        """ValueError unless ``mode`` is a model precision (:func:`parse_model_precision`)."""
+        parse_model_precision(mode)
 
     def defaults(self, size: str = "quick") -> TrainDefaults:
         """The training settings of ``size``, without building the problem."""

@@ -25,7 +25,7 @@ from pathlib import Path
 from mperror.train.config import RunConfig
 from mperror.train.summary import RunSummary
 from mperror.train.trace import Trace
-from mperror.train.trainer import train
+from mperror.train.trainer import check_config, train
 
 __all__ = ["StoredRun", "configs_for", "load_run", "load_runs", "run_study", "write_atomic"]
 
@@ -111,6 +111,8 @@ def run_study(
     for c in configs:
         if not isinstance(c, RunConfig):
             raise TypeError(f"configs must hold RunConfig objects, got {type(c).__name__}")
+    for c in configs:  # every config checked before the first run starts
+        check_config(c)
     ids = [c.run_id for c in configs]
     duplicate = next((i for i in ids if ids.count(i) > 1), None)
     if duplicate is not None:

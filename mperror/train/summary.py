@@ -121,8 +121,17 @@ class RunSummary(Record):
 
 
 def _device_name(device: str) -> str:
+    """The GPU's name, or the CPU model (``/proc/cpuinfo`` on Linux, where
+    ``platform.processor()`` is usually empty)."""
     if device == "cuda":
         return torch.cuda.get_device_name()
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
     return platform.processor() or platform.machine()
 
 

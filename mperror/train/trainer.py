@@ -37,7 +37,7 @@ from mperror.train.precision import Precision, parse
 from mperror.train.summary import RunSummary, summarise
 from mperror.train.trace import Trace
 
-__all__ = ["RunResult", "initial_scale", "train"]
+__all__ = ["RunResult", "check_config", "initial_scale", "train"]
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,21 @@ class _Float32Shadow:
         return self.instance.test_error(self.model)
 
 
+def check_config(config: RunConfig) -> None:
+    """Raise ValueError unless ``config``'s problem exists and accepts its ``model_precision``
+    (through the problem's ``check_model_precision``), without building anything."""
+    problem = problems.get(config.problem)
+    if config.model_precision is None:
+        return
+    check = getattr(problem, "check_model_precision", None)
+    if check is None:
+        raise ValueError(
+            f"model_precision is for problems whose model has precision modes (the FNO "
+            f"problems); {config.problem!r} has none, so leave it None"
+        )
+    check(config.model_precision)
+
+
 def train(
     config: RunConfig,
     *,
@@ -143,16 +158,9 @@ def train(
         if config.device != "auto"
         else ("cuda" if torch.cuda.is_available() else "cpu")
     )
+    check_config(config)  # a bad model precision fails before the data are built
     instance = problems.get(config.problem).build(config.size, seed=config.seed, device=device)
     cfg = config.resolved(instance.defaults)
-    if cfg.model_precision is not None:
-        setter = getattr(instance, "set_model_precision", None)
-        if setter is None:
-            raise ValueError(
-                f"model_precision is for problems whose model has precision modes (the FNO "
-                f"problems); {cfg.problem!r} has none, so leave it None"
-            )
-        setter(cfg.model_precision, check_only=True)  # a bad mode fails before training
     precision = parse(cfg.policy, backend=cfg.backend)
     with _fp32_pinned(device):
         trace = _loop(cfg, precision, instance, device, progress, checkpoint)

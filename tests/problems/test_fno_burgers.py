@@ -64,10 +64,12 @@ def test_loss_is_the_mean_relative_l2(instance) -> None:
 
 def test_precision_hooks() -> None:
     inst = problems.get("fno-burgers").build("quick", seed=0)
-    inst.set_model_precision("half-bf16+tanh", check_only=True)
-    assert str(inst.model.precision) == "full"  # check_only changes nothing
+    problems.get("fno-burgers").check_model_precision("half-bf16+tanh")
     with pytest.raises(ValueError, match="MODE"):
-        inst.set_model_precision("quarter", check_only=True)
+        problems.get("fno-burgers").check_model_precision("quarter")
+    with pytest.raises(ValueError, match="MODE"):
+        inst.set_model_precision("quarter")
+    assert str(inst.model.precision) == "full"  # unchanged by the refused mode
     inst.set_model_precision("schedule+tanh")
     seen = []
     for fraction in (0.0, 0.3, 0.8):
