@@ -16,7 +16,8 @@ pattern ``m``, whose magnitude part is monotonic in the value:
   format has no subnormals), so the value is scaled to a fixed-point integer with ``G`` guard
   bits and a sticky bit, and the same integer rounding is applied to that integer.
 * Infinities, NaN and overflow are patched last; the sign is reattached, so ``-0`` stays ``-0``
-  and NaN payloads survive.
+  and NaN payloads survive (torch's native casts, used for nearest even to fp16, bf16, e5m2 and
+  e4m3fn, return a NaN of their own instead: still NaN, payload and sign not kept).
 
 float16 and bfloat16 inputs are widened to float32 (exactly) and narrowed back (exactly, since
 the result is representable). float64 inputs are never simply cast to float32 first: that rounds
@@ -500,7 +501,8 @@ def round(
             input (float64 in, float32 out) saves a conversion.
 
     Semantics (the same as :func:`mperror.reference.round_scalar`): signed zeros are kept, NaN
-    stays NaN with its payload, overflow follows ``fmt.overflow`` (see
+    stays NaN (with its payload, except where nearest even to fp16, bf16, e5m2 or e4m3fn runs
+    as torch's native cast, which returns a NaN of its own), overflow follows ``fmt.overflow`` (see
     :class:`~mperror.formats.Overflow`). Without subnormals, values below the smallest normal are
     rounded by the mode to the set ``{0, ±2**emin}`` (nearest ties go to 0, round-to-odd goes to
     ``±2**emin``, stochastic rounding goes up with probability ``|x| / 2**emin``).
