@@ -355,6 +355,7 @@ def _kernel(
     *,
     eager: bool,
     out: torch.Tensor | None = None,
+    deferred: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Round the bit patterns ``b`` (int32/int64, 1-D) and return the result's bit patterns.
 
@@ -362,7 +363,10 @@ def _kernel(
     ``2**emin``, overflow, and infinite or NaN inputs. With ``eager`` each runs only when a
     cheap integer reduction shows that the chunk needs it, and only on the elements that need it
     (bool-mask ops cost several times an integer op on CPU); otherwise, for torch.compile, they
-    are computed everywhere and selected, with no data-dependent control flow.
+    are computed everywhere and selected, with no data-dependent control flow. A caller that
+    passes the list ``deferred`` gets the indices of a few scattered magnitudes below
+    ``2**emin`` appended to it instead, their results left wrong, to round them all at once
+    with :func:`_round_small_patterns` (each fix-up costs a dozen small ops, whatever its size).
     """
     layout = plan.layout
     m = b & layout.magnitude_mask
@@ -383,17 +387,30 @@ def _kernel(
     elif m.numel():  # the reductions below refuse empty tensors
         if int(below.amin()) < plan.emin_bits - 1:
             small = below < plan.emin_bits - 1
-            if plan.anchor is not None and 8 * int(small.sum()) > small.numel():
+            if plan.anchor is not None and 8 * int(torch.count_nonzero(small)) > small.numel():
                 r = torch.where(small, _round_small_anchored(m, plan, negative), r)
             else:
                 index = small.nonzero().squeeze(1)
-                sub_neg = None if negative is None else negative[index]
-                sub_rand = None if rand is None else rand[index]
-                r[index] = _round_small(m[index], plan, sub_neg, sub_rand)
+                if deferred is not None:
+                    deferred.append(index)
+                else:
+                    sub_neg = None if negative is None else negative[index]
+                    sub_rand = None if rand is None else rand[index]
+                    r[index] = _round_small(m[index], plan, sub_neg, sub_rand)
         if int(r.amax()) > plan.max_bits or int(m.amax()) >= layout.inf_bits:
             r = _fix_overflow_and_specials(m, r, negative, plan)
     sign = b.bitwise_and(layout.sign)
     return torch.bitwise_or(r, sign, out=out) if out is not None else r.bitwise_or_(sign)
+
+
+def _round_small_patterns(b: torch.Tensor, rand: torch.Tensor | None, plan: _Plan) -> torch.Tensor:
+    """The rounded patterns of ``b``, all of magnitude below ``2**emin`` (and nonzero), sign
+    included: the fix-up :func:`_kernel` deferred."""
+    layout = plan.layout
+    directed = plan.mode in (RoundMode.TOWARD_POSITIVE, RoundMode.TOWARD_NEGATIVE)
+    negative = b < 0 if directed else None
+    r = _round_small(b & layout.magnitude_mask, plan, negative, rand)
+    return r.bitwise_or_(b & layout.sign)
 
 
 def _fix_overflow_and_specials(
@@ -595,10 +612,18 @@ def _round(
 
     out = torch.empty_like(bits)
     chunk = _CHUNK if x.device.type == "cpu" else max(1, bits.numel())
+    pending: list[tuple[torch.Tensor, torch.Tensor | None]] = []  # deferred small magnitudes
     for start in builtins.range(0, bits.numel(), chunk):
         piece = bits[start : start + chunk]
         rand = _draw(piece, mode, generator)
-        _kernel(piece, rand, plan, eager=True, out=out[start : start + chunk])
+        found: list[torch.Tensor] = []
+        _kernel(piece, rand, plan, eager=True, out=out[start : start + chunk], deferred=found)
+        for index in found:
+            pending.append((index + start, None if rand is None else rand[index]))
+    if pending:
+        index = torch.cat([i for i, _ in pending])
+        rand = None if pending[0][1] is None else torch.cat([r for _, r in pending])  # type: ignore[misc]
+        out[index] = _round_small_patterns(bits[index], rand, plan)
     return out.view(work).view(x.shape).to(dtype)
 
 
