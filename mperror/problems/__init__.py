@@ -1,14 +1,15 @@
 """Training problems and in-package data solvers (nothing is downloaded).
 
 Registered problems (:func:`get`, :func:`names`): ``regression``, ``diffusion``, ``burgers``,
-``deeponet`` and ``fno-burgers`` (a Fourier neural operator with precision modes of its own).
+``deeponet``, ``fno-burgers`` and ``fno-darcy`` (Fourier neural operators, 1-D and 2-D, with
+precision modes of their own).
 Each builds a :class:`ProblemInstance` at size ``"quick"`` or ``"full"``:
 
 >>> inst = get("regression").build("quick", seed=0)
 >>> inst.name, inst.size, inst.defaults.iterations
 ('regression', 'quick', 3000)
 >>> names()
-('regression', 'diffusion', 'burgers', 'deeponet', 'fno-burgers')
+('regression', 'diffusion', 'burgers', 'deeponet', 'fno-burgers', 'fno-darcy')
 
 Data generators for Fourier neural operators: :func:`darcy_dataset` and
 :func:`burgers1d_dataset`.
@@ -25,6 +26,7 @@ from mperror.problems.darcy import darcy_dataset
 from mperror.problems.deeponet import DeepONetAntiderivative
 from mperror.problems.diffusion import Diffusion
 from mperror.problems.fno_burgers import FNOBurgers
+from mperror.problems.fno_darcy import FNODarcy
 from mperror.problems.regression import Regression
 
 __all__ = [
@@ -42,7 +44,14 @@ __all__ = [
 #: The registered problems by name, in a fixed order.
 PROBLEMS: dict[str, Problem] = {
     p.name: p
-    for p in (Regression(), Diffusion(), Burgers(), DeepONetAntiderivative(), FNOBurgers())
+    for p in (
+        Regression(),
+        Diffusion(),
+        Burgers(),
+        DeepONetAntiderivative(),
+        FNOBurgers(),
+        FNODarcy(),
+    )
 }
 
 

@@ -42,7 +42,14 @@ from numpy.typing import ArrayLike
 from mperror.problems._base import check_seed, generator
 from mperror.problems.grf import SpectralGRF, cosine_values_2d, neumann_2d
 
-__all__ = ["FIELD", "FINE_RESOLUTION", "darcy_dataset", "solve_darcy", "subsample"]
+__all__ = [
+    "FIELD",
+    "FINE_RESOLUTION",
+    "darcy_dataset",
+    "periodic_subsample",
+    "solve_darcy",
+    "subsample",
+]
 
 #: The field whose sign sets the permeability: ``N(0, (-Laplacian + 9)^-2)``, mean mode zero,
 #: 32 x 32 modes. (Only its sign matters, so ``sigma`` is immaterial.)
@@ -116,6 +123,25 @@ def subsample(values: torch.Tensor, resolution: int) -> torch.Tensor:
         )
     stride = (n - 1) // (resolution - 1)
     return values[..., ::stride, ::stride]
+
+
+def periodic_subsample(values: torch.Tensor, points: int) -> torch.Tensor:
+    """The ``points x points`` nodes ``(i / points, j / points)``, ``0 <= i, j < points``:
+    :func:`subsample` at ``points + 1`` nodes with the last row and column (``x = 1`` and
+    ``y = 1``) dropped.
+
+    This is the grid an FFT sees as periodic. The solution is zero on the whole boundary, so
+    the dropped nodes equal their periodic images on ``x = 0`` and ``y = 0`` and the periodic
+    extension of ``u`` is continuous; ``points`` can be a power of two, as cuFFT's half FFT
+    requires, when ``fine_resolution - 1`` is one.
+
+    >>> periodic_subsample(torch.arange(25.0).reshape(5, 5), 2)
+    tensor([[ 0.,  2.],
+            [10., 12.]])
+    """
+    if isinstance(points, bool) or not isinstance(points, int) or points < 1:
+        raise ValueError(f"points must be a positive int, got {points!r}")
+    return subsample(values, points + 1)[..., :-1, :-1]
 
 
 def darcy_dataset(

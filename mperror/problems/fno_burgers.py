@@ -27,15 +27,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from mperror.models import FNO, PrecisionSchedule, parse_model_precision
-from mperror.problems._base import (
-    ProblemInstance,
-    TrainDefaults,
-    check_seed,
-    check_size,
-    generator,
-    param_dtype,
-)
+from mperror.models import FNO
+from mperror.problems._base import TrainDefaults, check_seed, check_size, generator, param_dtype
+from mperror.problems._fno import FNOInstance, FNOProblem
 from mperror.problems.burgers1d import FIELD, burgers1d_dataset, subsample
 
 __all__ = ["STRESS_POINTS", "TEST_SEED", "FNOBurgers", "FNOBurgersInstance"]
@@ -59,82 +53,26 @@ _DEFAULTS = {
 }
 
 
-def _mean_relative_l2(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    diff = torch.linalg.vector_norm((prediction - target).flatten(1), dim=1)
-    return (diff / torch.linalg.vector_norm(target.flatten(1), dim=1)).mean()
+class FNOBurgersInstance(FNOInstance):
+    """:class:`~mperror.problems._fno.FNOInstance` with the overflow stress test."""
 
-
-class FNOBurgersInstance(ProblemInstance):
-    """Training and test functions at the training resolution; test functions at 2x and 4x."""
-
-    model: FNO
-
-    def __init__(
-        self,
-        *,
-        u0: torch.Tensor,
-        u1: torch.Tensor,
-        test: dict[int, tuple[torch.Tensor, torch.Tensor]],
-        stress: torch.Tensor,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, stress: torch.Tensor, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.u0, self.u1 = u0, u1
-        self.test = test
         self.stress = stress
-        self.resolution = u0.shape[-1]
-        self.schedule: PrecisionSchedule | None = None
-
-    def loss(self, model: nn.Module) -> torch.Tensor:
-        dtype = param_dtype(model)
-        return _mean_relative_l2(model(self.u0.to(dtype)), self.u1.to(dtype))
-
-    def _error(self, model: nn.Module, resolution: int) -> float:
-        u0, u1 = self.test[resolution]
-        dtype = param_dtype(model)
-        with torch.no_grad():
-            prediction = model(u0.to(dtype))
-        return _mean_relative_l2(prediction.to(torch.float64), u1).item()
-
-    def test_error(self, model: nn.Module) -> float:
-        """Mean relative L2 error over the test functions at the training resolution."""
-        return self._error(model, self.resolution)
-
-    def set_model_precision(self, mode: str) -> None:
-        """Parse ``mode`` (``MODE[-FMT][+tanh]`` or ``schedule...``) and set it on the model."""
-        precision, schedule = parse_model_precision(mode)
-        self.model.set_precision(precision)
-        self.schedule = schedule
-
-    def on_step(self, fraction: float) -> None:
-        """A schedule's mode at ``fraction`` of training."""
-        if self.schedule is not None:
-            self.model.set_mode(self.schedule.mode_at(fraction))
 
     def final_metrics(self, model: nn.Module) -> dict[str, float]:
-        """Test errors in the model's final mode at each evaluation resolution, overflow
-        events (training, then those evaluations), the largest ``|v|`` an FFT saw, and the FFT
-        sizes (training, largest evaluation) of the overflow condition ``N M <= fmt.max``; then
-        the overflow stress test: the first test function at :data:`STRESS_POINTS` points
-        (``stress_overflow_events``, ``stress_input_max``, ``stress_points``)."""
+        """:meth:`FNOInstance.final_metrics`, then the overflow stress test: the first test
+        function at :data:`STRESS_POINTS` points (``stress_overflow_events``,
+        ``stress_input_max``, ``stress_points``)."""
+        metrics = super().final_metrics(model)
         assert isinstance(model, FNO)
-        metrics = {"overflow_events": float(model.overflow_events)}
-        before = model.overflow_events
-        for factor, resolution in zip((1, 2, 4), sorted(self.test), strict=True):
-            metrics[f"test_error_{factor}x"] = self._error(model, resolution)
-        metrics["eval_overflow_events"] = float(model.overflow_events - before)
-        metrics["spectral_input_max"] = model.spectral_input_max
-        metrics["fft_points"] = float(self.resolution)
-        metrics["fft_points_max"] = float(max(self.test))
-        # The stress test: one test function at STRESS_POINTS points, its largest FFT input
-        # measured apart from the running maximum (which is restored afterwards).
+        # Its largest FFT input is measured apart from the running maximum (restored after).
         saved = [layer.input_max for layer in model.spectral]
         for layer in model.spectral:
             layer.input_max = 0.0
         before = model.overflow_events
-        dtype = param_dtype(model)
         with torch.no_grad():
-            model(self.stress.to(dtype))
+            model(self.stress.to(param_dtype(model)))
         metrics["stress_overflow_events"] = float(model.overflow_events - before)
         metrics["stress_input_max"] = model.spectral_input_max
         metrics["stress_points"] = float(self.stress.shape[-1])
@@ -143,7 +81,7 @@ class FNOBurgersInstance(ProblemInstance):
         return metrics
 
 
-class FNOBurgers:
+class FNOBurgers(FNOProblem):
     """The 1-D Burgers operator ``u0 -> u(., 1)`` (viscosity 0.1) learnt by an FNO.
 
     ``"quick"``: 32 training and 32 test functions at 64 points (test also at 128 and 256),
@@ -154,14 +92,7 @@ class FNOBurgers:
     """
 
     name = "fno-burgers"
-
-    def check_model_precision(self, mode: str) -> None:
-        """ValueError unless ``mode`` is a model precision (:func:`parse_model_precision`)."""
-        parse_model_precision(mode)
-
-    def defaults(self, size: str = "quick") -> TrainDefaults:
-        """The training settings of ``size``, without building the problem."""
-        return _DEFAULTS[check_size(size)]
+    _defaults = _DEFAULTS
 
     def build(
         self, size: str = "quick", *, seed: int = 0, device: str | torch.device = "cpu"
@@ -213,8 +144,8 @@ class FNOBurgers:
             model=model.to(device),
             defaults=_DEFAULTS[size],
             config=config,
-            u0=u0.unsqueeze(1).to(device),
-            u1=u1.unsqueeze(1).to(device),
+            inputs=u0.unsqueeze(1).to(device),
+            targets=u1.unsqueeze(1).to(device),
             test=test,
             stress=stress.float().unsqueeze(1).to(device),
         )

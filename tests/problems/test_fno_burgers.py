@@ -26,7 +26,7 @@ def test_data_are_the_solver_subsampled(instance) -> None:
     cfg = instance.config
     fine, r = cfg["fine_resolution"], cfg["resolution"]
     u0, u1 = burgers1d_dataset(cfg["n_train_functions"], r, seed=0, fine_resolution=fine)
-    assert torch.equal(instance.u0[:, 0], u0) and torch.equal(instance.u1[:, 0], u1)
+    assert torch.equal(instance.inputs[:, 0], u0) and torch.equal(instance.targets[:, 0], u1)
     t0, t1 = burgers1d_dataset(
         cfg["n_test_functions"], fine, seed=TEST_SEED, fine_resolution=fine, dtype=torch.float64
     )
@@ -35,7 +35,7 @@ def test_data_are_the_solver_subsampled(instance) -> None:
         assert torch.equal(x[:, 0], subsample(t0, res).float())
         assert torch.equal(y[:, 0], subsample(t1, res))
     other = problems.get("fno-burgers").build("quick", seed=1)
-    assert not torch.equal(other.u0, instance.u0)
+    assert not torch.equal(other.inputs, instance.inputs)
     assert torch.equal(other.test[r][1], instance.test[r][1])
 
 
@@ -56,8 +56,8 @@ def test_loss_is_the_mean_relative_l2(instance) -> None:
     """Oracle: the relative L2 error per function, averaged, computed here in float64."""
     model = instance.model
     with torch.no_grad():
-        pred = model(instance.u0).double()
-    target = instance.u1.double()
+        pred = model(instance.inputs).double()
+    target = instance.targets.double()
     per = (pred - target).flatten(1).norm(dim=1) / target.flatten(1).norm(dim=1)
     assert instance.loss(model).item() == pytest.approx(per.mean().item(), rel=1e-5)
 

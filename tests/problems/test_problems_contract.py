@@ -18,11 +18,11 @@ from mperror._records import plain
 from mperror.problems import PROBLEMS, SIZES, Problem, ProblemInstance, TrainDefaults, get, names
 from mperror.problems._base import check_seed, generator, relative_l2
 
-EXPECTED = ("regression", "diffusion", "burgers", "deeponet", "fno-burgers")
+EXPECTED = ("regression", "diffusion", "burgers", "deeponet", "fno-burgers", "fno-darcy")
 #: Problems whose model runs FFTs: CPU torch has no float16 or bfloat16 FFT, so on the CPU they
 #: must refuse a half-precision model with a clear error (their half precision is the model's
 #: own emulated mode, tests/models/test_fno.py).
-FFT_MODELS = ("fno-burgers",)
+FFT_MODELS = ("fno-burgers", "fno-darcy")
 
 
 def _refuses_half_on_cpu(inst: ProblemInstance, run) -> bool:

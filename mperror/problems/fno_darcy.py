@@ -1,0 +1,137 @@
+"""A 2-D Fourier neural operator learning the Darcy-flow map ``a -> u`` (Li et al. 2021).
+
+The data are :func:`~mperror.problems.darcy.darcy_dataset`: ``-div(a grad u) = 1`` on the unit
+square, ``u = 0`` on the boundary, ``a`` equal to 12 or 3 by the sign of a Gaussian random
+field, solved by finite differences on a fine grid in the package. The FNO sees the periodic
+grid of :func:`~mperror.problems.darcy.periodic_subsample` (nodes ``i / n``, ``n`` a power of
+two, so cuFFT's half FFT can run it natively); ``u`` vanishes on the whole boundary, so the
+periodic extension of the target is continuous. The input channel is ``a`` mapped to
+``{-1, +1}``; the loss is the mean over functions of the relative L2 error. The zero-shot
+super-resolution check evaluates the trained model on the same test functions at 2x and 4x the
+training resolution (all subsamples of one fine solve).
+
+Precision works as in :mod:`~mperror.problems.fno_burgers`: the run's policy is normally
+``fp32`` and ``RunConfig.model_precision`` sets the spectral convolutions' mode. The overflow
+condition of an unnormalised 2-D FFT is ``N M <= fmt.max`` with ``N`` the number of grid
+points, reported as ``fft_points`` (there is no separate stress test: the evaluation at 4x is
+``16 N`` points).
+
+This problem is not in ``mperror verify``'s quick suite: with emulated half spectral
+convolutions a quick training step costs about 10x a float32 one on a CPU (261 ms against 25 ms
+on two AMD EPYC cores), minutes per run. Train it with ``mperror run fno-darcy``; the report
+judges the ``fno-darcy.*`` claims (:data:`mperror.report.claims.OPTIONAL_CLAIMS`).
+
+>>> FNODarcy().defaults("quick").iterations
+300
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mperror.models import FNO
+from mperror.problems._base import TrainDefaults, check_seed, check_size, generator
+from mperror.problems._fno import FNOInstance, FNOProblem
+from mperror.problems.darcy import FIELD, darcy_dataset, periodic_subsample
+
+__all__ = ["A_HIGH", "A_LOW", "TEST_SEED", "FNODarcy", "encode_permeability"]
+
+#: The seed of the test functions, apart from every training seed.
+TEST_SEED = 2**31 - 1
+#: The two permeabilities (``a_high`` where the field is positive).
+A_HIGH, A_LOW = 12.0, 3.0
+# size -> (train functions, test functions, training points per side, fine nodes per side,
+#          width, modes per side, layers)
+_SIZES = {
+    "quick": (32, 16, 16, 65, 12, 6, 4),
+    "full": (1000, 200, 64, 257, 32, 12, 4),
+}
+_DEFAULTS = {
+    "quick": TrainDefaults(lr=1e-3, iterations=300, adam_eps=1e-5, eval_every=25),
+    "full": TrainDefaults(lr=1e-3, iterations=5000, adam_eps=1e-5, eval_every=100),
+}
+
+
+def encode_permeability(a: torch.Tensor) -> torch.Tensor:
+    """The input channel: ``a`` mapped affinely from ``{A_LOW, A_HIGH}`` to ``{-1, +1}``."""
+    return (a - (A_HIGH + A_LOW) / 2) / ((A_HIGH - A_LOW) / 2)
+
+
+class FNODarcy(FNOProblem):
+    """The 2-D Darcy operator ``a -> u`` learnt by an FNO.
+
+    ``"quick"``: 32 training and 16 test functions at 16 x 16 points (test also at 32 x 32 and
+    64 x 64), solved on 65 x 65 nodes, width 12, 6 x 6 modes, 4 Fourier layers, 300
+    full-batch Adam steps at learning rate 1e-3. ``"full"``: 1,000 and 200 functions at
+    64 x 64 (test at 128 and 256), solved on 257 x 257 nodes, width 32, 12 x 12 modes, 4
+    layers, 5,000 steps at 1e-3 (Li et al.'s Darcy FNO width and modes; their data are on a
+    421-node grid, ours on a power-of-two one). Training functions depend on the seed, test
+    functions do not (:data:`TEST_SEED`).
+    """
+
+    name = "fno-darcy"
+    _defaults = _DEFAULTS
+
+    def build(
+        self, size: str = "quick", *, seed: int = 0, device: str | torch.device = "cpu"
+    ) -> FNOInstance:
+        size = check_size(size)
+        seed = check_seed(seed)
+        n_train, n_test, points, fine, width, modes, layers = _SIZES[size]
+
+        def solve(n_samples: int, data_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+            return darcy_dataset(
+                n_samples,
+                fine,
+                seed=data_seed,
+                fine_resolution=fine,
+                a_high=A_HIGH,
+                a_low=A_LOW,
+                dtype=torch.float64,
+            )
+
+        a, u = solve(n_train, seed)
+        ta, tu = solve(n_test, TEST_SEED)
+
+        def channel(values: torch.Tensor, n: int) -> torch.Tensor:
+            return periodic_subsample(values, n).unsqueeze(1).to(device)
+
+        resolutions = [points, 2 * points, 4 * points]
+        test = {
+            n: (channel(encode_permeability(ta), n).float(), channel(tu, n)) for n in resolutions
+        }
+        model = FNO(
+            dim=2, width=width, modes=(modes, modes), layers=layers, generator=generator(seed, 0)
+        )
+        config = {
+            "problem": self.name,
+            "size": size,
+            "seed": seed,
+            "operator": "a -> u for -div(a grad u) = 1 on (0, 1)^2, u = 0 on the boundary",
+            "permeability": f"{A_HIGH} where a GRF is positive, {A_LOW} elsewhere",
+            "grf": FIELD.to_dict(),
+            "input": "a mapped affinely to {-1, +1}",
+            "solver": "5-point finite differences, harmonic-mean faces, spsolve, float64",
+            "fine_resolution": fine,
+            "grid": "nodes i / n, 0 <= i < n, per side (periodic_subsample)",
+            "resolution": points,
+            "eval_resolutions": resolutions,
+            "n_train_functions": n_train,
+            "n_test_functions": n_test,
+            "test_functions": f"seed {TEST_SEED}, independent of the training seed",
+            "width": width,
+            "modes": modes,
+            "layers": layers,
+            "loss": "mean over functions of the relative L2 error",
+            "test_error": "the same, over the test functions at the training resolution",
+        }
+        return FNOInstance(
+            name=self.name,
+            size=size,
+            model=model.to(device),
+            defaults=_DEFAULTS[size],
+            config=config,
+            inputs=channel(encode_permeability(a), points).float(),
+            targets=channel(u, points).float(),
+            test=test,
+        )
