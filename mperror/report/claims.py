@@ -19,10 +19,12 @@ from mperror.train.summary import CRITICAL_WINDOW
 __all__ = [
     "CLAIMS",
     "FAIL_FACTOR",
+    "FNO_PREFIXES",
     "FNO_TWINS",
     "FROZEN_FP32_MAX",
     "FROZEN_MIN",
     "MATCH_FACTOR",
+    "OPTIONAL_CLAIMS",
     "Claim",
     "evaluate",
 ]
@@ -350,186 +352,233 @@ def _speed_memory(runs: _Runs) -> Claim:
     return replace(base, measured="; ".join(rows), holds=all(verdicts))
 
 
-# -- Fourier neural operators (Tu et al. 2024): the fno-burgers study's runs ----------------
+# -- Fourier neural operators (Tu et al. 2024): the FNO studies' runs ----------------------
 
 _TU = "Tu et al., ICLR 2024"
-_FNO = "fno-burgers"
 #: Reduced-precision FNO runs and the full-precision run (same stabiliser) each is compared with.
 FNO_TWINS = (
     ("half+tanh", "full+tanh"),
     ("mixed+tanh", "full+tanh"),
     ("schedule+tanh", "full+tanh"),
 )
+#: The FNO problems and the prefix of their claims' ids: ``fno-burgers`` is ``verify``'s study
+#: (ids ``fno.*``); ``fno-darcy``'s claims (``fno-darcy.*``) are judged when its runs exist.
+FNO_PREFIXES = {"fno-burgers": "fno", "fno-darcy": "fno-darcy"}
 
 
-def _fno_value(runs: _Runs, mode: str, key: str) -> float:
-    values = [r.summary.extra.get(key, math.nan) for r in runs.get(_FNO, f"fp32/{mode}")]
-    values = [v for v in values if not math.isnan(v)]
-    return statistics.median(values) if values else math.nan
+@dataclass(frozen=True)
+class _FNOStudy:
+    """One FNO problem's runs: ``value(mode, key)`` is the median over seeds of the summary's
+    ``extra[key]`` for run ``fp32/mode`` (NaN when no run has it)."""
+
+    runs: _Runs
+    problem: str
+
+    def key(self, mode: str) -> tuple[str, str]:
+        return (self.problem, f"fp32/{mode}")
+
+    def value(self, mode: str, key: str) -> float:
+        values = [r.summary.extra.get(key, math.nan) for r in self.runs.get(*self.key(mode))]
+        values = [v for v in values if not math.isnan(v)]
+        return statistics.median(values) if values else math.nan
 
 
-def _fno_accuracy(runs: _Runs) -> Claim:
-    base = Claim(
-        id="fno.reduced-precision-accuracy",
-        source=_TU,
-        claim="an FNO with tanh-stabilised half / mixed spectral convolutions, or the precision "
-        "schedule, matches full-precision accuracy",
-        paper="little or no accuracy loss (Darcy, Navier-Stokes, ...); schedule 25% half + tanh, "
-        "50% mixed, 25% full keeps accuracy",
-        measured="",
-        criterion=f"test error (final weights, own final mode, training resolution) of each "
-        f"of {', '.join(m for m, _ in FNO_TWINS)} <= {MATCH_FACTOR:g} x full+tanh's",
-        holds=None,
-    )
-    keys = [(_FNO, f"fp32/{m}") for pair in FNO_TWINS for m in pair]
-    missing = _missing(base, runs, *dict.fromkeys(keys))
-    if missing:
-        return missing
-    rows, verdicts = [], []
-    for mode, twin in FNO_TWINS:
-        e, e_full = (_fno_value(runs, m, "test_error_1x") for m in (mode, twin))
-        rows.append(f"{mode} {e:.3e} vs {twin} {e_full:.3e} (ratio {e / e_full:.2f})")
-        verdicts.append(e / e_full <= MATCH_FACTOR)
-    return replace(base, measured="; ".join(rows), holds=all(verdicts), runs=runs.ids(*keys))
+def _fno_accuracy(problem: str) -> Callable[[_Runs], Claim]:
+    def judge(runs: _Runs) -> Claim:
+        study = _FNOStudy(runs, problem)
+        base = Claim(
+            id=f"{FNO_PREFIXES[problem]}.reduced-precision-accuracy",
+            source=_TU,
+            claim=f"{problem}: an FNO with tanh-stabilised half / mixed spectral convolutions, "
+            "or the precision schedule, matches full-precision accuracy",
+            paper="little or no accuracy loss (Darcy, Navier-Stokes, ...); schedule 25% half "
+            "+ tanh, 50% mixed, 25% full keeps accuracy",
+            measured="",
+            criterion=f"test error (final weights, own final mode, training resolution) of each "
+            f"of {', '.join(m for m, _ in FNO_TWINS)} <= {MATCH_FACTOR:g} x full+tanh's",
+            holds=None,
+        )
+        keys = [study.key(m) for pair in FNO_TWINS for m in pair]
+        missing = _missing(base, runs, *dict.fromkeys(keys))
+        if missing:
+            return missing
+        rows, verdicts = [], []
+        for mode, twin in FNO_TWINS:
+            e, e_full = (study.value(m, "test_error_1x") for m in (mode, twin))
+            rows.append(f"{mode} {e:.3e} vs {twin} {e_full:.3e} (ratio {e / e_full:.2f})")
+            verdicts.append(e / e_full <= MATCH_FACTOR)
+        return replace(base, measured="; ".join(rows), holds=all(verdicts), runs=runs.ids(*keys))
+
+    return judge
 
 
-def _fno_overflow(runs: _Runs) -> Claim:
+def _fno_overflow(problem: str, *, stress: bool) -> Callable[[_Runs], Claim]:
+    """``stress``: the problem's runs hold an overflow stress test (``stress_*`` metrics)."""
     from mperror.bounds.fft import fft_overflows
     from mperror.models import parse_model_precision
 
-    base = Claim(
-        id="fno.tanh-prevents-overflow",
-        source=_TU,
-        claim="half-precision spectral convolutions without a stabiliser overflow; a tanh "
-        "pre-activation prevents it",
-        paper="plain AMP overflows on FNO; tanh before each spectral convolution prevents it "
-        "(loss scaling, clipping and normalisation did not)",
-        measured="",
-        criterion="no overflow event in any +tanh run (training, evaluation at 1x-4x, and the "
-        "stress test at N = 2**15 points, where |v| <= 1 guarantees N M <= 65504), and the "
-        "half run without tanh overflows somewhere; undecided when N M <= fmt.max held "
-        "throughout that run (M its largest FFT input at each N), since no overflow is then "
-        "possible",
-        holds=None,
+    stress_text = (
+        ", and the stress test at N = 2**15 points, where |v| <= 1 guarantees N M <= 65504"
+        if stress
+        else ""
     )
-    plain = (_FNO, "fp32/half")
-    stabilised = [(_FNO, f"fp32/{m}") for m in dict.fromkeys(m for pair in FNO_TWINS for m in pair)]
-    missing = _missing(base, runs, plain, *stabilised)
-    if missing:
-        return missing
-    kinds = ("overflow_events", "eval_overflow_events", "stress_overflow_events")
+    kinds = ("overflow_events", "eval_overflow_events") + (
+        ("stress_overflow_events",) if stress else ()
+    )
+    sizes = [("fft_points_max", "spectral_input_max")]  # (N, M) of training and evaluation
+    if stress:
+        sizes.append(("stress_points", "stress_input_max"))
 
-    def events(mode: str) -> float:
-        return math.fsum(_fno_value(runs, mode, k) for k in kinds)
+    def judge(runs: _Runs) -> Claim:
+        study = _FNOStudy(runs, problem)
+        base = Claim(
+            id=f"{FNO_PREFIXES[problem]}.tanh-prevents-overflow",
+            source=_TU,
+            claim=f"{problem}: half-precision spectral convolutions without a stabiliser "
+            "overflow; a tanh pre-activation prevents it",
+            paper="plain AMP overflows on FNO; tanh before each spectral convolution prevents "
+            "it (loss scaling, clipping and normalisation did not)",
+            measured="",
+            criterion=f"no overflow event in any +tanh run (training, evaluation at 1x-4x"
+            f"{stress_text}), and the half run without tanh overflows somewhere; undecided "
+            "when N M <= fmt.max held throughout that run (M its largest FFT input at each "
+            "N), since no overflow is then possible",
+            holds=None,
+        )
+        plain = study.key("half")
+        modes = dict.fromkeys(m for pair in FNO_TWINS for m in pair)
+        stabilised = [study.key(m) for m in modes]
+        missing = _missing(base, runs, plain, *stabilised)
+        if missing:
+            return missing
 
-    tanh_events = {label.split("/")[1]: events(label.split("/")[1]) for _, label in stabilised}
-    clean = all(v == 0 for v in tanh_events.values())
-    overflowed = events("half")
-    fmt = parse_model_precision("half")[0].fmt
-    checks = [  # (N, M) pairs of the unstabilised run: training and evaluation, stress test
-        (
-            _fno_value(runs, "half", "fft_points_max"),
-            _fno_value(runs, "half", "spectral_input_max"),
-        ),
-        (_fno_value(runs, "half", "stress_points"), _fno_value(runs, "half", "stress_input_max")),
-    ]
-    known = [(int(n), m) for n, m in checks if math.isfinite(n) and math.isfinite(m)]
-    possible = any(fft_overflows(n, m, fmt) for n, m in known) if known else True
-    measured = (
-        f"half without tanh: {_overflow_text(overflowed)}; "
-        + ", ".join(f"N M = {n} x {m:.3g} = {n * m:.3g}" for n, m in known)
-        + f" (fp16 max {fmt.max:g}); "
-        + ", ".join(f"{m}: {v:g} events" for m, v in tanh_events.items())
-    )
-    if overflowed > 0 or possible:
-        holds: bool | None = clean and overflowed > 0
-        note = (
-            ""
-            if overflowed > 0
-            else "N M exceeded fp16's max, so overflow was possible, but no intermediate "
-            "reached it (N M is the worst case: the zero mode sum |v_j| reaches it only when "
-            "every v_j has one sign)"
+        def events(mode: str) -> float:
+            return math.fsum(study.value(mode, k) for k in kinds)
+
+        tanh_events = {m: events(m) for m in modes}
+        clean = all(v == 0 for v in tanh_events.values())
+        overflowed = events("half")
+        fmt = parse_model_precision("half")[0].fmt
+        checks = [(study.value("half", n), study.value("half", m)) for n, m in sizes]
+        known = [(int(n), m) for n, m in checks if math.isfinite(n) and math.isfinite(m)]
+        possible = any(fft_overflows(n, m, fmt) for n, m in known) if known else True
+        measured = (
+            f"half without tanh: {_overflow_text(overflowed)}; "
+            + ", ".join(f"N M = {n} x {m:.3g} = {n * m:.3g}" for n, m in known)
+            + f" (fp16 max {fmt.max:g}); "
+            + ", ".join(f"{m}: {v:g} events" for m, v in tanh_events.items())
         )
-    else:
-        holds = None if clean else False
-        note = (
-            "N M <= 65504 at every size this run saw: no overflow is possible "
-            "(theory/fno-bounds.md), so the claim is not tested here; Tu et al.'s overflow "
-            "needs larger grids or activations (fno.fft-overflow checks the condition itself)"
+        if overflowed > 0 or possible:
+            holds: bool | None = clean and overflowed > 0
+            note = (
+                ""
+                if overflowed > 0
+                else "N M exceeded fp16's max, so overflow was possible, but no intermediate "
+                "reached it (N M is the worst case: the zero mode sum |v_j| reaches it only "
+                "when every v_j has one sign)"
+            )
+        else:
+            holds = None if clean else False
+            note = (
+                "N M <= 65504 at every size this run saw: no overflow is possible "
+                "(theory/fno-bounds.md), so the claim is not tested here; Tu et al.'s overflow "
+                "needs larger grids or activations (fno.fft-overflow checks the condition "
+                "itself)"
+            )
+        return replace(
+            base,
+            measured=measured,
+            holds=holds,
+            note=note,
+            runs=runs.ids(plain, *stabilised),
         )
-    return replace(
-        base,
-        measured=measured,
-        holds=holds,
-        note=note,
-        runs=runs.ids(plain, *stabilised),
-    )
+
+    return judge
 
 
 def _overflow_text(events: float) -> str:
     return f"{events:g} overflow event" + ("" if events == 1 else "s")
 
 
-def _fno_super_resolution(runs: _Runs) -> Claim:
+def _fno_super_resolution(problem: str) -> Callable[[_Runs], Claim]:
     modes = ("full", "full+tanh", *(m for m, _ in FNO_TWINS))
-    base = Claim(
-        id="fno.super-resolution",
-        source=f"{_TU}; Li et al., ICLR 2021",
-        claim="an FNO trained at one resolution evaluates zero-shot at 2x and 4x in every "
-        "precision mode",
-        paper="zero-shot super-resolution (Li et al.); checked per precision (Tu et al.)",
-        measured="",
-        criterion=f"test error at 4x <= {MATCH_FACTOR:g} x at 1x, same weights and mode, for "
-        f"each of {', '.join(modes)}",
-        holds=None,
-    )
-    keys = [(_FNO, f"fp32/{m}") for m in modes]
-    missing = _missing(base, runs, *keys)
-    if missing:
-        return missing
-    rows, verdicts = [], []
-    for mode in modes:
-        e1, e2, e4 = (_fno_value(runs, mode, f"test_error_{k}x") for k in (1, 2, 4))
-        rows.append(f"{mode} {e1:.3e} / {e2:.3e} / {e4:.3e}")
-        verdicts.append(e4 <= MATCH_FACTOR * e1)
-    return replace(
-        base,
-        measured="1x / 2x / 4x: " + "; ".join(rows),
-        holds=all(verdicts),
-        runs=runs.ids(*keys),
-    )
 
-
-def _fno_speed_memory(runs: _Runs) -> Claim:
-    base = Claim(
-        id="fno.speed-memory",
-        source=_TU,
-        claim="half / mixed spectral convolutions save GPU memory and time against full",
-        paper="up to 50% less memory, 1.41x to 1.58x throughput (V100, RTX 3090 Ti)",
-        measured="",
-        criterion="reported, not judged: speed-up > 1 and memory ratio < 1 on CUDA, against "
-        "full+tanh in the same study",
-        holds=None,
-    )
-    full = runs.get(_FNO, "fp32/full+tanh")
-    if not full or full[0].summary.device != "cuda":
+    def judge(runs: _Runs) -> Claim:
+        study = _FNOStudy(runs, problem)
+        base = Claim(
+            id=f"{FNO_PREFIXES[problem]}.super-resolution",
+            source=f"{_TU}; Li et al., ICLR 2021",
+            claim=f"{problem}: an FNO trained at one resolution evaluates zero-shot at 2x and "
+            "4x in every precision mode",
+            paper="zero-shot super-resolution (Li et al.); checked per precision (Tu et al.)",
+            measured="",
+            criterion=f"test error at 4x <= {MATCH_FACTOR:g} x at 1x, same weights and mode, "
+            f"for each of {', '.join(modes)}",
+            holds=None,
+        )
+        keys = [study.key(m) for m in modes]
+        missing = _missing(base, runs, *keys)
+        if missing:
+            return missing
+        rows, verdicts = [], []
+        for mode in modes:
+            e1, e2, e4 = (study.value(mode, f"test_error_{k}x") for k in (1, 2, 4))
+            rows.append(f"{mode} {e1:.3e} / {e2:.3e} / {e4:.3e}")
+            verdicts.append(e4 <= MATCH_FACTOR * e1)
         return replace(
             base,
-            measured="not measured",
-            note="needs CUDA: on a CPU the half spectral convolutions are emulated",
+            measured="1x / 2x / 4x: " + "; ".join(rows),
+            holds=all(verdicts),
+            runs=runs.ids(*keys),
         )
-    t0 = runs.median(_FNO, "fp32/full+tanh", "seconds_per_step")
-    m0 = runs.median(_FNO, "fp32/full+tanh", "peak_memory")
-    rows, verdicts = [], []
-    for mode in ("half+tanh", "mixed+tanh"):
-        if not runs.get(_FNO, f"fp32/{mode}"):
-            continue
-        t = runs.median(_FNO, f"fp32/{mode}", "seconds_per_step")
-        m = runs.median(_FNO, f"fp32/{mode}", "peak_memory")
-        rows.append(f"{mode}: {t0 / t:.2f}x speed, memory {m / m0:.2f}x")
-        verdicts.append(t0 / t > 1 and m / m0 < 1)
-    return replace(
-        base, measured="; ".join(rows) or "not run", holds=all(verdicts) if rows else None
+
+    return judge
+
+
+def _fno_speed_memory(problem: str) -> Callable[[_Runs], Claim]:
+    def judge(runs: _Runs) -> Claim:
+        study = _FNOStudy(runs, problem)
+        base = Claim(
+            id=f"{FNO_PREFIXES[problem]}.speed-memory",
+            source=_TU,
+            claim=f"{problem}: half / mixed spectral convolutions save GPU memory and time "
+            "against full",
+            paper="up to 50% less memory, 1.41x to 1.58x throughput (V100, RTX 3090 Ti)",
+            measured="",
+            criterion="reported, not judged: speed-up > 1 and memory ratio < 1 on CUDA, "
+            "against full+tanh in the same study",
+            holds=None,
+        )
+        full = runs.get(*study.key("full+tanh"))
+        if not full or full[0].summary.device != "cuda":
+            return replace(
+                base,
+                measured="not measured",
+                note="needs CUDA: on a CPU the half spectral convolutions are emulated",
+            )
+        t0 = runs.median(*study.key("full+tanh"), "seconds_per_step")
+        m0 = runs.median(*study.key("full+tanh"), "peak_memory")
+        rows, verdicts = [], []
+        for mode in ("half+tanh", "mixed+tanh"):
+            if not runs.get(*study.key(mode)):
+                continue
+            t = runs.median(*study.key(mode), "seconds_per_step")
+            m = runs.median(*study.key(mode), "peak_memory")
+            rows.append(f"{mode}: {t0 / t:.2f}x speed, memory {m / m0:.2f}x")
+            verdicts.append(t0 / t > 1 and m / m0 < 1)
+        return replace(
+            base, measured="; ".join(rows) or "not run", holds=all(verdicts) if rows else None
+        )
+
+    return judge
+
+
+def _fno_claims(problem: str, *, stress: bool) -> tuple[Callable[[_Runs], Claim], ...]:
+    return (
+        _fno_accuracy(problem),
+        _fno_overflow(problem, stress=stress),
+        _fno_super_resolution(problem),
+        _fno_speed_memory(problem),
     )
 
 
@@ -549,14 +598,21 @@ CLAIMS: tuple[Callable[[_Runs], Claim], ...] = (
     _cosine_bound,
     _delta_bound,
     _speed_memory,
-    _fno_accuracy,
-    _fno_overflow,
-    _fno_super_resolution,
-    _fno_speed_memory,
+    *_fno_claims("fno-burgers", stress=True),
 )
+#: Claims judged only when runs of their problem exist (problems outside ``verify``'s studies).
+OPTIONAL_CLAIMS: dict[str, tuple[Callable[[_Runs], Claim], ...]] = {
+    "fno-darcy": _fno_claims("fno-darcy", stress=False),
+}
 
 
 def evaluate(runs: Sequence[StoredRun]) -> list[Claim]:
-    """Every claim of :data:`CLAIMS` judged from ``runs``."""
+    """Every claim of :data:`CLAIMS` judged from ``runs``, then those of
+    :data:`OPTIONAL_CLAIMS` whose problem has runs among ``runs``."""
     grouped = _Runs(runs)
-    return [judge(grouped) for judge in CLAIMS]
+    present = {problem for problem, _ in grouped.groups}
+    judges = list(CLAIMS)
+    for problem, extra in OPTIONAL_CLAIMS.items():
+        if problem in present:
+            judges.extend(extra)
+    return [judge(grouped) for judge in judges]

@@ -248,3 +248,59 @@ def test_fno_claims_need_their_runs(template) -> None:
     for key in ("fno.reduced-precision-accuracy", "fno.tanh-prevents-overflow"):
         assert claims[key].holds is None and "needs runs of" in claims[key].note
     assert claims["fno.speed-memory"].holds is None and "CUDA" in claims["fno.speed-memory"].note
+
+
+# The fno-darcy claims: judged only when its runs exist, from metrics without a stress test.
+
+
+def _darcy(template: StoredRun, mode: str, **extra: float) -> StoredRun:
+    values = {
+        "overflow_events": 0.0,
+        "eval_overflow_events": 0.0,
+        "test_error_1x": 0.1,
+        "test_error_2x": 0.1,
+        "test_error_4x": 0.1,
+        "spectral_input_max": 0.9,
+        "fft_points": 256.0,
+        "fft_points_max": 4096.0,
+        **extra,
+    }
+    run = _run(template, "fno-darcy", "fp32", model_precision=mode, extra=values)
+    return replace(run, summary=replace(run.summary, run_id=f"darcy-{mode}"))
+
+
+def test_darcy_claims_appear_only_with_darcy_runs(template) -> None:
+    assert not any(c.id.startswith("fno-darcy.") for c in evaluate([_fno(template, "full")]))
+    claims = _by_id(evaluate([_darcy(template, m) for m in _FNO_MODES]))
+    darcy = [k for k in claims if k.startswith("fno-darcy.")]
+    assert sorted(darcy) == [
+        "fno-darcy.reduced-precision-accuracy",
+        "fno-darcy.speed-memory",
+        "fno-darcy.super-resolution",
+        "fno-darcy.tanh-prevents-overflow",
+    ]
+    assert claims["fno-darcy.reduced-precision-accuracy"].holds is True
+    assert claims["fno-darcy.super-resolution"].holds is True
+    assert "darcy-half+tanh" in claims["fno-darcy.reduced-precision-accuracy"].runs
+    assert claims["fno.reduced-precision-accuracy"].holds is None  # no fno-burgers runs
+
+
+@pytest.mark.parametrize(
+    ("plain", "holds"),
+    [
+        # N M = 4096 * 20 > 65504 and the run overflowed: holds.
+        ({"overflow_events": 2.0, "spectral_input_max": 20.0}, True),
+        # N M = 4096 * 20 > 65504 was possible, yet nothing overflowed: a finding.
+        ({"spectral_input_max": 20.0}, False),
+        # N M = 4096 * 15 = 61440 <= 65504: overflow impossible, so undecided.
+        ({"spectral_input_max": 15.0}, None),
+    ],
+)
+def test_darcy_overflow_without_a_stress_test(template, plain, holds) -> None:
+    """Oracle: the criterion by hand with fft_overflows' condition N M > 65504 (fp16), from the
+    training and evaluation sizes alone (no stress metrics in the summaries)."""
+    runs = [_darcy(template, m) for m in _FNO_MODES if m != "half"]
+    runs.append(_darcy(template, "half", **plain))
+    claim = _by_id(evaluate(runs))["fno-darcy.tanh-prevents-overflow"]
+    assert claim.holds is holds
+    assert "stress test" not in claim.criterion and "4096 x" in claim.measured
