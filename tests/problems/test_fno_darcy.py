@@ -124,3 +124,24 @@ def test_training_with_a_model_precision() -> None:
     assert summary.run_id == "fno-darcy-quick-fp32-half_tanh-seed0"
     assert summary.extra["overflow_events"] == 0
     assert all(math.isfinite(summary.extra[f"test_error_{k}x"]) for k in (1, 2, 4))
+
+
+def test_builds_share_one_solve_and_own_their_copies(instance) -> None:
+    """Oracle: the solver's cache counters; an instance's data are its own (writing into them
+    leaves the next build unchanged)."""
+    from mperror.problems import fno_darcy
+
+    def solves() -> int:
+        return fno_darcy._train_data.cache_info().misses + fno_darcy._test_data.cache_info().misses
+
+    problems.get("fno-darcy").build("quick", seed=0)  # solved now, or found in the cache
+    before = solves()
+    again = problems.get("fno-darcy").build("quick", seed=0)
+    assert solves() == before  # found in the cache
+    assert torch.equal(again.inputs, instance.inputs) and again.inputs is not instance.inputs
+    again.targets.zero_()
+    n = instance.resolution
+    again.test[n][1].zero_()
+    third = problems.get("fno-darcy").build("quick", seed=0)
+    assert torch.equal(third.targets, instance.targets)
+    assert torch.equal(third.test[n][1], instance.test[n][1])
