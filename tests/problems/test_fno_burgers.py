@@ -53,7 +53,8 @@ def test_stress_input_interpolates_a_test_function(instance) -> None:
 
 
 def test_loss_is_the_mean_relative_l2(instance) -> None:
-    """Oracle: the relative L2 error per function, averaged, computed here in float64."""
+    """Oracle: the relative L2 error per function, averaged, computed here in float64. (The
+    loss is FNOInstance's, shared with fno-darcy.)"""
     model = instance.model
     with torch.no_grad():
         pred = model(instance.inputs).double()
