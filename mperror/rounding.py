@@ -38,6 +38,7 @@ import builtins
 import enum
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -585,49 +586,80 @@ def _round(
     compiled: bool,
     dtype: torch.dtype,
 ) -> torch.Tensor:
-    if x.is_complex():
-        parts = torch.view_as_real(x.resolve_conj())
-        rounded = _round(parts, fmt, mode, generator, random_bits, compiled, _REAL_OF[dtype])
-        return torch.view_as_complex(rounded)
+    return _route(fmt, mode, random_bits, compiled, x.dtype, dtype)(x, generator)
+
+
+_Rounder = Callable[[torch.Tensor, "torch.Generator | None"], torch.Tensor]
+
+
+@functools.lru_cache(maxsize=1024)
+def _route(
+    fmt: FloatFormat,
+    mode: RoundMode,
+    random_bits: int | None,
+    compiled: bool,
+    x_dtype: torch.dtype,
+    dtype: torch.dtype,
+) -> _Rounder:
+    """The rounding of a ``x_dtype`` tensor to ``fmt``, stored in ``dtype``: every decision that
+    depends on the arguments alone, taken once (the emulator rounds hundreds of small tensors
+    per training step, where these decisions would cost more than the rounding)."""
+    if x_dtype.is_complex:
+        real = _route(fmt, mode, random_bits, compiled, _REAL_OF[x_dtype], _REAL_OF[dtype])
+
+        def complex_parts(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+            return torch.view_as_complex(real(torch.view_as_real(x.resolve_conj()), generator))
+
+        return complex_parts
 
     # Work in float32 where it holds fmt (float16/bfloat16 widen exactly), else in float64.
-    work = torch.float64 if x.dtype == torch.float64 or not _holds(_FP32, fmt) else torch.float32
-    x = x.to(work)
+    work = torch.float64 if x_dtype == torch.float64 or not _holds(_FP32, fmt) else torch.float32
     if fmt == format_of_dtype(work):
-        return x.to(dtype, copy=True)
+        return lambda x, generator: x.to(work).to(dtype, copy=True)
     native = _native_cast(fmt, mode, work)
     if native is not None:
-        return x.to(native).to(dtype)
+        return lambda x, generator: x.to(work).to(native).to(dtype)
     layout = _layout_for(work)
     if layout is _F64 and _float32_detour_is_exact(fmt, mode):
         if compiled:
-            flat = x.reshape(-1)
-            return _compiled_detour(fmt, mode, x.device.type)(flat).view(x.shape).to(dtype)
-        return _round_float64_via_odd_float32(x, fmt, mode, dtype)
+
+            def compiled_detour(x: torch.Tensor, generator: torch.Generator | None):
+                flat = x.reshape(-1)
+                return _compiled_detour(fmt, mode, x.device.type)(flat).view(x.shape).to(dtype)
+
+            return compiled_detour
+        return lambda x, generator: _round_float64_via_odd_float32(x, fmt, mode, dtype)
 
     plan = _plan(fmt, mode, random_bits, layout)
-    flat = x.reshape(-1)
-    bits = flat.view(layout.int_dtype)  # reshape copies only when x is not contiguous
     if compiled:
-        rand = _draw(bits, mode, generator)
-        out = _compiled_kernel(plan, x.device.type)(bits, rand)
+
+        def compiled_kernel(x: torch.Tensor, generator: torch.Generator | None):
+            bits = x.to(work).reshape(-1).view(layout.int_dtype)
+            rand = _draw(bits, mode, generator)
+            out = _compiled_kernel(plan, x.device.type)(bits, rand)
+            return out.view(work).view(x.shape).to(dtype)
+
+        return compiled_kernel
+
+    def eager_kernel(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        bits = x.to(work).reshape(-1).view(layout.int_dtype)  # reshape copies if not contiguous
+        out = torch.empty_like(bits)
+        chunk = _CHUNK if x.device.type == "cpu" else max(1, bits.numel())
+        pending: list[tuple[torch.Tensor, torch.Tensor | None]] = []  # deferred small magnitudes
+        for start in builtins.range(0, bits.numel(), chunk):
+            piece = bits[start : start + chunk]
+            rand = _draw(piece, mode, generator)
+            found: list[torch.Tensor] = []
+            _kernel(piece, rand, plan, eager=True, out=out[start : start + chunk], deferred=found)
+            for index in found:
+                pending.append((index + start, None if rand is None else rand[index]))
+        if pending:
+            index = torch.cat([i for i, _ in pending])
+            rand = None if pending[0][1] is None else torch.cat([r for _, r in pending])  # type: ignore[misc]
+            out[index] = _round_small_patterns(bits[index], rand, plan)
         return out.view(work).view(x.shape).to(dtype)
 
-    out = torch.empty_like(bits)
-    chunk = _CHUNK if x.device.type == "cpu" else max(1, bits.numel())
-    pending: list[tuple[torch.Tensor, torch.Tensor | None]] = []  # deferred small magnitudes
-    for start in builtins.range(0, bits.numel(), chunk):
-        piece = bits[start : start + chunk]
-        rand = _draw(piece, mode, generator)
-        found: list[torch.Tensor] = []
-        _kernel(piece, rand, plan, eager=True, out=out[start : start + chunk], deferred=found)
-        for index in found:
-            pending.append((index + start, None if rand is None else rand[index]))
-    if pending:
-        index = torch.cat([i for i, _ in pending])
-        rand = None if pending[0][1] is None else torch.cat([r for _, r in pending])  # type: ignore[misc]
-        out[index] = _round_small_patterns(bits[index], rand, plan)
-    return out.view(work).view(x.shape).to(dtype)
+    return eager_kernel
 
 
 _FP32 = format_of_dtype(torch.float32)
@@ -661,19 +693,26 @@ def _float32_detour_is_exact(fmt: FloatFormat, mode: RoundMode) -> bool:
 
 def _to_float32_odd(x: torch.Tensor) -> torch.Tensor:
     """float64 -> float32 with round-to-odd: truncation toward zero, with the last bit set when
-    the conversion is inexact.
-
-    The native conversion rounds to nearest even (subnormals, overflow and NaN included); where
-    it rounded away from zero (``(x - y) x < 0``) the pattern steps back by one, giving
-    truncation; bit patterns are sign-magnitude, so that lowers the magnitude. Past float32's
-    range this is max (truncating infinity); a NaN stays a NaN. ``(x - y) x`` never underflows
-    to zero when ``y`` rounded away: then ``|x| >= 2**-150`` and ``|x - y| >= 2**-203``.
-    """
+    the conversion is inexact."""
     y = x.float()
-    back = y.double()
-    rounded_away = (x - back).mul_(x) < 0
-    bits = y.view(torch.int32).sub(rounded_away.to(torch.int32))
-    return bits.bitwise_or_((back != x).to(torch.int32)).view(torch.float32)
+    return _odd_from_nearest(x, y, y.double())
+
+
+def _odd_from_nearest(x: torch.Tensor, y: torch.Tensor, back: torch.Tensor) -> torch.Tensor:
+    """The round-to-odd float32 of float64 ``x``, from its nearest-even float32 ``y`` and
+    ``back = y.double()``.
+
+    Where the native conversion rounded away from zero the pattern steps back by one, giving
+    truncation; then the last bit is set where the conversion was inexact. Bit patterns are
+    sign-magnitude and ``back`` has ``x``'s sign, so as int64 patterns ``back > x`` exactly when
+    ``|back| > |x|`` (for negative values the pattern is ``-2**63`` plus the magnitude), and
+    stepping an int32 pattern down lowers the magnitude. Past float32's range this gives max
+    (truncating infinity); subnormals come out right (the conversion rounds them correctly,
+    then the same correction applies); a NaN stays a NaN.
+    """
+    away = torch.gt(back.view(torch.int64), x.view(torch.int64))
+    bits = y.view(torch.int32).sub(away.int())
+    return bits.bitwise_or_(torch.ne(back, x)).view(torch.float32)
 
 
 def _round_float64_via_odd_float32(
@@ -681,15 +720,22 @@ def _round_float64_via_odd_float32(
 ) -> torch.Tensor:
     """Deterministic rounding of float64 through a round-to-odd float32 (see
     :func:`_float32_detour_is_exact`), the result in ``dtype``: the float32 kernels, native
-    casts included, are several times faster than the int64 kernel."""
+    casts included, are several times faster than the int64 kernel. On a CPU, where every
+    element converts to float32 exactly (sums and products of format values often do), that
+    float32 tensor is rounded as it is."""
     plan = _plan(fmt, mode, None, _F32)
     native = _native_cast(fmt, mode, torch.float32)
+    on_cpu = x.device.type == "cpu"
 
     def rounded(piece: torch.Tensor) -> torch.Tensor:
-        odd = _to_float32_odd(piece)
+        y = piece.float()
+        back = y.double()
+        # torch.equal stops at the first difference; on CUDA it would wait for the device
+        if not (on_cpu and torch.equal(back, piece)):
+            y = _odd_from_nearest(piece, y, back)
         if native is not None:
-            return odd.to(native)
-        return _kernel(odd.view(torch.int32), None, plan, eager=True).view(torch.float32)
+            return y.to(native)
+        return _kernel(y.view(torch.int32), None, plan, eager=True).view(torch.float32)
 
     flat = x.reshape(-1)
     if flat.numel() <= _CHUNK or x.device.type != "cpu":

@@ -88,6 +88,10 @@ def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setattr(rounding, "_float32_detour_is_exact", lambda fmt, mode: False)
     if request.param == "chunked":
         monkeypatch.setattr(rounding, "_CHUNK", 64)
+    # Routes are decided once per format, mode and dtypes: decide them again under the patches,
+    # and forget those at teardown, so that later tests decide them without.
+    rounding._route.cache_clear()
+    request.addfinalizer(rounding._route.cache_clear)
 
     def run(x: torch.Tensor, fmt, mode) -> torch.Tensor:
         if request.param != "sparse":

@@ -230,7 +230,7 @@ class _Engine:
         )
         self._keep_fp32 = frozenset(policy.keep_fp32)
         self.entries: dict[Any, _Entry] = {}
-        self._plans: dict[tuple[int, torch.dtype], str] = {}
+        self._plans: dict[tuple[int, torch.dtype], tuple] = {}
         self.rounded = 0
         self.overflowed = 0
         self.underflowed = 0
@@ -543,34 +543,49 @@ class _Engine:
         key = (id(fmt), v.dtype)
         plan = self._plans.get(key)
         if plan is None:
-            part = _REAL_OF.get(v.dtype, v.dtype)
-            if _holds(fmt, part):
-                plan = _KEEP
-            elif _holds_dtype(part, fmt):
-                plan = _ROUND
-            else:
-                plan = _WIDEN
-            self._plans[key] = plan
-        if plan is _KEEP:
+            plan = self._plans[key] = self._plan(fmt, v.dtype)
+        action, rounder, narrow_rounder = plan
+        if action is _KEEP:
             return v
-        if plan is _WIDEN:
+        if action is _WIDEN:
             v = v.to(torch.complex128 if v.is_complex() else torch.float64)
         if v.is_complex():
             v = v.resolve_conj()  # autograd passes lazily conjugated views; round needs values
-        elif v.dtype is torch.float64 and _holds_dtype(torch.float32, fmt):
+        elif narrow_rounder is not None:
             # Many float64 results (products and sums of format values) are float32 values:
-            # then rounding the equal float32 tensor gives the same result, through
-            # mperror.round's much cheaper float32 path. torch.equal stops at the first
-            # element that differs, so the test costs little when it fails.
+            # then rounding the equal float32 tensor gives the same result, through the much
+            # cheaper float32 kernel. torch.equal stops at the first element that differs, so
+            # the test costs little when it fails. (The float32 detour of deterministic modes
+            # makes this test itself.)
             narrow = v.float()
             if torch.equal(narrow.double(), v):
-                v = narrow
-        r = mperror.rounding.round(
-            v, fmt, self.mode, generator=self.generator, compiled=self.compiled
-        )
+                v, rounder = narrow, narrow_rounder
+        r = rounder(v, self.generator)
         if self.count:
             self._tally(v, r, fmt)
         return r
+
+    def _plan(self, fmt: FloatFormat, dtype: torch.dtype) -> tuple:
+        """(action, rounder for the working dtype, rounder for float32 or None)."""
+        part = _REAL_OF.get(dtype, dtype)
+        if _holds(fmt, part):
+            return _KEEP, None, None
+        if _holds_dtype(part, fmt):
+            action, work = _ROUND, dtype
+        else:
+            action, work = _WIDEN, torch.complex128 if dtype.is_complex else torch.float64
+
+        def route(d: torch.dtype) -> Callable:
+            return mperror.rounding._route(fmt, self.mode, None, self.compiled, d, d)
+
+        narrow = None
+        if (
+            work is torch.float64
+            and _holds_dtype(torch.float32, fmt)
+            and not mperror.rounding._float32_detour_is_exact(fmt, self.mode)
+        ):
+            narrow = route(torch.float32)
+        return action, route(work), narrow
 
     def _store(self, v: torch.Tensor, fmt: FloatFormat, dtype: torch.dtype) -> torch.Tensor:
         """``v`` rounded to ``fmt`` and stored in ``dtype``."""
