@@ -295,7 +295,7 @@ class _Engine:
         # Every floating tensor has this dtype (integer and bool tensors keep theirs).
         if entry.round_inputs:
             wargs = [
-                self._round(a.detach(), fmt).to(real)
+                self._round(a.detach(), fmt, real).to(real)
                 if isinstance(a, torch.Tensor) and a.dtype is dtype
                 else a
                 for a in args
@@ -328,7 +328,7 @@ class _Engine:
             return target
         if entry.round_inputs:
             wargs = [
-                self._round(a.detach(), fmt).to(real)
+                self._round(a.detach(), fmt, real).to(real)
                 if isinstance(a, torch.Tensor) and a.dtype is dtype
                 else a
                 for a in args
@@ -537,13 +537,16 @@ class _Engine:
 
     # -- rounding ----------------------------------------------------------------------------
 
-    def _round(self, v: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
-        """``v`` rounded to ``fmt`` (in ``v``'s dtype, or float64 where that cannot hold fmt);
-        ``v`` itself when every value of its dtype is a value of ``fmt``."""
-        key = (id(fmt), v.dtype)
+    def _round(
+        self, v: torch.Tensor, fmt: FloatFormat, dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
+        """``v`` rounded to ``fmt``, in ``dtype`` where that holds ``fmt`` (default ``v``'s
+        dtype), else in float64 (complex128); ``v`` itself when every value of its dtype is a
+        value of ``fmt`` and no other dtype is asked for."""
+        key = (id(fmt), v.dtype, dtype)
         plan = self._plans.get(key)
         if plan is None:
-            plan = self._plans[key] = self._plan(fmt, v.dtype)
+            plan = self._plans[key] = self._plan(fmt, v.dtype, dtype or v.dtype)
         action, rounder, narrow_rounder = plan
         if action is _KEEP:
             return v
@@ -565,18 +568,21 @@ class _Engine:
             self._tally(v, r, fmt)
         return r
 
-    def _plan(self, fmt: FloatFormat, dtype: torch.dtype) -> tuple:
-        """(action, rounder for the working dtype, rounder for float32 or None)."""
+    def _plan(self, fmt: FloatFormat, dtype: torch.dtype, out: torch.dtype) -> tuple:
+        """(action, rounder from the working dtype, rounder from float32 or None) for a ``dtype``
+        tensor whose rounded values are wanted in ``out``."""
         part = _REAL_OF.get(dtype, dtype)
-        if _holds(fmt, part):
+        if _holds(fmt, part) and out is dtype:
             return _KEEP, None, None
         if _holds_dtype(part, fmt):
             action, work = _ROUND, dtype
         else:
             action, work = _WIDEN, torch.complex128 if dtype.is_complex else torch.float64
+        if out.is_complex != work.is_complex or not _holds_dtype(_REAL_OF.get(out, out), fmt):
+            out = work
 
         def route(d: torch.dtype) -> Callable:
-            return mperror.rounding._route(fmt, self.mode, None, self.compiled, d, d)
+            return mperror.rounding._route(fmt, self.mode, None, self.compiled, d, out)
 
         narrow = None
         if (
@@ -589,7 +595,7 @@ class _Engine:
 
     def _store(self, v: torch.Tensor, fmt: FloatFormat, dtype: torch.dtype) -> torch.Tensor:
         """``v`` rounded to ``fmt`` and stored in ``dtype``."""
-        r = self._round(v, fmt)
+        r = self._round(v, fmt, dtype)
         if r.dtype is dtype:
             return r
         part = _REAL_OF.get(dtype, dtype)
