@@ -154,13 +154,15 @@ def breakdown(args: argparse.Namespace, fresh, step, plain: float) -> None:
         return min(timed_step(fresh, step, context) for _ in range(args.repeats))
 
     null = best_of(_NullMode)
-    real_round = mperror.rounding.round
-    mperror.rounding.round = lambda x, fmt, mode=None, **kwargs: x  # diagnostic only
+    # The emulator rounds through mperror.rounding._route's cached rounders; an identity
+    # rounder (a conversion to the dtype asked for) leaves the rest of its work. Diagnostic only.
+    real_route = mperror.rounding._route
+    mperror.rounding._route = lambda *key: lambda x, generator: x.to(key[-1])
     try:
         identity = best_of(lambda: emulate("fp16", count=False))
         identity32 = best_of(lambda: emulate(pure("fp16", compute="fp32"), count=False))
     finally:
-        mperror.rounding.round = real_round
+        mperror.rounding._route = real_route
     print("\nbreakdown (ratios to the plain step):")
     print(f"  dispatch mode that forwards everything        {null / plain:6.1f}")
     print(f"  emulator, rounding = identity, fp64 compute    {identity / plain:6.1f}")
