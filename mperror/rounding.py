@@ -288,9 +288,9 @@ def _round_integer(
             inc = (rand & ((1 << k) - 1)) << (drop - k)
     else:  # STOCHASTIC_EQUAL
         assert rand is not None
-        kept = m & keep
-        up = ((m & mask) != 0) & ((rand & 1) == 1)
-        return kept + (up.to(m.dtype) << drop)
+        # Increment 2**drop - 1 with probability 1/2: it carries into the kept bits exactly
+        # when some dropped bit is set, so an exact value never moves.
+        inc = (rand & 1).mul_(mask)
     inc += m
     return inc.bitwise_and_(keep)
 
@@ -528,7 +528,7 @@ def round(
     rounded by the mode to the set ``{0, ±2**emin}`` (nearest ties go to 0, round-to-odd goes to
     ``±2**emin``, stochastic rounding goes up with probability ``|x| / 2**emin``).
 
-    Stochastic rounding draws one 31-bit (float64 inputs: 63-bit) random integer per element. Its
+    Stochastic rounding draws at least 31 (float64 inputs: 63) random bits per element. Its
     probability of going up is exactly the distance fraction ``f`` whenever ``f`` has at most that
     many bits after the binary point of the spacing: always for float32 inputs in the normal range
     of the format. Far below the smallest subnormal it exceeds ``f`` by less than ``2**-31``
@@ -757,9 +757,19 @@ def _wider_dtype_message(fmt: FloatFormat, dtype: torch.dtype) -> str:
 def _draw(
     bits: torch.Tensor, mode: RoundMode, generator: torch.Generator | None
 ) -> torch.Tensor | None:
-    """Uniform non-negative random integers, one per element (31 or 63 random bits)."""
+    """Uniform random integers, one per element, with at least 31 (int32 patterns) or 63 (int64
+    patterns) random low bits; the kernel reads only low bits.
+
+    For int32 patterns, one int64 draw (63 random bits) serves two elements, which CPU torch
+    generates about 1.4x faster per element than one int32 draw each: the low word has 32 random
+    bits, the high word 31. Chunks of even length consume the stream as the whole tensor does.
+    """
     if not mode.is_stochastic:
         return None
+    if bits.dtype == torch.int32:
+        n = bits.numel()
+        pairs = torch.empty((n + 1) // 2, dtype=torch.int64, device=bits.device)
+        return pairs.random_(generator=generator).view(torch.int32)[:n]
     return torch.empty_like(bits).random_(generator=generator)
 
 
