@@ -19,6 +19,11 @@ pattern ``m``, whose magnitude part is monotonic in the value:
   and NaN payloads survive (torch's native casts, used for nearest even to fp16, bf16, e5m2 and
   e4m3fn, return a NaN of their own instead: still NaN, payload and sign not kept).
 
+Nearest even to a format without a native cast (the small OCP formats, custom ones) whose
+range float32 holds with room to spare is cheaper still: float32's own rounding of
+``|x| + c``, with a shifter ``c`` built from ``|x|``'s exponent bits, lands on the format's
+nearest-even value (:func:`_nearest_even_by_addition`), in the subnormal range as well.
+
 float16 and bfloat16 inputs are widened to float32 (exactly) and narrowed back (exactly, since
 the result is representable). float64 inputs are never simply cast to float32 first: that rounds
 twice and gets values such as ``bf16(1 + 2**-8 + 2**-40)`` wrong. Either they go through the
@@ -437,6 +442,53 @@ def _fix_overflow_and_specials(
     return torch.where(m >= inf_bits, torch.where(m > inf_bits, m, plan.overflow_bits), r)
 
 
+@functools.lru_cache(maxsize=512)
+def _addition_applies(fmt: FloatFormat, mode: RoundMode) -> bool:
+    """Can :func:`_nearest_even_by_addition` round float32 values to ``fmt``?
+
+    It needs nearest even; subnormals (below ``2**emin`` the spacing must stay the subnormal
+    one); ``2 <= p <= 22`` (the shifter's binade must hold every magnitude of a binade of
+    ``fmt``); the largest shifter, ``1.5 * 2**(emax + 1 + 24 - p)`` for inputs clamped to
+    ``2 max``, finite in float32; and a smallest spacing of at least ``2**-124``, so that
+    float32 subnormal inputs, which round to zero whatever the hardware does with them (some
+    flush them), never matter.
+    """
+    return (
+        mode is RoundMode.NEAREST_EVEN
+        and fmt.subnormals
+        and 2 <= fmt.precision <= 22
+        and fmt.emax + 1 + 24 - fmt.precision <= _FP32.emax
+        and fmt.emin - fmt.precision + 1 >= -124
+        and _holds(_FP32, fmt)
+    )
+
+
+def _nearest_even_by_addition(x: torch.Tensor, fmt: FloatFormat, out: torch.Tensor) -> None:
+    """Round float32 ``x`` to ``fmt`` by nearest even into ``out``, with float32 additions.
+
+    For ``|x|`` in the binade ``[2**e, 2**(e+1))``, ``E = max(e, emin)``, the format's spacing
+    is ``s = 2**(E - p + 1)`` (in the subnormal range too). The shifter
+    ``c = 1.5 * 2**(E + 24 - p)`` (exponent bits of ``|x|``, raised to ``emin``, plus a
+    constant) has float32 spacing ``s``, and ``c + |x|`` stays in ``c``'s binade since
+    ``|x| < 2**(E+1) <= 2**(E + 23 - p)``. So float32's own rounding of ``c + |x|`` picks the
+    nearest multiple of ``s``, ties to the even multiple (``c / s = 3 * 2**22`` is even), and
+    ``(c + |x|) - c`` is that multiple exactly (Sterbenz): the format's nearest-even value.
+    Inputs are clamped to ``2 max`` first (overflowing either way, without overflowing ``c``);
+    only when some magnitude exceeds ``max`` (or is infinite or NaN) does the integer kernel's
+    fix-up patch overflow and specials. The sign comes back last by ``copysign``.
+    """
+    a = x.abs().clamp_max_(2 * fmt.max)
+    bits = a.view(torch.int32)
+    shifter = bits.bitwise_and(_F32.inf_bits).clamp_min_(_F32.bits_of(fmt.smallest_normal))
+    shifter = shifter.add_(((24 - fmt.precision) << 23) | (1 << 22)).view(torch.float32)
+    r = (a + shifter).sub_(shifter)
+    if r.numel() and int(bits.amax()) > _F32.bits_of(fmt.max):
+        plan = _plan(fmt, RoundMode.NEAREST_EVEN, None, _F32)
+        m = x.view(torch.int32) & _F32.magnitude_mask
+        r = _fix_overflow_and_specials(m, r.view(torch.int32), None, plan).view(torch.float32)
+    torch.copysign(r, x, out=out)
+
+
 def _layout_for(dtype: torch.dtype) -> _Layout:
     return _F64 if dtype == torch.float64 else _F32
 
@@ -630,6 +682,19 @@ def _route(
             return compiled_detour
         return lambda x, generator: _round_float64_via_odd_float32(x, fmt, mode, dtype)
 
+    if layout is _F32 and not compiled and _addition_applies(fmt, mode):
+
+        def by_addition(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+            flat = x.to(work).reshape(-1)
+            out = torch.empty_like(flat)
+            chunk = _CHUNK if x.device.type == "cpu" else max(1, flat.numel())
+            for start in builtins.range(0, flat.numel(), chunk):
+                stop = start + chunk
+                _nearest_even_by_addition(flat[start:stop], fmt, out[start:stop])
+            return out.view(x.shape).to(dtype)
+
+        return by_addition
+
     plan = _plan(fmt, mode, random_bits, layout)
     if compiled:
 
@@ -725,6 +790,7 @@ def _round_float64_via_odd_float32(
     float32 tensor is rounded as it is."""
     plan = _plan(fmt, mode, None, _F32)
     native = _native_cast(fmt, mode, torch.float32)
+    by_addition = _addition_applies(fmt, mode)
     on_cpu = x.device.type == "cpu"
 
     def rounded(piece: torch.Tensor) -> torch.Tensor:
@@ -735,6 +801,10 @@ def _round_float64_via_odd_float32(
             y = _odd_from_nearest(piece, y, back)
         if native is not None:
             return y.to(native)
+        if by_addition:
+            out = torch.empty_like(y)
+            _nearest_even_by_addition(y, fmt, out)
+            return out
         return _kernel(y.view(torch.int32), None, plan, eager=True).view(torch.float32)
 
     flat = x.reshape(-1)

@@ -72,21 +72,23 @@ def assert_same(got: torch.Tensor, expected: torch.Tensor, x: torch.Tensor) -> N
         )
 
 
-@pytest.fixture(params=["detour", "eager", "sparse", "chunked"])
+@pytest.fixture(params=["detour", "addition", "eager", "sparse", "chunked"])
 def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
     """Run mperror.round through one of its code paths, without the native-cast shortcut.
 
     detour: float64 inputs go through a round-to-odd float32 (the default for deterministic
-    modes); the other three run the integer kernel of the input's width directly. eager: one
-    chunk, the candidates as they are (dense small magnitudes: anchored fix-up where it
-    applies); sparse: the candidates diluted 9-fold by 1.0, below the 1/8 share at which the
-    anchored method takes over (gathered fix-up); chunked: chunks
-    of 64 elements, so that every chunk boundary case occurs.
+    modes); addition: nearest even by float32 additions where it applies (the default for
+    formats without a native cast), in chunks of 64; the other three run the integer kernel of
+    the input's width directly. eager: one chunk, the candidates as they are (dense small
+    magnitudes: anchored fix-up where it applies); sparse: the candidates diluted 9-fold by
+    1.0, below the 1/8 share at which the anchored method takes over (gathered fix-up);
+    chunked: chunks of 64 elements, so that every chunk boundary case occurs.
     """
     monkeypatch.setattr(rounding, "_NATIVE_CASTS", {})
-    if request.param != "detour":
+    if request.param not in ("detour", "addition"):
         monkeypatch.setattr(rounding, "_float32_detour_is_exact", lambda fmt, mode: False)
-    if request.param == "chunked":
+        monkeypatch.setattr(rounding, "_addition_applies", lambda fmt, mode: False)
+    if request.param in ("chunked", "addition"):
         monkeypatch.setattr(rounding, "_CHUNK", 64)
     # Routes are decided once per format, mode and dtypes: decide them again under the patches,
     # and forget those at teardown, so that later tests decide them without.
