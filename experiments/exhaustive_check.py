@@ -3,7 +3,9 @@
 Oracle: torch's native float32 -> format casts (round to nearest even; e4m3fn saturating), at
 zero tolerance: equal bits, or both NaN. mperror's native-cast shortcut is switched off, so the
 integer kernel is what is checked (and, with --compiled, the torch.compile'd kernel; with
---float64, the same patterns widened to float64, which run the float64 paths).
+--addition, the float32-addition nearest-even path, which fp16, e5m2 and e4m3fn take without
+native casts, bf16 never; with --float64, the same patterns widened to float64, which run the
+float64 paths).
 
 Too slow for CI on 2 CPU cores (about 4.3e9 values per format); run it on a GPU when one is at
 hand (--device cuda), or on CPU with patience. Results go in experiments/RESULTS.md.
@@ -70,17 +72,21 @@ def main() -> None:
     parser.add_argument("--log2-chunk", type=int, default=24)
     parser.add_argument("--compiled", action="store_true")
     parser.add_argument("--float64", action="store_true")
+    parser.add_argument("--addition", action="store_true", help="check the addition path")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda needs CUDA (torch.cuda.is_available() is False)")
     rounding._NATIVE_CASTS.clear()  # check the kernel, not torch against itself
+    if not args.addition:
+        rounding._addition_applies = lambda fmt, mode: False
     for name in args.formats:
         start = time.perf_counter()
         bad = check(name, args)
         verdict = "all 2**32 patterns agree" if bad == 0 else f"{bad} MISMATCHES"
         print(
             f"{name}: {verdict} ({time.perf_counter() - start:.0f} s, {args.device}, "
-            f"torch {torch.__version__}, compiled={args.compiled}, float64={args.float64})"
+            f"torch {torch.__version__}, compiled={args.compiled}, float64={args.float64}, "
+            f"addition={args.addition})"
         )
     print(f"mperror {mperror.__version__}")
 
