@@ -24,7 +24,6 @@ import contextlib
 import copy
 import itertools
 import math
-import platform
 import time
 from collections.abc import Callable
 
@@ -34,17 +33,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 import mperror
 import mperror.rounding
 from mperror.emulate import autocast, emulate, pure
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from mperror.train.summary import machine_name
 
 
 def make_problem(points: int, seed: int = 0):
@@ -128,7 +117,9 @@ def run(args: argparse.Namespace) -> None:
         for label, context in variants.items():
             best[label] = min(best[label], timed_step(fresh, step, context))
 
-    print(f"CPU: {cpu_model()}; torch {torch.__version__}; threads {torch.get_num_threads()}")
+    print(
+        f"CPU: {machine_name('cpu')}; torch {torch.__version__}; threads {torch.get_num_threads()}"
+    )
     print(f"PINN step, MLP [2,32,32,32,1] tanh, {args.points} points, best of {args.repeats}")
     print(f"plain float32 step: {best['float32'] * 1e3:.2f} ms")
     print(f"{'variant':24s} {'ms':>8s} {'ratio':>7s} {'first call s':>13s}")

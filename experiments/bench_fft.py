@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ import torch
 
 import mperror
 from mperror import ops
+from mperror.train.summary import machine_name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,17 +42,6 @@ class Config:
 
 
 QUICK = Config(n=1 << 12, repeats=5, warmup=2)
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def timed(call: Callable[[], object]) -> float:
@@ -87,7 +76,7 @@ def run(config: Config) -> dict[str, object]:
     emulated_median = statistics.median(emulated_times)
     return {
         "config": asdict(config),
-        "cpu": cpu_model(),
+        "cpu": machine_name("cpu"),
         "torch": torch.__version__,
         "native_float32_median_s": native_median,
         "emulated_median_s": emulated_median,

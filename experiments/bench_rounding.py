@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import platform
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import torch
 
 import mperror
 from mperror.rounding import RoundMode
+from mperror.train.summary import machine_name
 
 FORMATS = ["fp16", "bf16", "tf32", "e5m2", "e4m3fn", "e3m2", "e2m3", "e2m1"]
 
@@ -43,17 +43,6 @@ def best_time(fn, repeats: int, device: str) -> float:
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
     return best
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def throughput_table(args: argparse.Namespace) -> None:
@@ -85,7 +74,7 @@ def throughput_table(args: argparse.Namespace) -> None:
     # the rare impossibly fast one (a clock glitch on a shared VM gave 4e9 values/s once).
     t_half, t_bf16, t_clone = (statistics.median(rounds[key]) for key in baselines)
 
-    machine = torch.cuda.get_device_name() if device == "cuda" else cpu_model()
+    machine = torch.cuda.get_device_name() if device == "cuda" else machine_name("cpu")
     print(f"device: {device} ({machine})")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, n = {args.n:,}")
     print(

@@ -25,7 +25,6 @@ Takes about five minutes on two CPU cores. Nothing is asserted; RESULTS.md recor
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import torch
@@ -36,19 +35,9 @@ from mperror.problems._base import generator
 from mperror.problems.darcy import FIELD, periodic_subsample
 from mperror.problems.fno_darcy import A_HIGH, A_LOW, TEST_SEED, encode_permeability
 from mperror.problems.grf import cosine_values_2d, neumann_2d
+from mperror.train.summary import machine_name
 
 FP16_MAX = 65504.0
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def burgers_inputs(instance) -> dict[int, torch.Tensor]:
@@ -114,11 +103,14 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["half", "half+tanh"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    print(f"CPU: {cpu_model()}; torch {torch.__version__}; threads {torch.get_num_threads()}")
+    print(
+        f"CPU: {machine_name('cpu')}; torch {torch.__version__}; threads {torch.get_num_threads()}"
+    )
     makers = {"fno-burgers": burgers_inputs, "fno-darcy": darcy_inputs}
     for problem in args.problems:
         if problem not in makers:
             raise SystemExit(f"--problems: one of {', '.join(makers)}, got {problem!r}")
+    for problem in args.problems:
         for mode in args.modes:
             start = time.perf_counter()
             instance = train(problem, mode, args.seed)

@@ -15,7 +15,7 @@ from mperror.train.config import RunConfig
 from mperror.train.precision import Precision
 from mperror.train.trace import Trace
 
-__all__ = ["CRITICAL_WINDOW", "RunSummary", "summarise"]
+__all__ = ["CRITICAL_WINDOW", "RunSummary", "machine_name", "summarise"]
 
 #: Consecutive critical-zone steps that count as the gradient *entering* Theorem 1's critical
 #: zone: secant estimates of L are noisy, and a single step below the line is not an entry.
@@ -120,7 +120,7 @@ class RunSummary(Record):
         return cls(**data)
 
 
-def _device_name(device: str) -> str:
+def machine_name(device: str) -> str:
     """The GPU's name, or the CPU model (``/proc/cpuinfo`` on Linux, where
     ``platform.processor()`` is usually empty)."""
     if device == "cuda":
@@ -206,7 +206,7 @@ def summarise(
         seconds_per_step=trace["seconds"][-1] / steps if steps else math.nan,
         peak_memory=max(trace["peak_memory"]) if steps else math.nan,
         torch_version=torch.__version__,
-        device_name=_device_name(cfg.device),
+        device_name=machine_name(cfg.device),
         model_precision=cfg.model_precision,
         extra={str(k): float(v) for k, v in (extra or {}).items()},
     )
