@@ -22,7 +22,8 @@ pattern ``m``, whose magnitude part is monotonic in the value:
 Nearest even to a format without a native cast (the small OCP formats, custom ones) whose
 range float32 holds with room to spare is cheaper still: float32's own rounding of
 ``|x| + c``, with a shifter ``c`` built from ``|x|``'s exponent bits, lands on the format's
-nearest-even value (:func:`_nearest_even_by_addition`), in the subnormal range as well.
+nearest-even value, in the subnormal range as well, and its exact error decides the other
+deterministic modes (:func:`_round_by_addition`; used for those on the FP6 and FP4 formats).
 
 float16 and bfloat16 inputs are widened to float32 (exactly) and narrowed back (exactly, since
 the result is representable). float64 inputs are never simply cast to float32 first: that rounds
@@ -444,17 +445,22 @@ def _fix_overflow_and_specials(
 
 @functools.lru_cache(maxsize=512)
 def _addition_applies(fmt: FloatFormat, mode: RoundMode) -> bool:
-    """Can :func:`_nearest_even_by_addition` round float32 values to ``fmt``?
+    """Does :func:`_round_by_addition` round float32 values to ``fmt`` by ``mode``, exactly and
+    faster than the integer kernel?
 
-    It needs nearest even; subnormals (below ``2**emin`` the spacing must stay the subnormal
-    one); ``2 <= p <= 22`` (the shifter's binade must hold every magnitude of a binade of
-    ``fmt``); the largest shifter, ``1.5 * 2**(emax + 1 + 24 - p)`` for inputs clamped to
-    ``2 max``, finite in float32; and a smallest spacing of at least ``2**-124``, so that
-    float32 subnormal inputs, which round to zero whatever the hardware does with them (some
-    flush them), never matter.
+    Exact needs: subnormals (below ``2**emin`` the spacing must stay the subnormal one);
+    ``2 <= p <= 22`` (the shifter's binade must hold every magnitude of a binade of ``fmt``);
+    the largest shifter, ``1.5 * 2**(emax + 1 + 24 - p)`` for inputs clamped to ``2 max``,
+    finite in float32; and a smallest spacing of at least ``2**-124``, so that float32
+    subnormal inputs, which round to zero whatever the hardware does with them (some flush
+    them), never matter. Faster: always for nearest even; for the other deterministic modes
+    (a few more operations) only where ``2**emin >= 1/8`` (the FP6 and FP4 formats), where data
+    of unit scale mostly lie below ``2**emin`` and the integer kernel would take its slower
+    fixed-point branch on most chunks. Stochastic modes never take it.
     """
     return (
-        mode is RoundMode.NEAREST_EVEN
+        not mode.is_stochastic
+        and (mode is RoundMode.NEAREST_EVEN or fmt.emin >= -3)
         and fmt.subnormals
         and 2 <= fmt.precision <= 22
         and fmt.emax + 1 + 24 - fmt.precision <= _FP32.emax
@@ -463,29 +469,56 @@ def _addition_applies(fmt: FloatFormat, mode: RoundMode) -> bool:
     )
 
 
-def _nearest_even_by_addition(x: torch.Tensor, fmt: FloatFormat, out: torch.Tensor) -> None:
-    """Round float32 ``x`` to ``fmt`` by nearest even into ``out``, with float32 additions.
+def _round_by_addition(
+    x: torch.Tensor, fmt: FloatFormat, mode: RoundMode, out: torch.Tensor
+) -> None:
+    """Round float32 ``x`` to ``fmt`` by a deterministic ``mode`` into ``out``, with float32
+    additions.
 
     For ``|x|`` in the binade ``[2**e, 2**(e+1))``, ``E = max(e, emin)``, the format's spacing
     is ``s = 2**(E - p + 1)`` (in the subnormal range too). The shifter
     ``c = 1.5 * 2**(E + 24 - p)`` (exponent bits of ``|x|``, raised to ``emin``, plus a
     constant) has float32 spacing ``s``, and ``c + |x|`` stays in ``c``'s binade since
-    ``|x| < 2**(E+1) <= 2**(E + 23 - p)``. So float32's own rounding of ``c + |x|`` picks the
-    nearest multiple of ``s``, ties to the even multiple (``c / s = 3 * 2**22`` is even), and
-    ``(c + |x|) - c`` is that multiple exactly (Sterbenz): the format's nearest-even value.
-    Inputs are clamped to ``2 max`` first (overflowing either way, without overflowing ``c``);
-    only when some magnitude exceeds ``max`` (or is infinite or NaN) does the integer kernel's
-    fix-up patch overflow and specials. The sign comes back last by ``copysign``.
+    ``|x| < 2**(E+1) <= 2**(E + 23 - p)``. So float32's own rounding of ``t = c + |x|`` picks
+    the nearest multiple of ``s``, ties to the even multiple (``c / s = 3 * 2**22`` is even),
+    and ``q = t - c`` is that multiple exactly (Sterbenz): the nearest-even value. Its error
+    ``|x| - q`` is exact too (Sterbenz again, or ``q = 0``), and decides the other modes:
+    truncation is ``q`` less ``s`` where ``q`` rounded up; the magnitude goes up from there when
+    the mode and the sign say so (``toward_positive`` / ``toward_negative``), at a tie that
+    nearest even rounded down (``nearest_away``), or when the truncation's multiple of ``s``
+    is even (``odd``; the parity of ``q / s`` is the last bit of ``t``, whose spacing is
+    ``s``). Inputs are clamped to ``2 max`` first (overflowing either way, without overflowing
+    ``c``); only when some magnitude exceeds ``max`` (or is infinite or NaN) does the integer
+    kernel's fix-up patch overflow and specials. The sign comes back last by ``copysign``.
     """
     a = x.abs().clamp_max_(2 * fmt.max)
     bits = a.view(torch.int32)
-    shifter = bits.bitwise_and(_F32.inf_bits).clamp_min_(_F32.bits_of(fmt.smallest_normal))
-    shifter = shifter.add_(((24 - fmt.precision) << 23) | (1 << 22)).view(torch.float32)
-    r = (a + shifter).sub_(shifter)
+    exponent = bits.bitwise_and(_F32.inf_bits).clamp_min_(_F32.bits_of(fmt.smallest_normal))
+    shifter = (exponent + (((24 - fmt.precision) << 23) | (1 << 22))).view(torch.float32)
+    total = a + shifter
+    r = total - shifter
+    negative = None
+    if mode is not RoundMode.NEAREST_EVEN:
+        spacing = exponent.sub_((fmt.precision - 1) << 23).view(torch.float32)
+        error = a - r
+        if mode is RoundMode.NEAREST_AWAY:
+            r += spacing * (error == spacing * 0.5)
+        else:
+            rounded_up = error < 0
+            r -= spacing * rounded_up  # truncation
+            if mode is RoundMode.ODD:
+                even = (total.view(torch.int32) & 1).eq_(0).logical_xor_(rounded_up)
+                r += spacing * even.logical_and_(error != 0)
+            elif mode is not RoundMode.TOWARD_ZERO:
+                negative = x < 0
+                up = ~negative if mode is RoundMode.TOWARD_POSITIVE else negative
+                r += spacing * (up & (error != 0))  # not in place: the fix-up reads negative
     if r.numel() and int(bits.amax()) > _F32.bits_of(fmt.max):
-        plan = _plan(fmt, RoundMode.NEAREST_EVEN, None, _F32)
+        if negative is None and mode in (RoundMode.TOWARD_POSITIVE, RoundMode.TOWARD_NEGATIVE):
+            negative = x < 0
+        plan = _plan(fmt, mode, None, _F32)
         m = x.view(torch.int32) & _F32.magnitude_mask
-        r = _fix_overflow_and_specials(m, r.view(torch.int32), None, plan).view(torch.float32)
+        r = _fix_overflow_and_specials(m, r.view(torch.int32), negative, plan).view(torch.float32)
     torch.copysign(r, x, out=out)
 
 
@@ -690,7 +723,7 @@ def _route(
             chunk = _CHUNK if x.device.type == "cpu" else max(1, flat.numel())
             for start in builtins.range(0, flat.numel(), chunk):
                 stop = start + chunk
-                _nearest_even_by_addition(flat[start:stop], fmt, out[start:stop])
+                _round_by_addition(flat[start:stop], fmt, mode, out[start:stop])
             return out.view(x.shape).to(dtype)
 
         return by_addition
@@ -803,7 +836,7 @@ def _round_float64_via_odd_float32(
             return y.to(native)
         if by_addition:
             out = torch.empty_like(y)
-            _nearest_even_by_addition(y, fmt, out)
+            _round_by_addition(y, fmt, mode, out)
             return out
         return _kernel(y.view(torch.int32), None, plan, eager=True).view(torch.float32)
 
