@@ -485,9 +485,9 @@ def _round_by_addition(
     ``|x| - q`` is exact too (Sterbenz again, or ``q = 0``), and decides the other modes:
     truncation is ``q`` less ``s`` where ``q`` rounded up; the magnitude goes up from there when
     the mode and the sign say so (``toward_positive`` / ``toward_negative``), at a tie that
-    nearest even rounded down (``nearest_away``), or when the truncation's multiple of ``s``
-    is even (``odd``; the parity of ``q / s`` is the last bit of ``t``, whose spacing is
-    ``s``). Inputs are clamped to ``2 max`` first (overflowing either way, without overflowing
+    nearest even rounded down (``nearest_away``); ``odd`` steps ``t``'s pattern back where
+    ``q`` rounded up and sets its last bit where inexact (in ``t``'s binade a pattern step is
+    ``s``, and the last bit is the parity of the multiple of ``s``, ``c / s`` being even). Inputs are clamped to ``2 max`` first (overflowing either way, without overflowing
     ``c``); only when some magnitude exceeds ``max`` (or is infinite or NaN) does the integer
     kernel's fix-up patch overflow and specials. The sign comes back last by ``copysign``.
     """
@@ -498,18 +498,20 @@ def _round_by_addition(
     total = a + shifter
     r = total - shifter
     negative = None
-    if mode is not RoundMode.NEAREST_EVEN:
+    if mode is RoundMode.ODD:
+        # In t's binade one pattern step is s: step back where q rounded up (truncation), then
+        # set the last bit where inexact (the last bit is the parity of the multiple of s).
+        error = a - r
+        odd = total.view(torch.int32).sub_((error < 0).int()).bitwise_or_(error != 0)
+        r = odd.view(torch.float32) - shifter
+    elif mode is not RoundMode.NEAREST_EVEN:
         spacing = exponent.sub_((fmt.precision - 1) << 23).view(torch.float32)
         error = a - r
         if mode is RoundMode.NEAREST_AWAY:
             r += spacing * (error == spacing * 0.5)
         else:
-            rounded_up = error < 0
-            r -= spacing * rounded_up  # truncation
-            if mode is RoundMode.ODD:
-                even = (total.view(torch.int32) & 1).eq_(0).logical_xor_(rounded_up)
-                r += spacing * even.logical_and_(error != 0)
-            elif mode is not RoundMode.TOWARD_ZERO:
+            r -= spacing * (error < 0)  # truncation
+            if mode is not RoundMode.TOWARD_ZERO:
                 negative = x < 0
                 up = ~negative if mode is RoundMode.TOWARD_POSITIVE else negative
                 r += spacing * (up & (error != 0))  # not in place: the fix-up reads negative
