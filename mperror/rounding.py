@@ -487,9 +487,10 @@ def _round_by_addition(
     the mode and the sign say so (``toward_positive`` / ``toward_negative``), at a tie that
     nearest even rounded down (``nearest_away``); ``odd`` steps ``t``'s pattern back where
     ``q`` rounded up and sets its last bit where inexact (in ``t``'s binade a pattern step is
-    ``s``, and the last bit is the parity of the multiple of ``s``, ``c / s`` being even). Inputs are clamped to ``2 max`` first (overflowing either way, without overflowing
-    ``c``); only when some magnitude exceeds ``max`` (or is infinite or NaN) does the integer
-    kernel's fix-up patch overflow and specials. The sign comes back last by ``copysign``.
+    ``s``, and the last bit is the parity of the multiple of ``s``, ``c / s`` being even).
+    Inputs are clamped to ``2 max`` first (overflowing either way, without overflowing ``c``);
+    only when some magnitude exceeds ``max`` (or is infinite or NaN) does the integer kernel's
+    fix-up patch overflow and specials. The sign comes back last by ``copysign``.
     """
     a = x.abs().clamp_max_(2 * fmt.max)
     bits = a.view(torch.int32)
