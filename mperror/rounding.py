@@ -453,14 +453,14 @@ def _addition_applies(fmt: FloatFormat, mode: RoundMode) -> bool:
     the largest shifter, ``1.5 * 2**(emax + 1 + 24 - p)`` for inputs clamped to ``2 max``,
     finite in float32; and a smallest spacing of at least ``2**-124``, so that float32
     subnormal inputs, which round to zero whatever the hardware does with them (some flush
-    them), never matter. Faster: always for nearest even; for the other deterministic modes
-    (a few more operations) only where ``2**emin >= 1/8`` (the FP6 and FP4 formats), where data
-    of unit scale mostly lie below ``2**emin`` and the integer kernel would take its slower
-    fixed-point branch on most chunks. Stochastic modes never take it.
+    them), never matter. Faster: always for nearest even; for the other modes (a few more
+    operations; stochastic ones draw their random bits as the integer kernel does) only where
+    ``2**emin >= 1/8`` (the FP6 and FP4 formats), where data of unit scale mostly lie below
+    ``2**emin`` and the integer kernel would take its slower fixed-point branch on most chunks.
+    (Few-bit stochastic rounding, ``random_bits``, stays with the integer kernel.)
     """
     return (
-        not mode.is_stochastic
-        and (mode is RoundMode.NEAREST_EVEN or fmt.emin >= -3)
+        (mode is RoundMode.NEAREST_EVEN or fmt.emin >= -3)
         and fmt.subnormals
         and 2 <= fmt.precision <= 22
         and fmt.emax + 1 + 24 - fmt.precision <= _FP32.emax
@@ -470,10 +470,14 @@ def _addition_applies(fmt: FloatFormat, mode: RoundMode) -> bool:
 
 
 def _round_by_addition(
-    x: torch.Tensor, fmt: FloatFormat, mode: RoundMode, out: torch.Tensor
+    x: torch.Tensor,
+    fmt: FloatFormat,
+    mode: RoundMode,
+    out: torch.Tensor,
+    rand: torch.Tensor | None = None,
 ) -> None:
-    """Round float32 ``x`` to ``fmt`` by a deterministic ``mode`` into ``out``, with float32
-    additions.
+    """Round float32 ``x`` to ``fmt`` by ``mode`` into ``out``, with float32 additions
+    (``rand``: the random integers of a stochastic mode, at least 31 random low bits each).
 
     For ``|x|`` in the binade ``[2**e, 2**(e+1))``, ``E = max(e, emin)``, the format's spacing
     is ``s = 2**(E - p + 1)`` (in the subnormal range too). The shifter
@@ -488,39 +492,66 @@ def _round_by_addition(
     nearest even rounded down (``nearest_away``); ``odd`` steps ``t``'s pattern back where
     ``q`` rounded up and sets its last bit where inexact (in ``t``'s binade a pattern step is
     ``s``, and the last bit is the parity of the multiple of ``s``, ``c / s`` being even).
-    Inputs are clamped to ``2 max`` first (overflowing either way, without overflowing ``c``);
-    only when some magnitude exceeds ``max`` (or is infinite or NaN) does the integer kernel's
-    fix-up patch overflow and specials. The sign comes back last by ``copysign``.
+    Stochastic rounding goes up from the truncation with probability ``f = frac / s``
+    (``frac = |x| - truncation``, exact): with ``R`` the 31 low random bits, up when
+    ``R < ceil(f 2**31)`` (``f 2**31 = frac / s * 2**31`` exactly, power-of-two scalings), so
+    ``P(up) = ceil(f 2**31) / 2**31``: ``f`` itself when ``f`` has at most 31 bits, otherwise
+    above it by less than ``2**-31``, as in the integer kernel; ``stochastic_equal`` goes up
+    with probability 1/2 when inexact. Inputs are clamped to ``2 max`` first (overflowing
+    either way, without overflowing ``c``); only when some magnitude exceeds ``max`` (or is
+    infinite or NaN) does the integer kernel's fix-up patch overflow and specials. The sign
+    comes back last by ``copysign``.
     """
+    # In-place steps where the operand is not needed again (fresh temporaries cost time), and
+    # integer masks (0 or -1, from arithmetic shifts of sign bits) instead of bool tensors,
+    # which cost several times an integer op on CPU.
     a = x.abs().clamp_max_(2 * fmt.max)
     bits = a.view(torch.int32)
     exponent = bits.bitwise_and(_F32.inf_bits).clamp_min_(_F32.bits_of(fmt.smallest_normal))
-    shifter = (exponent + (((24 - fmt.precision) << 23) | (1 << 22))).view(torch.float32)
-    total = a + shifter
-    r = total - shifter
-    negative = None
-    if mode is RoundMode.ODD:
-        # In t's binade one pattern step is s: step back where q rounded up (truncation), then
-        # set the last bit where inexact (the last bit is the parity of the multiple of s).
-        error = a - r
-        odd = total.view(torch.int32).sub_((error < 0).int()).bitwise_or_(error != 0)
-        r = odd.view(torch.float32) - shifter
-    elif mode is not RoundMode.NEAREST_EVEN:
-        spacing = exponent.sub_((fmt.precision - 1) << 23).view(torch.float32)
-        error = a - r
-        if mode is RoundMode.NEAREST_AWAY:
-            r += spacing * (error == spacing * 0.5)
+    offset = ((24 - fmt.precision) << 23) | (1 << 22)
+    if mode is RoundMode.NEAREST_EVEN:
+        shifter = exponent.add_(offset).view(torch.float32)
+        r = torch.add(a, shifter).sub_(shifter)
+    else:
+        shifter = (exponent + offset).view(torch.float32)
+        total = a + shifter
+        r = total - shifter
+        spacing = exponent.sub_((fmt.precision - 1) << 23)  # the pattern of s
+        error = (a - r).view(torch.int32)  # exact; +0 where exact, never -0
+        rounded_up = error >> 31  # -1 where the error is negative
+        inexact = error.bitwise_and(_F32.magnitude_mask).neg_() >> 31  # -1 where nonzero
+        if mode is RoundMode.ODD:
+            # In t's binade one pattern step is s: step back where q rounded up (truncation),
+            # then set the last bit where inexact (the parity of the multiple of s).
+            odd = total.view(torch.int32).add_(rounded_up).bitwise_or_(inexact & 1)
+            r = odd.view(torch.float32) - shifter
+        elif mode is RoundMode.NEAREST_AWAY:
+            # a tie that nearest even rounded down: error == s / 2 (pattern s less one binade)
+            differs = error ^ (spacing - (1 << 23))
+            tie = (differs | -differs) >> 31  # -1 where not a tie
+            r += (spacing & ~tie).view(torch.float32)
         else:
-            r -= spacing * (error < 0)  # truncation
-            if mode is not RoundMode.TOWARD_ZERO:
-                negative = x < 0
-                up = ~negative if mode is RoundMode.TOWARD_POSITIVE else negative
-                r += spacing * (up & (error != 0))  # not in place: the fix-up reads negative
+            r -= (spacing & rounded_up).view(torch.float32)  # truncation
+            if mode is RoundMode.STOCHASTIC:
+                assert rand is not None
+                # f 2**31 = frac / s * 2**31, exact: s and 2**31 are powers of two
+                threshold = (a - r).div_(spacing.view(torch.float32)).mul_(2.0**31).ceil_().int()
+                up = ((rand & 0x7FFFFFFF) - threshold) >> 31  # -1 where R < threshold
+            elif mode is RoundMode.STOCHASTIC_EQUAL:
+                assert rand is not None
+                up = (rand & 1).neg_() & inexact
+            elif mode is RoundMode.TOWARD_ZERO:
+                up = None
+            else:
+                sign = x.view(torch.int32) >> 31  # -1 where x is negative
+                up = (sign if mode is RoundMode.TOWARD_NEGATIVE else ~sign) & inexact
+            if up is not None:
+                r += (spacing & up).view(torch.float32)
     if r.numel() and int(bits.amax()) > _F32.bits_of(fmt.max):
-        if negative is None and mode in (RoundMode.TOWARD_POSITIVE, RoundMode.TOWARD_NEGATIVE):
-            negative = x < 0
+        directed = mode in (RoundMode.TOWARD_POSITIVE, RoundMode.TOWARD_NEGATIVE)
         plan = _plan(fmt, mode, None, _F32)
         m = x.view(torch.int32) & _F32.magnitude_mask
+        negative = x < 0 if directed else None
         r = _fix_overflow_and_specials(m, r.view(torch.int32), negative, plan).view(torch.float32)
     torch.copysign(r, x, out=out)
 
@@ -718,15 +749,16 @@ def _route(
             return compiled_detour
         return lambda x, generator: _round_float64_via_odd_float32(x, fmt, mode, dtype)
 
-    if layout is _F32 and not compiled and _addition_applies(fmt, mode):
+    if layout is _F32 and not compiled and random_bits is None and _addition_applies(fmt, mode):
 
         def by_addition(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
             flat = x.to(work).reshape(-1)
             out = torch.empty_like(flat)
             chunk = _CHUNK if x.device.type == "cpu" else max(1, flat.numel())
             for start in builtins.range(0, flat.numel(), chunk):
-                stop = start + chunk
-                _round_by_addition(flat[start:stop], fmt, mode, out[start:stop])
+                piece = flat[start : start + chunk]
+                rand = _draw(piece.view(torch.int32), mode, generator)
+                _round_by_addition(piece, fmt, mode, out[start : start + chunk], rand)
             return out.view(x.shape).to(dtype)
 
         return by_addition

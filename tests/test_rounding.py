@@ -263,6 +263,12 @@ def _tolerance(f: float) -> float:
         ("fp16", 2.0**-30),  # far below the smallest subnormal: f = 2**-6
         ("e4m3fn", 450.0),  # near overflow: saturates
         ("e5m2", 57344.0 + 2048.0),  # past max: goes to inf with probability 1/4
+        # FP6 / FP4 from float32 take the addition path, from float64 the int64 kernel
+        ("e3m2", 5.3),  # normal range, spacing 1
+        ("e2m3", -0.3),  # subnormal range, spacing 1/8: f = 0.4
+        ("e2m1", 5.0),  # a midpoint, spacing 2: f = 1/2
+        ("e2m1", 6.5),  # past max: saturates
+        ("e3m2", 2.0**-40),  # far below the smallest subnormal 2**-4: f = 2**-36
     ],
 )
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -317,6 +323,13 @@ def test_stochastic_equal_and_exact_values() -> None:
     exact = formats.E4M3FN.finite_values(dtype=torch.float32)
     for mode in ("stochastic", "stochastic_equal"):
         assert_same(mperror.round(exact, "e4m3fn", mode, generator=gen), exact, exact)
+    # FP4 from float32: the addition path (0.3 lies between 0 and 0.5)
+    r = mperror.round(torch.full((N_DRAWS,), 0.3), "e2m1", "stochastic_equal", generator=gen)
+    assert (same_bits(r, torch.zeros_like(r)) | same_bits(r, torch.full_like(r, 0.5))).all()
+    assert abs((r > 0).double().mean().item() - 0.5) <= _tolerance(0.5)
+    exact = formats.E2M1.finite_values(dtype=torch.float32)
+    for mode in ("stochastic", "stochastic_equal"):
+        assert_same(mperror.round(exact, "e2m1", mode, generator=gen), exact, exact)
 
 
 def test_stochastic_is_reproducible_and_chunk_independent(monkeypatch) -> None:
