@@ -255,10 +255,11 @@ def _round_integer(
 ) -> torch.Tensor:
     """Round non-negative integers ``m`` to multiples of ``2**drop`` by ``plan.mode``.
 
-    ``negative`` (the sign of the value ``m`` encodes) is needed by the directed modes; ``rand``
-    (uniform non-negative integers with at least ``drop`` random low bits) by the stochastic
-    ones. Every mode is "add an increment, clear the low bits": the increment never exceeds
-    ``2**drop - 1``, so the result is one of the two neighbouring multiples.
+    ``negative`` (the sign of the value ``m`` encodes, as an integer mask: -1 where negative,
+    0 elsewhere; bool tensors cost several times an integer op on CPU) is needed by the
+    directed modes; ``rand`` (uniform integers with at least ``drop`` random low bits) by the
+    stochastic ones. Every mode is "add an increment, clear the low bits": the increment never
+    exceeds ``2**drop - 1``, so the result is one of the two neighbouring multiples.
     """
     if drop <= 0:
         return m.clone()
@@ -277,13 +278,13 @@ def _round_integer(
     elif mode in (RoundMode.TOWARD_POSITIVE, RoundMode.TOWARD_NEGATIVE):
         assert negative is not None
         away = ~negative if mode is RoundMode.TOWARD_POSITIVE else negative
-        inc = away.to(m.dtype) * mask
+        inc = away.to(m.dtype) & mask
     elif mode is RoundMode.ODD:
         kept = m & keep
         if significand_always_odd:
             return kept
-        inexact = (m & mask) != 0
-        return kept | (inexact.to(m.dtype) << drop)
+        # (m & mask) + mask carries into bit `drop` exactly when some dropped bit is set
+        return kept | (((m & mask) + mask) & (1 << drop))
     elif mode is RoundMode.STOCHASTIC:
         assert rand is not None
         k = plan.random_bits
@@ -380,7 +381,7 @@ def _kernel(
     layout = plan.layout
     m = b & layout.magnitude_mask
     directed = plan.mode in (RoundMode.TOWARD_POSITIVE, RoundMode.TOWARD_NEGATIVE)
-    negative = b < 0 if directed else None
+    negative = b >> (layout.width - 1) if directed else None  # -1 where negative
     r = _round_integer(
         m, plan.drop, plan, negative, rand, significand_always_odd=plan.significand_always_odd
     )
@@ -418,7 +419,7 @@ def _round_small_patterns(b: torch.Tensor, rand: torch.Tensor | None, plan: _Pla
     included: the fix-up :func:`_kernel` deferred."""
     layout = plan.layout
     directed = plan.mode in (RoundMode.TOWARD_POSITIVE, RoundMode.TOWARD_NEGATIVE)
-    negative = b < 0 if directed else None
+    negative = b >> (layout.width - 1) if directed else None  # -1 where negative
     r = _round_small(b & layout.magnitude_mask, plan, negative, rand)
     return r.bitwise_or_(b & layout.sign)
 
@@ -433,7 +434,7 @@ def _fix_overflow_and_specials(
     elif plan.mode in (RoundMode.TOWARD_POSITIVE, RoundMode.TOWARD_NEGATIVE):
         assert negative is not None
         # A directed mode that rounded toward zero at this sign stops at max (IEEE 754).
-        toward_zero = negative if plan.mode is RoundMode.TOWARD_POSITIVE else ~negative
+        toward_zero = (negative if plan.mode is RoundMode.TOWARD_POSITIVE else ~negative) != 0
         r = torch.where(over & toward_zero, plan.max_bits, torch.where(over, plan.overflow_bits, r))
     else:
         r = r.masked_fill(over, plan.overflow_bits)
@@ -551,7 +552,7 @@ def _round_by_addition(
         directed = mode in (RoundMode.TOWARD_POSITIVE, RoundMode.TOWARD_NEGATIVE)
         plan = _plan(fmt, mode, None, _F32)
         m = x.view(torch.int32) & _F32.magnitude_mask
-        negative = x < 0 if directed else None
+        negative = x.view(torch.int32) >> 31 if directed else None
         r = _fix_overflow_and_specials(m, r.view(torch.int32), negative, plan).view(torch.float32)
     torch.copysign(r, x, out=out)
 
