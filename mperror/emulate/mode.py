@@ -230,7 +230,7 @@ class _Engine:
         )
         self._keep_fp32 = frozenset(policy.keep_fp32)
         self.entries: dict[Any, _Entry] = {}
-        self._plans: dict[tuple[int, torch.dtype], tuple] = {}
+        self._plans: dict[tuple, tuple] = {}  # (id(fmt), dtype, out dtype) -> _plan(...)
         self.rounded = 0
         self.overflowed = 0
         self.underflowed = 0
