@@ -470,15 +470,28 @@ def _addition_applies(fmt: FloatFormat, mode: RoundMode) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=512)
+def _addition_plan(fmt: FloatFormat, mode: RoundMode) -> tuple[_Plan, int, int, float]:
+    """The integer kernel's plan (for the overflow fix-up), the format's precision, the
+    pattern of ``2**emin`` and the clamp ``2 max``: plain constants, so that the compiled
+    kernel traces no format and no cache."""
+    plan = _plan(fmt, mode, None, _F32)
+    return plan, fmt.precision, _F32.bits_of(fmt.smallest_normal), 2 * fmt.max
+
+
 def _round_by_addition(
     x: torch.Tensor,
     fmt: FloatFormat,
     mode: RoundMode,
-    out: torch.Tensor,
     rand: torch.Tensor | None = None,
-) -> None:
-    """Round float32 ``x`` to ``fmt`` by ``mode`` into ``out``, with float32 additions
-    (``rand``: the random integers of a stochastic mode, at least 31 random low bits each).
+    *,
+    out: torch.Tensor | None = None,
+    eager: bool = True,
+) -> torch.Tensor:
+    """Round float32 ``x`` to ``fmt`` by ``mode`` with float32 additions, into ``out`` when given
+    (``rand``: the random integers of a stochastic mode, at least 31 random low bits each). With
+    ``eager`` the overflow fix-up runs only when some magnitude needs it; otherwise (for
+    torch.compile) always, with no data-dependent control flow.
 
     For ``|x|`` in the binade ``[2**e, 2**(e+1))``, ``E = max(e, emin)``, the format's spacing
     is ``s = 2**(E - p + 1)`` (in the subnormal range too). The shifter
@@ -503,13 +516,29 @@ def _round_by_addition(
     infinite or NaN) does the integer kernel's fix-up patch overflow and specials. The sign
     comes back last by ``copysign``.
     """
+    return _addition_kernel(x, rand, *_addition_plan(fmt, mode), out=out, eager=eager)
+
+
+def _addition_kernel(
+    x: torch.Tensor,
+    rand: torch.Tensor | None,
+    plan: _Plan,
+    precision: int,
+    emin_bits: int,
+    clamp: float,
+    *,
+    out: torch.Tensor | None,
+    eager: bool,
+) -> torch.Tensor:
+    """:func:`_round_by_addition` on plain constants (:func:`_addition_plan`)."""
     # In-place steps where the operand is not needed again (fresh temporaries cost time), and
     # integer masks (0 or -1, from arithmetic shifts of sign bits) instead of bool tensors,
     # which cost several times an integer op on CPU.
-    a = x.abs().clamp_max_(2 * fmt.max)
+    mode = plan.mode
+    a = x.abs().clamp_max_(clamp)
     bits = a.view(torch.int32)
-    exponent = bits.bitwise_and(_F32.inf_bits).clamp_min_(_F32.bits_of(fmt.smallest_normal))
-    offset = ((24 - fmt.precision) << 23) | (1 << 22)
+    exponent = bits.bitwise_and(_F32.inf_bits).clamp_min_(emin_bits)
+    offset = ((24 - precision) << 23) | (1 << 22)
     if mode is RoundMode.NEAREST_EVEN:
         shifter = exponent.add_(offset).view(torch.float32)
         r = torch.add(a, shifter).sub_(shifter)
@@ -517,7 +546,7 @@ def _round_by_addition(
         shifter = (exponent + offset).view(torch.float32)
         total = a + shifter
         r = total - shifter
-        spacing = exponent.sub_((fmt.precision - 1) << 23)  # the pattern of s
+        spacing = exponent.sub_((precision - 1) << 23)  # the pattern of s
         error = (a - r).view(torch.int32)  # exact; +0 where exact, never -0
         rounded_up = error >> 31  # -1 where the error is negative
         inexact = error.bitwise_and(_F32.magnitude_mask).neg_() >> 31  # -1 where nonzero
@@ -548,13 +577,14 @@ def _round_by_addition(
                 up = (sign if mode is RoundMode.TOWARD_NEGATIVE else ~sign) & inexact
             if up is not None:
                 r += (spacing & up).view(torch.float32)
-    if r.numel() and int(bits.amax()) > _F32.bits_of(fmt.max):
+    if not eager or (r.numel() and int(bits.amax()) > plan.max_bits):
         directed = mode in (RoundMode.TOWARD_POSITIVE, RoundMode.TOWARD_NEGATIVE)
-        plan = _plan(fmt, mode, None, _F32)
         m = x.view(torch.int32) & _F32.magnitude_mask
         negative = x.view(torch.int32) >> 31 if directed else None
         r = _fix_overflow_and_specials(m, r.view(torch.int32), negative, plan).view(torch.float32)
-    torch.copysign(r, x, out=out)
+    if out is None:
+        return torch.copysign(r, x)
+    return torch.copysign(r, x, out=out)
 
 
 def _layout_for(dtype: torch.dtype) -> _Layout:
@@ -750,7 +780,16 @@ def _route(
             return compiled_detour
         return lambda x, generator: _round_float64_via_odd_float32(x, fmt, mode, dtype)
 
-    if layout is _F32 and not compiled and random_bits is None and _addition_applies(fmt, mode):
+    if layout is _F32 and random_bits is None and _addition_applies(fmt, mode):
+        if compiled:
+
+            def compiled_addition(x: torch.Tensor, generator: torch.Generator | None):
+                flat = x.to(work).reshape(-1)
+                rand = _draw(flat.view(torch.int32), mode, generator)
+                kernel = _compiled_addition(fmt, mode, x.device.type)
+                return kernel(flat, rand).view(x.shape).to(dtype)
+
+            return compiled_addition
 
         def by_addition(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
             flat = x.to(work).reshape(-1)
@@ -759,7 +798,7 @@ def _route(
             for start in builtins.range(0, flat.numel(), chunk):
                 piece = flat[start : start + chunk]
                 rand = _draw(piece.view(torch.int32), mode, generator)
-                _round_by_addition(piece, fmt, mode, out[start : start + chunk], rand)
+                _round_by_addition(piece, fmt, mode, rand, out=out[start : start + chunk])
             return out.view(x.shape).to(dtype)
 
         return by_addition
@@ -871,9 +910,7 @@ def _round_float64_via_odd_float32(
         if native is not None:
             return y.to(native)
         if by_addition:
-            out = torch.empty_like(y)
-            _round_by_addition(y, fmt, mode, out)
-            return out
+            return _round_by_addition(y, fmt, mode)
         return _kernel(y.view(torch.int32), None, plan, eager=True).view(torch.float32)
 
     flat = x.reshape(-1)
@@ -940,6 +977,17 @@ def _compiled_kernel(plan: _Plan, device_type: str):
         return _kernel(bits, rand, plan, eager=False)
 
     return _compile(run, f"round_kernel_{_compiled_kernel.cache_info().currsize}")
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_addition(fmt: FloatFormat, mode: RoundMode, device_type: str):
+    """:func:`_round_by_addition` fused, compiled once per format, mode and device type."""
+    constants = _addition_plan(fmt, mode)  # computed here, outside the traced code
+
+    def run(x: torch.Tensor, rand: torch.Tensor | None) -> torch.Tensor:
+        return _addition_kernel(x, rand, *constants, out=None, eager=False)
+
+    return _compile(run, f"round_addition_{_compiled_addition.cache_info().currsize}")
 
 
 @functools.lru_cache(maxsize=64)

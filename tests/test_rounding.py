@@ -445,7 +445,8 @@ def test_bad_inputs_raise_clear_errors() -> None:
 @pytest.mark.parametrize(
     ("name", "mode", "dtype"),
     [
-        ("e2m1", "nearest_even", torch.float32),
+        ("e2m1", "nearest_even", torch.float32),  # the addition path, compiled
+        ("e2m3", "stochastic", torch.float32),  # the same random bits as the eager addition
         ("fp16", "toward_positive", torch.float32),
         ("e4m3fn", "stochastic", torch.float32),
         ("e3m2", "odd", torch.float64),  # the round-to-odd float32 detour, compiled
