@@ -549,7 +549,8 @@ def _addition_kernel(
         spacing = exponent.sub_((precision - 1) << 23)  # the pattern of s
         error = (a - r).view(torch.int32)  # exact; +0 where exact, never -0
         rounded_up = error >> 31  # -1 where the error is negative
-        inexact = error.bitwise_and(_F32.magnitude_mask).neg_() >> 31  # -1 where nonzero
+        if mode not in (RoundMode.TOWARD_ZERO, RoundMode.NEAREST_AWAY, RoundMode.STOCHASTIC):
+            inexact = error.bitwise_and(_F32.magnitude_mask).neg_() >> 31  # -1 where nonzero
         if mode is RoundMode.ODD:
             # In t's binade one pattern step is s: step back where q rounded up (truncation),
             # then set the last bit where inexact (the parity of the multiple of s).
