@@ -77,12 +77,12 @@ def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
     """Run mperror.round through one of its code paths, without the native-cast shortcut.
 
     detour: float64 inputs go through a round-to-odd float32 (the default for deterministic
-    modes); addition: nearest even by float32 additions where it applies (the default for
-    formats without a native cast), in chunks of 64; the other three run the integer kernel of
-    the input's width directly. eager: one chunk, the candidates as they are (dense small
-    magnitudes: anchored fix-up where it applies); sparse: the candidates diluted 9-fold by
-    1.0, below the 1/8 share at which the anchored method takes over (gathered fix-up);
-    chunked: chunks of 64 elements, so that every chunk boundary case occurs.
+    modes); addition: rounding by float32 additions where it applies (the default for nearest
+    even without a native cast, and for every mode on FP6/FP4), in chunks of 64; the other three
+    run the integer kernel of the input's width directly. eager: one chunk, the candidates as
+    they are (dense small magnitudes: anchored fix-up where it applies); sparse: the candidates
+    diluted 9-fold by 1.0, below the 1/8 share at which the anchored method takes over
+    (gathered fix-up); chunked: chunks of 64 elements, so that every chunk boundary case occurs.
     """
     monkeypatch.setattr(rounding, "_NATIVE_CASTS", {})
     if request.param not in ("detour", "addition"):
