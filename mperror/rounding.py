@@ -23,7 +23,8 @@ Nearest even to a format without a native cast (the small OCP formats, custom on
 range float32 holds with room to spare is cheaper still: float32's own rounding of
 ``|x| + c``, with a shifter ``c`` built from ``|x|``'s exponent bits, lands on the format's
 nearest-even value, in the subnormal range as well, and its exact error decides the other
-deterministic modes (:func:`_round_by_addition`; used for those on the FP6 and FP4 formats).
+modes, stochastic ones included (:func:`_round_by_addition`; used for those on the FP6 and FP4
+formats).
 
 float16 and bfloat16 inputs are widened to float32 (exactly) and narrowed back (exactly, since
 the result is representable). float64 inputs are never simply cast to float32 first: that rounds
@@ -471,12 +472,11 @@ def _addition_applies(fmt: FloatFormat, mode: RoundMode) -> bool:
 
 
 @functools.lru_cache(maxsize=512)
-def _addition_plan(fmt: FloatFormat, mode: RoundMode) -> tuple[_Plan, int, int, float]:
-    """The integer kernel's plan (for the overflow fix-up), the format's precision, the
-    pattern of ``2**emin`` and the clamp ``2 max``: plain constants, so that the compiled
+def _addition_plan(fmt: FloatFormat, mode: RoundMode) -> tuple[_Plan, int, float]:
+    """The integer kernel's plan (``2**emin``'s and ``max``'s patterns, the overflow fix-up),
+    the format's precision and the clamp ``2 max``: plain constants, so that the compiled
     kernel traces no format and no cache."""
-    plan = _plan(fmt, mode, None, _F32)
-    return plan, fmt.precision, _F32.bits_of(fmt.smallest_normal), 2 * fmt.max
+    return _plan(fmt, mode, None, _F32), fmt.precision, 2 * fmt.max
 
 
 def _round_by_addition(
@@ -486,12 +486,9 @@ def _round_by_addition(
     rand: torch.Tensor | None = None,
     *,
     out: torch.Tensor | None = None,
-    eager: bool = True,
 ) -> torch.Tensor:
     """Round float32 ``x`` to ``fmt`` by ``mode`` with float32 additions, into ``out`` when given
-    (``rand``: the random integers of a stochastic mode, at least 31 random low bits each). With
-    ``eager`` the overflow fix-up runs only when some magnitude needs it; otherwise (for
-    torch.compile) always, with no data-dependent control flow.
+    (``rand``: the random integers of a stochastic mode, at least 31 random low bits each).
 
     For ``|x|`` in the binade ``[2**e, 2**(e+1))``, ``E = max(e, emin)``, the format's spacing
     is ``s = 2**(E - p + 1)`` (in the subnormal range too). The shifter
@@ -516,7 +513,7 @@ def _round_by_addition(
     infinite or NaN) does the integer kernel's fix-up patch overflow and specials. The sign
     comes back last by ``copysign``.
     """
-    return _addition_kernel(x, rand, *_addition_plan(fmt, mode), out=out, eager=eager)
+    return _addition_kernel(x, rand, *_addition_plan(fmt, mode), out=out, eager=True)
 
 
 def _addition_kernel(
@@ -524,20 +521,21 @@ def _addition_kernel(
     rand: torch.Tensor | None,
     plan: _Plan,
     precision: int,
-    emin_bits: int,
     clamp: float,
     *,
     out: torch.Tensor | None,
     eager: bool,
 ) -> torch.Tensor:
-    """:func:`_round_by_addition` on plain constants (:func:`_addition_plan`)."""
+    """:func:`_round_by_addition` on plain constants (:func:`_addition_plan`). With ``eager``
+    the overflow fix-up runs only when some magnitude needs it; otherwise (for torch.compile)
+    always, with no data-dependent control flow."""
     # In-place steps where the operand is not needed again (fresh temporaries cost time), and
     # integer masks (0 or -1, from arithmetic shifts of sign bits) instead of bool tensors,
     # which cost several times an integer op on CPU.
     mode = plan.mode
     a = x.abs().clamp_max_(clamp)
     bits = a.view(torch.int32)
-    exponent = bits.bitwise_and(_F32.inf_bits).clamp_min_(emin_bits)
+    exponent = bits.bitwise_and(_F32.inf_bits).clamp_min_(plan.emin_bits)
     offset = ((24 - precision) << 23) | (1 << 22)
     if mode is RoundMode.NEAREST_EVEN:
         shifter = exponent.add_(offset).view(torch.float32)
