@@ -36,7 +36,10 @@ by round-to-odd, which keeps a sticky last bit and provably makes the second rou
 Large CPU tensors are processed in chunks that fit in cache, which makes the eager kernel several
 times faster than whole-tensor eager ops (fresh multi-megabyte temporaries cost page faults), and
 large enough that torch splits each op across its threads (see ``_CHUNK``).
-``compiled=True`` runs the same kernel fused by :func:`torch.compile`.
+``compiled=True`` runs the same kernel fused by :func:`torch.compile`; its stochastic modes
+compute their random bits inside the fused loop from a counter-based generator (SplitMix64 keyed
+by one draw from the generator) instead of reading bits drawn beforehand, so they are
+reproducible for a seed but differ from the eager path's bits.
 """
 
 from __future__ import annotations
@@ -664,7 +667,13 @@ def round(
             biased toward zero by up to ``2**-k`` spacings (exact when ``f`` has at most ``k``
             bits, e.g. whenever ``k`` is at least the number of bits dropped).
         compiled: run the kernel fused by :func:`torch.compile` (compiled once per format, mode,
-            dtype and device, then cached; the first call pays the compilation).
+            dtype and device, then cached; the first call pays the compilation). Deterministic
+            modes give the eager path's values bit for bit (NaN payloads aside: the fused
+            kernel replaces torch's float8 casts, and keeps payloads). Stochastic modes draw one
+            int64 key from ``generator`` and compute the random bits in the fused kernel:
+            element ``i`` gets output ``i + 1`` of SplitMix64 seeded with the key (a
+            counter-based stream, no bits written to or read from memory), so the same seed
+            gives the same result, but not the eager path's.
         dtype: the dtype of the result (complex for complex ``x``); default ``x``'s dtype. It must
             hold every value of ``fmt``, or ValueError asks for a wider dtype (a float16 tensor
             rounded to bf16 needs ``dtype=torch.float32``). Asking for a narrower result than the
@@ -766,7 +775,8 @@ def _route(
     if fmt == format_of_dtype(work):
         return lambda x, generator: x.to(work).to(dtype, copy=True)
     native = _native_cast(fmt, mode, work)
-    if native is not None:
+    # torch's float8 casts run element by element on CPU; compiled, the fused kernel is faster
+    if native is not None and not (compiled and native.itemsize == 1):
         return lambda x, generator: x.to(work).to(native).to(dtype)
     layout = _layout_for(work)
     if layout is _F64 and _float32_detour_is_exact(fmt, mode):
@@ -784,9 +794,8 @@ def _route(
 
             def compiled_addition(x: torch.Tensor, generator: torch.Generator | None):
                 flat = x.to(work).reshape(-1)
-                rand = _draw(flat.view(torch.int32), mode, generator)
                 kernel = _compiled_addition(fmt, mode, x.device.type)
-                return kernel(flat, rand).view(x.shape).to(dtype)
+                return kernel(flat, *_stream(mode, generator, x.device)).view(x.shape).to(dtype)
 
             return compiled_addition
 
@@ -807,8 +816,7 @@ def _route(
 
         def compiled_kernel(x: torch.Tensor, generator: torch.Generator | None):
             bits = x.to(work).reshape(-1).view(layout.int_dtype)
-            rand = _draw(bits, mode, generator)
-            out = _compiled_kernel(plan, x.device.type)(bits, rand)
+            out = _compiled_kernel(plan, x.device.type)(bits, *_stream(mode, generator, x.device))
             return out.view(work).view(x.shape).to(dtype)
 
         return compiled_kernel
@@ -948,6 +956,49 @@ def _draw(
     return torch.empty_like(bits).random_(generator=generator)
 
 
+# SplitMix64 (Steele, Lea and Flood, "Fast splittable pseudorandom number generators", OOPSLA
+# 2014): the state advances by the odd constant GAMMA, each output is the state mixed by two
+# xor-shift-multiply rounds. Written with int64's wrapping arithmetic; the masks make the right
+# shifts logical. Output i depends only on (key, i), so a fused kernel computes its own draws.
+_SPLITMIX_GAMMA = 0x9E3779B97F4A7C15 - (1 << 64)
+_SPLITMIX_M1 = 0xBF58476D1CE4E5B9 - (1 << 64)
+_SPLITMIX_M2 = 0x94D049BB133111EB - (1 << 64)
+
+
+def _stream(
+    mode: RoundMode, generator: torch.Generator | None, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor] | tuple[None, None]:
+    """The compiled kernels' random stream: a SplitMix64 key (one int64 drawn from
+    ``generator``, on ``device``, so a seed gives the same bits every run) and GAMMA as a 0-d
+    tensor, or ``(None, None)`` for a deterministic mode."""
+    if not mode.is_stochastic:
+        return None, None
+    key = torch.empty((), dtype=torch.int64, device=device).random_(generator=generator)
+    return key, _gamma(device)
+
+
+@functools.lru_cache(maxsize=8)
+def _gamma(device: torch.device) -> torch.Tensor:
+    # A tensor, not a constant, in the traced code: inductor (torch 2.13, CPU) corrupts memory
+    # when it folds arange(n) * GAMMA into an index expression and n is not a multiple of 16.
+    return torch.tensor(_SPLITMIX_GAMMA, dtype=torch.int64, device=device)
+
+
+def _counter_bits(
+    key: torch.Tensor, gamma: torch.Tensor, n: int, dtype: torch.dtype
+) -> torch.Tensor:
+    """Outputs 1 to ``n`` of SplitMix64 seeded with ``key`` (the reference generator's first
+    ``n`` outputs), as uniform integers with 31 random low bits (``dtype`` int32: the top 31
+    bits of each output) or 63 (int64)."""
+    z = torch.arange(1, n + 1, dtype=torch.int64, device=key.device) * gamma + key
+    z = (z ^ ((z >> 30) & ((1 << 34) - 1))) * _SPLITMIX_M1
+    z = (z ^ ((z >> 27) & ((1 << 37) - 1))) * _SPLITMIX_M2
+    z = z ^ ((z >> 31) & ((1 << 33) - 1))
+    if dtype == torch.int32:
+        return (z >> 33).to(torch.int32)
+    return z & ((1 << 63) - 1)
+
+
 def _compile(run, name: str):
     """``run`` fused by torch.compile, its length dynamic and everything else constant.
 
@@ -972,7 +1023,8 @@ def _compile(run, name: str):
 def _compiled_kernel(plan: _Plan, device_type: str):
     """The kernel for ``plan``, compiled once per plan and device type."""
 
-    def run(bits: torch.Tensor, rand: torch.Tensor | None) -> torch.Tensor:
+    def run(bits: torch.Tensor, key: torch.Tensor | None, gamma: torch.Tensor | None):
+        rand = None if key is None else _counter_bits(key, gamma, bits.shape[0], bits.dtype)
         return _kernel(bits, rand, plan, eager=False)
 
     return _compile(run, f"round_kernel_{_compiled_kernel.cache_info().currsize}")
@@ -983,7 +1035,8 @@ def _compiled_addition(fmt: FloatFormat, mode: RoundMode, device_type: str):
     """:func:`_round_by_addition` fused, compiled once per format, mode and device type."""
     constants = _addition_plan(fmt, mode)  # computed here, outside the traced code
 
-    def run(x: torch.Tensor, rand: torch.Tensor | None) -> torch.Tensor:
+    def run(x: torch.Tensor, key: torch.Tensor | None, gamma: torch.Tensor | None):
+        rand = None if key is None else _counter_bits(key, gamma, x.shape[0], torch.int32)
         return _addition_kernel(x, rand, *constants, out=None, eager=False)
 
     return _compile(run, f"round_addition_{_compiled_addition.cache_info().currsize}")

@@ -272,12 +272,16 @@ def _tolerance(f: float) -> float:
     ],
 )
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("draws", ["generator", "splitmix"])
 def test_stochastic_probability_matches_fraction(
-    name: str, value: float, dtype: torch.dtype
+    name: str, value: float, dtype: torch.dtype, draws: str, monkeypatch
 ) -> None:
     """Oracle: P(up) = f, with the neighbours k q, (k + 1) q and f from the reference's exact
     grid decomposition; the upper neighbour passes through the overflow policy (e4m3fn
-    saturates, so both neighbours are 448 there)."""
+    saturates, so both neighbours are 448 there). ``splitmix``: the eager kernels fed the
+    compiled path's counter-based bits."""
+    if draws == "splitmix":
+        monkeypatch.setattr(rounding, "_draw", splitmix_draw)
     fmt = formats.get(name)
     x = torch.full((N_DRAWS,), value, dtype=dtype)
     r = mperror.round(x, fmt, "stochastic", generator=torch.Generator().manual_seed(3))
@@ -289,6 +293,39 @@ def test_stochastic_probability_matches_fraction(
     if not same_bits(up, down).all():
         measured = went_up.double().mean().item()
         assert abs(measured - float(f)) <= _tolerance(float(f))
+
+
+def splitmix_draw(
+    bits: torch.Tensor, mode: RoundMode, generator: torch.Generator | None
+) -> torch.Tensor | None:
+    """A stand-in for ``rounding._draw`` that gives the eager kernels the compiled path's random
+    bits: one key from the generator, then SplitMix64's outputs 1, 2, ... With one chunk the
+    eager and compiled paths then read the same bits."""
+    key, gamma = rounding._stream(mode, generator, bits.device)
+    if key is None:
+        return None
+    return rounding._counter_bits(key, gamma, bits.numel(), bits.dtype)
+
+
+def test_counter_bits_are_splitmix64() -> None:
+    """Oracle: the published SplitMix64 outputs (Rosetta Code, "Pseudo-random numbers/
+    Splitmix64": seed 1234567; seed 0's first output 0xE220A8397B1DCDAF, from Vigna's
+    splitmix64.c); the int32 form keeps the top 31 bits, the int64 form the low 63."""
+    published = [
+        6457827717110365317,
+        3203168211198807973,
+        9817491932198370423,
+        4593380528125082431,
+        16408922859458223821,
+    ]
+    gamma = rounding._gamma(torch.device("cpu"))
+    key = torch.tensor(1234567)
+    wide = rounding._counter_bits(key, gamma, 5, torch.int64).tolist()
+    narrow = rounding._counter_bits(key, gamma, 5, torch.int32).tolist()
+    assert wide == [z % 2**63 for z in published]
+    assert [r % 2**31 for r in narrow] == [z >> 33 for z in published]
+    first = rounding._counter_bits(torch.tensor(0), gamma, 1, torch.int64).item()
+    assert first == 0xE220A8397B1DCDAF % 2**63
 
 
 def test_stochastic_is_unbiased() -> None:
@@ -446,18 +483,25 @@ def test_bad_inputs_raise_clear_errors() -> None:
     ("name", "mode", "dtype"),
     [
         ("e2m1", "nearest_even", torch.float32),  # the addition path, compiled
-        ("e2m3", "stochastic", torch.float32),  # the same random bits as the eager addition
+        ("e2m3", "stochastic", torch.float32),  # the addition path, compiled
+        ("e2m1", "stochastic_equal", torch.float32),
         ("fp16", "toward_positive", torch.float32),
         ("e4m3fn", "stochastic", torch.float32),
+        ("e4m3fn", "nearest_even", torch.float32),  # compiled: the kernel, not torch's cast
         ("e3m2", "odd", torch.float64),  # the round-to-odd float32 detour, compiled
         ("bf16", "stochastic", torch.float64),  # the int64 kernel, compiled
     ],
 )
-def test_compiled_kernel_matches_eager(name: str, mode: str, dtype: torch.dtype) -> None:
-    """Oracle: the eager kernel (itself checked against the reference above); the same seed
-    draws the same random integers in both."""
+def test_compiled_kernel_matches_eager(
+    name: str, mode: str, dtype: torch.dtype, monkeypatch
+) -> None:
+    """Oracle: the eager kernel (itself checked against the reference above); for the stochastic
+    modes fed, in one chunk, the counter-based bits that the compiled kernel computes inside
+    its loop from the same seed."""
     x = candidates(formats.get(name), torch.float32)
     x = torch.cat([x, torch.randn(5000)]).to(dtype)
+    monkeypatch.setattr(rounding, "_draw", splitmix_draw)
+    monkeypatch.setattr(rounding, "_CHUNK", x.numel())
     eager = mperror.round(x, name, mode, generator=torch.Generator().manual_seed(9))
     compiled = mperror.round(
         x, name, mode, generator=torch.Generator().manual_seed(9), compiled=True

@@ -94,6 +94,8 @@ def emulate(
         compiled: round with ``mperror.round(..., compiled=True)``, the fused kernel (the first
             call per format, mode and dtype compiles it, 5-20 s). Its per-call cost is about the
             eager one on tensors of a few thousand values; it pays off on large tensors only.
+            Stochastic modes then use the fused kernel's own random stream (see the
+            ``compiled`` argument of :func:`mperror.round`), not the eager path's bits.
         count: collect the value counts of :meth:`Emulation.report` (a few reductions per
             operator); operator counts are always kept.
 
