@@ -492,21 +492,38 @@ def test_bad_inputs_raise_clear_errors() -> None:
         ("bf16", "stochastic", torch.float64),  # the int64 kernel, compiled
     ],
 )
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 def test_compiled_kernel_matches_eager(
-    name: str, mode: str, dtype: torch.dtype, monkeypatch
+    name: str, mode: str, dtype: torch.dtype, device: str, monkeypatch
 ) -> None:
     """Oracle: the eager kernel (itself checked against the reference above); for the stochastic
     modes fed, in one chunk, the counter-based bits that the compiled kernel computes inside
     its loop from the same seed."""
     x = candidates(formats.get(name), torch.float32)
-    x = torch.cat([x, torch.randn(5000)]).to(dtype)
+    x = torch.cat([x, torch.randn(5000)]).to(dtype=dtype, device=device)
     monkeypatch.setattr(rounding, "_draw", splitmix_draw)
     monkeypatch.setattr(rounding, "_CHUNK", x.numel())
-    eager = mperror.round(x, name, mode, generator=torch.Generator().manual_seed(9))
-    compiled = mperror.round(
-        x, name, mode, generator=torch.Generator().manual_seed(9), compiled=True
-    )
-    assert_same(compiled, eager, x)
+    seed = lambda: torch.Generator(device=device).manual_seed(9)  # noqa: E731
+    eager = mperror.round(x, name, mode, generator=seed())
+    compiled = mperror.round(x, name, mode, generator=seed(), compiled=True)
+    assert_same(compiled.cpu(), eager.cpu(), x.cpu())
+
+
+@pytest.mark.gpu
+def test_cuda_counter_bits_match_cpu() -> None:
+    """Oracle: the CPU counter bits (checked against the published SplitMix64 outputs): the
+    stream depends only on the key and the position."""
+    for dtype in (torch.int32, torch.int64):
+        cpu = rounding._counter_bits(
+            torch.tensor(987654321), rounding._gamma(torch.device("cpu")), 100_003, dtype
+        )
+        cuda = rounding._counter_bits(
+            torch.tensor(987654321, device="cuda"),
+            rounding._gamma(torch.device("cuda")),
+            100_003,
+            dtype,
+        )
+        assert torch.equal(cuda.cpu(), cpu)
 
 
 @pytest.mark.gpu
