@@ -940,20 +940,32 @@ def _wider_dtype_message(fmt: FloatFormat, dtype: torch.dtype) -> str:
 def _draw(
     bits: torch.Tensor, mode: RoundMode, generator: torch.Generator | None
 ) -> torch.Tensor | None:
-    """Uniform random integers, one per element, with at least 31 (int32 patterns) or 63 (int64
-    patterns) random low bits; the kernel reads only low bits.
+    """Uniform random integers, one per element, of ``bits``' dtype, with at least 31 (int32
+    patterns) or 63 (int64 patterns) random low bits for ``stochastic`` and one (bit 0) for
+    ``stochastic_equal``; the kernels read only those bits.
 
     For int32 patterns, one int64 draw (63 random bits) serves two elements, which CPU torch
     generates about 1.4x faster per element than one int32 draw each: the low word has 32 random
-    bits, the high word 31. Chunks of even length consume the stream as the whole tensor does.
+    bits, the high word 31. ``stochastic_equal`` gives element ``32 k + 16 h + j`` the bits of
+    int32 word ``h`` of int64 draw ``k`` shifted down by ``j`` (``j < 16``): a 32nd of the draws.
+    Chunks whose length is a multiple of 32 consume the stream as the whole tensor does.
     """
     if not mode.is_stochastic:
         return None
+    n = bits.numel()
+    if mode is RoundMode.STOCHASTIC_EQUAL:
+        words = torch.empty(((n + 31) // 32, 1), dtype=torch.int64, device=bits.device)
+        halves = words.random_(generator=generator).view(torch.int32).view(-1, 2, 1)
+        return (halves >> _bit_positions(bits.device)).view(-1)[:n].to(bits.dtype)
     if bits.dtype == torch.int32:
-        n = bits.numel()
         pairs = torch.empty((n + 1) // 2, dtype=torch.int64, device=bits.device)
         return pairs.random_(generator=generator).view(torch.int32)[:n]
     return torch.empty_like(bits).random_(generator=generator)
+
+
+@functools.lru_cache(maxsize=8)
+def _bit_positions(device: torch.device) -> torch.Tensor:
+    return torch.arange(16, dtype=torch.int32, device=device)
 
 
 # SplitMix64 (Steele, Lea and Flood, "Fast splittable pseudorandom number generators", OOPSLA

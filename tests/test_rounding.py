@@ -369,6 +369,19 @@ def test_stochastic_equal_and_exact_values() -> None:
         assert_same(mperror.round(exact, "e2m1", mode, generator=gen), exact, exact)
 
 
+@pytest.mark.parametrize(("name", "value"), [("fp16", 1 + 0.01 * 2**-10), ("e2m1", 0.3)])
+def test_stochastic_equal_decisions_are_independent(name: str, value: float) -> None:
+    """Oracle: independent fair coins: for every lag 1..40 (the draw packs 32 decisions into one
+    random word, so shared or shifted bits show up at some lag), elements ``i`` and ``i + lag``
+    go the same way with probability 1/2, within ``_tolerance(0.5)``."""
+    x = torch.full((N_DRAWS + 40,), value)
+    r = mperror.round(x, name, "stochastic_equal", generator=torch.Generator().manual_seed(21))
+    up = r > value
+    for lag in range(1, 41):
+        agree = (up[lag:][:N_DRAWS] == up[:N_DRAWS]).double().mean().item()
+        assert abs(agree - 0.5) <= _tolerance(0.5), lag
+
+
 def test_stochastic_is_reproducible_and_chunk_independent(monkeypatch) -> None:
     """Oracle: the same seed gives the same bits, whatever the chunking; another seed differs."""
     x = torch.randn(3000)
