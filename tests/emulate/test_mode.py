@@ -16,6 +16,8 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
 import mperror
 from mperror import emulate, formats
 from mperror.emulate import OpClass, autocast, classify, pure
+from mperror.emulate.mode import _Engine
+from mperror.emulate.policy import as_policy
 
 OFF_GRID = 1 + 2.0**-20  # a float32 value that no format below fp32 holds
 
@@ -227,6 +229,41 @@ def test_report_counts_overflow_underflow_and_lists_unclassified_ops() -> None:
     text = str(em_solve.report())
     assert "unclassified" in text and "aten.mul.Tensor" in text
     assert em_solve.report().to_dict()["policy"]["name"] == "pure(fp16)"
+
+
+@pytest.mark.parametrize(
+    ("name", "values"),
+    [
+        ("fp16", [1.0, -3.5, 2.0**-20]),  # nothing to count (2**-20 is a subnormal)
+        ("fp16", [0.0, -0.0, 1.0, 2.0**-26, -(2.0**-30)]),  # zeros and underflows
+        ("fp16", [65504.0, 70000.0, -math.inf, math.nan, 1.0]),  # max is no overflow
+        ("e4m3fn", [448.0, -448.0, 3.0]),  # exactly max: saturated nothing
+        ("e4m3fn", [449.0, -1000.0, 3.0]),  # saturated, no zero or NaN anywhere
+        ("fp16", [1.0, 2.0**-26]),  # an underflow, no zero in v
+        ("e4m3fn", [449.0, -1000.0, math.inf, math.nan, 0.0, 2.0**-12]),
+        ("e4m3fn_nan", [448.0, 470.0, -1000.0, 1.0]),  # the NaN policy
+        ("e2m1", [6.0, 6.5, 0.2, -0.25, 0.0]),
+    ],
+)
+def test_tally_counts_match_their_definitions(name: str, values: list[float]) -> None:
+    """Oracle: the definitions, counted element by element in Python on the input ``v`` and
+    its rounding ``r``: underflowed = nonzero in ``v``, zero in ``r``; overflowed = finite in
+    ``v`` and beyond max (saturating formats) or non-finite in ``r`` (the others)."""
+    fmt = formats.E4M3FN.replace(overflow="nan") if name == "e4m3fn_nan" else formats.get(name)
+    engine = _Engine(as_policy(fmt), generator=None, compiled=False, count=True)
+    v = torch.tensor(values, dtype=torch.float64)
+    r = engine._round(v, fmt)
+    pairs = list(zip(v.tolist(), r.tolist(), strict=True))
+    underflowed = sum(a != 0 and b == 0 for a, b in pairs)
+    if fmt.overflow is formats.Overflow.SATURATE:
+        overflowed = sum(math.isfinite(a) and abs(a) > fmt.max for a, _ in pairs)
+    else:
+        overflowed = sum(math.isfinite(a) and not math.isfinite(b) for a, b in pairs)
+    assert (engine.rounded, engine.underflowed, engine.overflowed) == (
+        len(values),
+        underflowed,
+        overflowed,
+    )
 
 
 def test_counting_can_be_turned_off() -> None:
