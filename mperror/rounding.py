@@ -607,11 +607,38 @@ def _native_cast(fmt: FloatFormat, mode: RoundMode, storage: torch.dtype) -> tor
     torch's float32 -> float16 / bfloat16 / float8_e5m2 / float8_e4m3fn casts round to nearest
     even with these formats' overflow rules (e4m3fn saturating, as torch 2.13 does); the
     exhaustive tests hold them to the reference. float64 inputs never take this path: torch casts
-    float64 through float32, which rounds twice.
+    float64 through float32, which rounds twice. Callers use the cast only where
+    :func:`_cast_agrees` on the tensor's device type.
     """
     if storage != torch.float32 or mode is not RoundMode.NEAREST_EVEN:
         return None
     return _NATIVE_CASTS.get(fmt)
+
+
+@functools.lru_cache(maxsize=32)
+def _cast_agrees(fmt: FloatFormat, native: torch.dtype, device_type: str) -> bool:
+    """Does torch's float32 -> ``native`` cast on ``device_type`` round to ``fmt`` by nearest
+    even on the inputs where implementations part ways? Checked once, against the reference.
+
+    Casts differ between torch versions and devices: until pytorch#178817 (merged April 2026,
+    after torch 2.11) the float8_e4m3fn cast gave NaN past 464 instead of saturating to 448, and
+    CUDA converts with code of its own. Where the check fails the kernel rounds instead.
+    """
+    from mperror.reference import round_scalar  # reference imports this module
+
+    top = math.ldexp(1.0, fmt.emax - fmt.precision + 1)  # the spacing at max
+    tiny = fmt.smallest_subnormal if fmt.subnormals else fmt.smallest_normal
+    one_tie = 1 + math.ldexp(1.0, -fmt.precision)
+    probes = torch.tensor(
+        [fmt.max, fmt.max + top / 2, fmt.max + top, 4 * fmt.max, math.inf, math.nan, 0.0,
+         one_tie, one_tie + math.ldexp(1.0, 1 - fmt.precision), tiny / 2, 1.5 * tiny],
+        dtype=torch.float32,
+    )  # fmt: skip
+    probes = torch.cat([probes, torch.nextafter(probes, probes.new_tensor(math.inf)), -probes])
+    got = probes.to(device_type).to(native).float().cpu()
+    expected = torch.tensor([round_scalar(v, fmt) for v in probes.tolist()])
+    return bool(((got.view(torch.int32) == expected.view(torch.int32)) | expected.isnan()
+                 & got.isnan()).all())  # fmt: skip
 
 
 def _check_tensor(x: object) -> torch.Tensor:
@@ -758,12 +785,16 @@ def _route(
     compiled: bool,
     x_dtype: torch.dtype,
     dtype: torch.dtype,
+    *,
+    native_casts: bool = True,
 ) -> _Rounder:
     """The rounding of a ``x_dtype`` tensor to ``fmt``, stored in ``dtype``: every decision that
     depends on the arguments alone, taken once (the emulator rounds hundreds of small tensors
-    per training step, where these decisions would cost more than the rounding)."""
+    per training step, where these decisions would cost more than the rounding). Without
+    ``native_casts``, torch's casts are not used (where they disagree with ``fmt``)."""
     if x_dtype.is_complex:
-        real = _route(fmt, mode, random_bits, compiled, _REAL_OF[x_dtype], _REAL_OF[dtype])
+        real_dtypes = (_REAL_OF[x_dtype], _REAL_OF[dtype])
+        real = _route(fmt, mode, random_bits, compiled, *real_dtypes, native_casts=native_casts)
 
         def complex_parts(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
             return torch.view_as_complex(real(torch.view_as_real(x.resolve_conj()), generator))
@@ -774,10 +805,17 @@ def _route(
     work = torch.float64 if x_dtype == torch.float64 or not _holds(_FP32, fmt) else torch.float32
     if fmt == format_of_dtype(work):
         return lambda x, generator: x.to(work).to(dtype, copy=True)
-    native = _native_cast(fmt, mode, work)
+    native = _native_cast(fmt, mode, work) if native_casts else None
     # torch's float8 casts run element by element on CPU; compiled, the fused kernel is faster
     if native is not None and not (compiled and native.itemsize == 1):
-        return lambda x, generator: x.to(work).to(native).to(dtype)
+        kernel = _route(fmt, mode, random_bits, compiled, x_dtype, dtype, native_casts=False)
+
+        def native_cast(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+            if _cast_agrees(fmt, native, x.device.type):
+                return x.to(work).to(native).to(dtype)
+            return kernel(x, generator)
+
+        return native_cast
     layout = _layout_for(work)
     if layout is _F64 and _float32_detour_is_exact(fmt, mode):
         if compiled:
@@ -905,6 +943,8 @@ def _round_float64_via_odd_float32(
     float32 tensor is rounded as it is."""
     plan = _plan(fmt, mode, None, _F32)
     native = _native_cast(fmt, mode, torch.float32)
+    if native is not None and not _cast_agrees(fmt, native, x.device.type):
+        native = None
     by_addition = _addition_applies(fmt, mode)
     on_cpu = x.device.type == "cpu"
 

@@ -121,14 +121,44 @@ def test_small_formats_exhaustive_all_modes(name, subnormals, dtype, path) -> No
             assert_same(path(x, fmt, mode), reference(x, fmt, mode), x)
 
 
+def torch_cast_format(name: str, device: str = "cpu") -> formats.FloatFormat:
+    """The format whose nearest-even rounding torch's cast to ``NATIVE[name]`` is: the preset,
+    except e4m3fn where torch gives NaN past 464 (its behaviour before pytorch#178817)."""
+    fmt = formats.get(name)
+    overflow = torch.tensor([1000.0], device=device).to(NATIVE[name]).float()
+    if name == "e4m3fn" and overflow.isnan().item():
+        return fmt.replace(overflow="nan")
+    return fmt
+
+
 @pytest.mark.parametrize("name", sorted(NATIVE))
 def test_nearest_even_matches_torch_casts_exhaustively(name: str, path) -> None:
     """Oracle: torch's native float32 -> format cast, zero tolerance, on the exhaustive set."""
-    fmt = formats.get(name)
+    fmt = torch_cast_format(name)
     x = candidates(fmt, torch.float32)
     expected = x.to(NATIVE[name]).float()
     assert_same(path(x, fmt, "nearest_even"), expected, x)
     assert_same(mperror.round(x, fmt), expected, x)  # the native fast path itself
+
+
+def test_native_casts_are_used_only_where_they_agree(monkeypatch) -> None:
+    """Oracle: the reference; and torch's own cast of 1000.0 for which e4m3fn variant torch's
+    float8_e4m3fn cast rounds to (it saturated from torch 2.12 on, gave NaN before). A cast that
+    disagrees with its format (here bfloat16 standing in for fp16) is noticed and not used."""
+    saturates = not torch.tensor([1000.0]).to(torch.float8_e4m3fn).float().isnan().item()
+    e4m3fn_nan = formats.E4M3FN.replace(overflow="nan")
+    assert rounding._cast_agrees(formats.E4M3FN, torch.float8_e4m3fn, "cpu") is saturates
+    assert rounding._cast_agrees(e4m3fn_nan, torch.float8_e4m3fn, "cpu") is not saturates
+    assert rounding._cast_agrees(formats.FP16, torch.float16, "cpu")
+    monkeypatch.setattr(rounding, "_NATIVE_CASTS", {formats.FP16: torch.bfloat16})
+    rounding._route.cache_clear()  # routes are decided once: again under the patch
+    try:
+        x = candidates(formats.FP16, torch.float32)
+        expected = reference(x, formats.FP16, RoundMode.NEAREST_EVEN)
+        assert_same(mperror.round(x, "fp16"), expected, x)
+        assert_same(mperror.round(x.double(), "fp16").float(), expected, x)
+    finally:
+        rounding._route.cache_clear()
 
 
 @pytest.mark.parametrize("name", ["fp16", "bf16"])
