@@ -637,8 +637,8 @@ def _cast_agrees(fmt: FloatFormat, native: torch.dtype, device_type: str) -> boo
     probes = torch.cat([probes, torch.nextafter(probes, probes.new_tensor(math.inf)), -probes])
     got = probes.to(device_type).to(native).float().cpu()
     expected = torch.tensor([round_scalar(v, fmt) for v in probes.tolist()])
-    return bool(((got.view(torch.int32) == expected.view(torch.int32)) | expected.isnan()
-                 & got.isnan()).all())  # fmt: skip
+    same = got.view(torch.int32) == expected.view(torch.int32)
+    return bool((same | (got.isnan() & expected.isnan())).all())
 
 
 def _check_tensor(x: object) -> torch.Tensor:
@@ -790,8 +790,9 @@ def _route(
 ) -> _Rounder:
     """The rounding of a ``x_dtype`` tensor to ``fmt``, stored in ``dtype``: every decision that
     depends on the arguments alone, taken once (the emulator rounds hundreds of small tensors
-    per training step, where these decisions would cost more than the rounding). Without
-    ``native_casts``, torch's casts are not used (where they disagree with ``fmt``)."""
+    per training step, where these decisions would cost more than the rounding).
+    ``native_casts=False`` gives the route that does without torch's casts, taken where a cast
+    disagrees with ``fmt`` on the tensor's device."""
     if x_dtype.is_complex:
         real_dtypes = (_REAL_OF[x_dtype], _REAL_OF[dtype])
         real = _route(fmt, mode, random_bits, compiled, *real_dtypes, native_casts=native_casts)
