@@ -7,7 +7,7 @@ Each builds a :class:`ProblemInstance` at size ``"quick"`` or ``"full"``:
 
 >>> inst = get("regression").build("quick", seed=0)
 >>> inst.name, inst.size, inst.defaults.iterations
-('regression', 'quick', 3000)
+('regression', 'quick', 10000)
 >>> names()
 ('regression', 'diffusion', 'burgers', 'deeponet', 'fno-burgers', 'fno-darcy')
 
