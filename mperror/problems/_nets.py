@@ -7,6 +7,7 @@ generator, so building a model never touches torch's global random state.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -22,19 +23,48 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
+# The standard deviation of a standard normal truncated to [-2, 2].
+_TRUNCATED_STD = 0.87962566103423978
+
+
+def _glorot_normal(weight: torch.Tensor, generator: torch.Generator) -> None:
+    fan_out, fan_in = weight.shape
+    sigma = math.sqrt(2 / (fan_in + fan_out)) / _TRUNCATED_STD
+    nn.init.trunc_normal_(weight, 0.0, sigma, -2 * sigma, 2 * sigma, generator=generator)
+
+
+def _glorot_uniform(weight: torch.Tensor, generator: torch.Generator) -> None:
+    nn.init.xavier_uniform_(weight, generator=generator)
+
+
+_INITS: dict[str, Callable[[torch.Tensor, torch.Generator], None]] = {
+    "glorot_uniform": _glorot_uniform,
+    "glorot_normal": _glorot_normal,
+}
+
+
 class MLP(nn.Module):
     """A multilayer perceptron ``layers[0] -> layers[1] -> ... -> layers[-1]``.
 
-    Weights are Glorot (Xavier) uniform, ``U(-b, b)`` with ``b = sqrt(6 / (fan_in + fan_out))``,
-    and biases zero, the initialisation of DeepXDE that Hayford et al. (2024) use. The activation
-    follows every hidden layer, and the output layer too when ``activate_last`` is true (a
-    DeepONet trunk).
+    Biases start at zero and weights are Glorot (Xavier) with variance
+    ``2 / (fan_in + fan_out)``, drawn as ``init`` says:
+
+    - ``"glorot_uniform"``: ``U(-b, b)`` with ``b = sqrt(6 / (fan_in + fan_out))``.
+    - ``"glorot_normal"``: Keras's Glorot normal, the initialiser of Hayford et al.'s (2024)
+      DeepXDE Burgers run: a normal law truncated at two of its standard deviations, scaled so
+      that the truncated law has the variance above (its parameter ``sigma`` is the target
+      standard deviation divided by 0.87962566103423978, the standard deviation of a standard
+      normal truncated to ``[-2, 2]``).
+
+    The activation follows every hidden layer, and the output layer too when ``activate_last``
+    is true (a DeepONet trunk).
 
     Args:
         layers: widths, input first; at least two entries.
         activation: a key of :data:`ACTIVATIONS`.
         generator: the generator the initial weights are drawn from.
         activate_last: whether the activation also follows the output layer.
+        init: ``"glorot_uniform"`` (default) or ``"glorot_normal"``.
     """
 
     def __init__(
@@ -44,6 +74,7 @@ class MLP(nn.Module):
         *,
         generator: torch.Generator,
         activate_last: bool = False,
+        init: str = "glorot_uniform",
     ) -> None:
         super().__init__()
         layers = tuple(layers)
@@ -53,6 +84,8 @@ class MLP(nn.Module):
             raise ValueError(
                 f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}, got {activation!r}"
             )
+        if init not in _INITS:
+            raise ValueError(f"init must be one of {', '.join(map(repr, _INITS))}, got {init!r}")
         self.layers = layers
         self.activation = activation
         self.activate_last = activate_last
@@ -62,7 +95,7 @@ class MLP(nn.Module):
         ]
         with torch.no_grad():
             for linear in linears:
-                nn.init.xavier_uniform_(linear.weight, generator=generator)
+                _INITS[init](linear.weight, generator)
                 nn.init.zeros_(linear.bias)
         self.linears = nn.ModuleList(linears)
 
