@@ -7,11 +7,11 @@ r"""The viscous Burgers PINN of Raissi et al. (2019), as trained by Hayford et a
 
 The loss is the sum of three mean squares: the PDE residual on every training point
 (interior, boundary and initial), ``u`` on the boundary points and ``u + sin(pi x)`` on the
-initial points (weights 1). The reference
-solution is computed here by :func:`mperror.problems.cole_hopf.cole_hopf_solution` (Cole-Hopf,
-Gauss-Hermite quadrature, float64); nothing is read from disk. Paper errors (relative L2,
-20,000 iterations, 10 runs): float32 0.037 +- 0.010, mixed 0.045 +- 0.011, float16
-0.188 +- 0.050 (REFERENCES.md section 4).
+initial points (weights 1). The reference solution is computed here by
+:func:`mperror.problems.cole_hopf.cole_hopf_solution` (Cole-Hopf, Gauss-Hermite quadrature,
+float64); nothing is read from disk. Paper errors (relative L2, 20,000 iterations, 10 runs):
+float32 0.037 +- 0.010, mixed 0.045 +- 0.011, float16 0.188 +- 0.050 (REFERENCES.md
+section 4).
 
 >>> inst = Burgers().build("quick", seed=0)
 >>> inst.config["nu"] == 0.01 / math.pi, inst.defaults.adam_eps
