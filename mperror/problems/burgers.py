@@ -108,13 +108,14 @@ class Burgers:
     resolve the shock (expect a test error of tens of percent) but exercises every term.
 
     Set up as the authors' DeepXDE run (their notebook ``pinns/dde_burgers_mixed.ipynb`` in
-    lu-group/mixed-precision-sciml) in the three respects that move the float32 error:
-    training points from a low-discrepancy set (DeepXDE's default is Hammersley; here a
+    lu-group/mixed-precision-sciml) in three respects where this problem used to differ from
+    it: training points from a low-discrepancy set (DeepXDE's default is Hammersley; here a
     scrambled Halton sequence seeded by the run's seed, :func:`low_discrepancy`), the residual
     on every training point, and Keras's Glorot-normal weights. With independent uniform points
     and Glorot-uniform weights the float32 error at the full size was 0.10 to 0.47 over five
-    runs, against the paper's 0.037 +- 0.010 (experiments/RESULTS.md). Boundary points split
-    evenly between ``x = -1`` and ``x = 1``.
+    runs, 0.02 to 0.17 over four with all three (the points matter most), against the paper's
+    0.037 +- 0.010 (experiments/RESULTS.md). Boundary points split evenly between ``x = -1``
+    and ``x = 1``.
     """
 
     name = "burgers"
