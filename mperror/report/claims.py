@@ -25,6 +25,7 @@ __all__ = [
     "FROZEN_MIN",
     "MATCH_FACTOR",
     "OPTIONAL_CLAIMS",
+    "TRAINED_MAX",
     "Claim",
     "evaluate",
 ]
@@ -32,8 +33,13 @@ __all__ = [
 #: "Mixed precision matches float32": the mixed run's best test error is at most this many times
 #: float32's.
 MATCH_FACTOR = 2.0
-#: "Pure float16 fails": its final test error is at least this many times float32's.
+#: "Pure float16 fails": its final test error is at least this many times float32's, on the
+#: seeds where float32 trained.
 FAIL_FACTOR = 2.0
+#: float32 "trained" on a seed when its final relative test error is at most this. Where it did
+#: not (a quick run too short to fit), both precisions fail and their ratio says nothing about
+#: float16.
+TRAINED_MAX = 0.1
 #: "Frozen weights far above float32's": float16's unchanged share (last tenth of the run) is at
 #: least FROZEN_MIN while float32's is at most FROZEN_FP32_MAX.
 FROZEN_MIN = 0.5
@@ -136,20 +142,46 @@ def _fp16_fails(problem: str, paper: str) -> Callable[[_Runs], Claim]:
             claim=f"{problem}: pure float16 training fails (optimisation error)",
             paper=paper,
             measured="",
-            criterion=f"final test error of fp16 >= {FAIL_FACTOR:g} x float32's",
+            criterion=(
+                f"on the seeds run in both where float32's final test error is <= "
+                f"{TRAINED_MAX:g}: median final test error of fp16 >= {FAIL_FACTOR:g} x float32's "
+                f"(a non-finite fp16 error counts as a failure)"
+            ),
             holds=None,
         )
         missing = _missing(base, runs, (problem, "fp32"), (problem, "fp16"))
         if missing:
             return missing
-        e32 = runs.median(problem, "fp32", "final_test_error")
-        e16 = runs.median(problem, "fp16", "final_test_error")
+        fp32 = {r.summary.seed: r for r in runs.get(problem, "fp32")}
+        fp16 = {r.summary.seed: r for r in runs.get(problem, "fp16")}
+        paired = sorted(fp32.keys() & fp16.keys())
+        if not paired:
+            return replace(
+                base, measured="no seed run in both", note="run fp32 and fp16 on the same seeds"
+            )
+        errors32 = {s: fp32[s].summary.final_test_error for s in paired}
+        seeds = [s for s in paired if errors32[s] <= TRAINED_MAX]  # False for NaN
+        if not seeds:
+            return replace(
+                base,
+                measured="float32 did not train: final test error "
+                + ", ".join(f"{e:.3e} (seed {s})" for s, e in errors32.items()),
+                note=f"no seed where float32 ended at or below {TRAINED_MAX:g}: both precisions "
+                "failed to fit, so the ratio says nothing about float16 (train longer)",
+                runs=runs.ids((problem, "fp32"), (problem, "fp16")),
+            )
+        e32 = statistics.median(errors32[s] for s in seeds)
+        errors16 = [fp16[s].summary.final_test_error for s in seeds]
+        e16 = statistics.median(e if math.isfinite(e) else math.inf for e in errors16)
         ratio = e16 / e32
         return replace(
             base,
-            measured=f"fp32 {e32:.3e}, fp16 {e16:.3e} (ratio {ratio:.2f})",
+            measured=(
+                f"fp32 {e32:.3e}, fp16 {e16:.3e} (ratio {ratio:.2f}; "
+                f"{len(seeds)} of {len(paired)} paired seeds: {seeds})"
+            ),
             holds=bool(ratio >= FAIL_FACTOR),
-            runs=runs.ids((problem, "fp32"), (problem, "fp16")),
+            runs=tuple(r.summary.run_id for s in seeds for r in (fp32[s], fp16[s])),
         )
 
     return judge

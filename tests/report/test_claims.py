@@ -1,7 +1,7 @@
 """Claims are judged by their stated criteria; the report carries every claim and figure.
 
 Oracle: manufactured summaries whose numbers sit on either side of each criterion's constant
-(mperror.report.claims: MATCH_FACTOR, FAIL_FACTOR, FROZEN_MIN, FROZEN_FP32_MAX).
+(mperror.report.claims: MATCH_FACTOR, FAIL_FACTOR, TRAINED_MAX, FROZEN_MIN, FROZEN_FP32_MAX).
 """
 
 from __future__ import annotations
@@ -13,7 +13,13 @@ from dataclasses import replace
 import pytest
 
 from mperror.report import CLAIMS, evaluate, write_report
-from mperror.report.claims import FAIL_FACTOR, FROZEN_FP32_MAX, FROZEN_MIN, MATCH_FACTOR
+from mperror.report.claims import (
+    FAIL_FACTOR,
+    FROZEN_FP32_MAX,
+    FROZEN_MIN,
+    MATCH_FACTOR,
+    TRAINED_MAX,
+)
 from mperror.train import RunConfig, StoredRun, train
 
 
@@ -26,13 +32,8 @@ def template() -> StoredRun:
 
 
 def _run(template: StoredRun, problem: str, policy: str, **fields) -> StoredRun:
-    summary = replace(
-        template.summary,
-        problem=problem,
-        policy=policy,
-        run_id=f"{problem}-{policy}",
-        **fields,
-    )
+    fields = {"run_id": f"{problem}-{policy}", **fields}
+    summary = replace(template.summary, problem=problem, policy=policy, **fields)
     return replace(template, summary=summary)
 
 
@@ -62,6 +63,51 @@ def test_fp16_fails(template, factor, holds) -> None:
         _run(template, "burgers", "fp16", final_test_error=factor * 0.04),
     ]
     assert _by_id(evaluate(runs))["burgers.fp16-fails"].holds is holds
+
+
+def _seeded(template, policy: str, errors: dict[int, float]) -> list[StoredRun]:
+    return [
+        _run(template, "burgers", policy, seed=s, final_test_error=e, run_id=f"{policy}-{s}")
+        for s, e in errors.items()
+    ]
+
+
+def test_fp16_fails_is_judged_on_the_paired_seeds_where_float32_trained(template) -> None:
+    """Seeds 0 and 2 of float32 stall above TRAINED_MAX and seed 4 has no fp16 twin: only seeds
+    1 and 3 count, medians 0.03 (fp32) and 0.27 (fp16)."""
+    stalled = 1.5 * TRAINED_MAX
+    runs = _seeded(template, "fp32", {0: stalled, 1: 0.02, 2: stalled, 3: 0.04, 4: 0.01}) + (
+        _seeded(template, "fp16", {0: 0.01, 1: 0.24, 2: 0.01, 3: 0.30})
+    )
+    claim = _by_id(evaluate(runs))["burgers.fp16-fails"]
+    assert claim.holds is True
+    assert "fp32 3.000e-02, fp16 2.700e-01 (ratio 9.00; 2 of 4 paired seeds: [1, 3])" in (
+        claim.measured
+    )
+    assert claim.runs == ("fp32-1", "fp16-1", "fp32-3", "fp16-3")
+
+
+@pytest.mark.parametrize(
+    ("fp32_error", "decided"), [(TRAINED_MAX, True), (1.01 * TRAINED_MAX, False)]
+)
+def test_fp16_fails_is_undecided_where_float32_did_not_train(template, fp32_error, decided) -> None:
+    runs = _seeded(template, "fp32", {0: fp32_error}) + _seeded(template, "fp16", {0: 0.9})
+    claim = _by_id(evaluate(runs))["burgers.fp16-fails"]
+    assert claim.holds is (True if decided else None)
+    assert decided or "float32 did not train" in claim.measured
+
+
+def test_fp16_fails_counts_a_diverged_fp16_run_as_a_failure(template) -> None:
+    runs = _seeded(template, "fp32", {0: 0.04, 1: 0.05}) + (
+        _seeded(template, "fp16", {0: math.nan, 1: math.nan})
+    )
+    assert _by_id(evaluate(runs))["burgers.fp16-fails"].holds is True
+
+
+def test_fp16_fails_needs_a_seed_run_in_both(template) -> None:
+    runs = _seeded(template, "fp32", {0: 0.04}) + _seeded(template, "fp16", {1: 0.5})
+    claim = _by_id(evaluate(runs))["burgers.fp16-fails"]
+    assert claim.holds is None and claim.measured == "no seed run in both"
 
 
 @pytest.mark.parametrize(
