@@ -92,6 +92,12 @@ class _Runs:
         values = [v for v in values if v is not None and not math.isnan(v)]
         return statistics.median(values) if values else math.nan
 
+    def paired(self, problem: str, a: str, b: str) -> list[tuple[int, StoredRun, StoredRun]]:
+        """``(seed, run of a, run of b)`` for every seed run under both labels, by seed."""
+        first = {r.summary.seed: r for r in self.get(problem, a)}
+        second = {r.summary.seed: r for r in self.get(problem, b)}
+        return [(s, first[s], second[s]) for s in sorted(first.keys() & second.keys())]
+
     def ids(self, *keys: tuple[str, str]) -> tuple[str, ...]:
         return tuple(r.summary.run_id for k in keys for r in self.get(*k))
 
@@ -107,6 +113,23 @@ def _missing(claim: Claim, runs: _Runs, *keys: tuple[str, str]) -> Claim | None:
     return replace(claim, measured="not run", holds=None, note=f"needs runs of {', '.join(absent)}")
 
 
+def _unpaired(claim: Claim, a: str, b: str) -> Claim:
+    return replace(claim, measured="no seed run in both", note=f"run {a} and {b} on the same seeds")
+
+
+def _median(errors) -> float:
+    """The median of test errors, a non-finite one (a diverged run) counted as infinite."""
+    return statistics.median(e if math.isfinite(e) else math.inf for e in errors)
+
+
+def _seeds(pairs: list) -> str:
+    return f"{len(pairs)} paired seed{'' if len(pairs) == 1 else 's'}"
+
+
+def _pair_ids(pairs: list[tuple[int, StoredRun, StoredRun]]) -> tuple[str, ...]:
+    return tuple(r.summary.run_id for _, *both in pairs for r in both)
+
+
 def _mixed_matches(problem: str, paper: str, mixed: str = "mixed-fp16") -> Callable[[_Runs], Claim]:
     def judge(runs: _Runs) -> Claim:
         base = Claim(
@@ -115,20 +138,26 @@ def _mixed_matches(problem: str, paper: str, mixed: str = "mixed-fp16") -> Calla
             claim=f"{problem}: {mixed} (fp32 master weights) matches float32 accuracy",
             paper=paper,
             measured="",
-            criterion=f"best test error of {mixed} <= {MATCH_FACTOR:g} x float32's",
+            criterion=(
+                f"on the seeds run in both: median best test error of {mixed} <= "
+                f"{MATCH_FACTOR:g} x float32's"
+            ),
             holds=None,
         )
         missing = _missing(base, runs, (problem, "fp32"), (problem, mixed))
         if missing:
             return missing
-        e32 = runs.median(problem, "fp32", "best_test_error")
-        emix = runs.median(problem, mixed, "best_test_error")
+        pairs = runs.paired(problem, "fp32", mixed)
+        if not pairs:
+            return _unpaired(base, "fp32", mixed)
+        e32 = _median(a.summary.best_test_error for _, a, _ in pairs)
+        emix = _median(b.summary.best_test_error for _, _, b in pairs)
         ratio = emix / e32
         return replace(
             base,
-            measured=f"fp32 {e32:.3e}, {mixed} {emix:.3e} (ratio {ratio:.2f})",
+            measured=f"fp32 {e32:.3e}, {mixed} {emix:.3e} (ratio {ratio:.2f}; {_seeds(pairs)})",
             holds=bool(ratio <= MATCH_FACTOR),
-            runs=runs.ids((problem, "fp32"), (problem, mixed)),
+            runs=_pair_ids(pairs),
         )
 
     return judge
@@ -152,36 +181,31 @@ def _fp16_fails(problem: str, paper: str) -> Callable[[_Runs], Claim]:
         missing = _missing(base, runs, (problem, "fp32"), (problem, "fp16"))
         if missing:
             return missing
-        fp32 = {r.summary.seed: r for r in runs.get(problem, "fp32")}
-        fp16 = {r.summary.seed: r for r in runs.get(problem, "fp16")}
-        paired = sorted(fp32.keys() & fp16.keys())
-        if not paired:
-            return replace(
-                base, measured="no seed run in both", note="run fp32 and fp16 on the same seeds"
-            )
-        errors32 = {s: fp32[s].summary.final_test_error for s in paired}
-        seeds = [s for s in paired if errors32[s] <= TRAINED_MAX]  # False for NaN
-        if not seeds:
+        pairs = runs.paired(problem, "fp32", "fp16")
+        if not pairs:
+            return _unpaired(base, "fp32", "fp16")
+        trained = [p for p in pairs if p[1].summary.final_test_error <= TRAINED_MAX]  # not NaN
+        if not trained:
             return replace(
                 base,
                 measured="float32 did not train: final test error "
-                + ", ".join(f"{e:.3e} (seed {s})" for s, e in errors32.items()),
+                + ", ".join(f"{a.summary.final_test_error:.3e} (seed {s})" for s, a, _ in pairs),
                 note=f"no seed where float32 ended at or below {TRAINED_MAX:g}: both precisions "
                 "failed to fit, so the ratio says nothing about float16 (train longer)",
-                runs=runs.ids((problem, "fp32"), (problem, "fp16")),
+                runs=_pair_ids(pairs),
             )
-        e32 = statistics.median(errors32[s] for s in seeds)
-        errors16 = [fp16[s].summary.final_test_error for s in seeds]
-        e16 = statistics.median(e if math.isfinite(e) else math.inf for e in errors16)
+        e32 = _median(a.summary.final_test_error for _, a, _ in trained)
+        e16 = _median(b.summary.final_test_error for _, _, b in trained)
         ratio = e16 / e32
+        seeds = [s for s, _, _ in trained]
         return replace(
             base,
             measured=(
                 f"fp32 {e32:.3e}, fp16 {e16:.3e} (ratio {ratio:.2f}; "
-                f"{len(seeds)} of {len(paired)} paired seeds: {seeds})"
+                f"{len(seeds)} of {_seeds(pairs)}: {seeds})"
             ),
             holds=bool(ratio >= FAIL_FACTOR),
-            runs=tuple(r.summary.run_id for s in seeds for r in (fp32[s], fp16[s])),
+            runs=_pair_ids(trained),
         )
 
     return judge

@@ -104,10 +104,12 @@ def test_fp16_fails_counts_a_diverged_fp16_run_as_a_failure(template) -> None:
     assert _by_id(evaluate(runs))["burgers.fp16-fails"].holds is True
 
 
-def test_fp16_fails_needs_a_seed_run_in_both(template) -> None:
+def test_error_ratios_need_a_seed_run_in_both(template) -> None:
     runs = _seeded(template, "fp32", {0: 0.04}) + _seeded(template, "fp16", {1: 0.5})
-    claim = _by_id(evaluate(runs))["burgers.fp16-fails"]
-    assert claim.holds is None and claim.measured == "no seed run in both"
+    runs += [_run(template, "burgers", "mixed-fp16", seed=2, best_test_error=0.04)]
+    claims = _by_id(evaluate(runs))
+    for name in ("burgers.fp16-fails", "burgers.mixed-matches-fp32"):
+        assert claims[name].holds is None and claims[name].measured == "no seed run in both"
 
 
 @pytest.mark.parametrize(
@@ -127,14 +129,19 @@ def test_frozen_weights(template, f16, f32, holds) -> None:
 
 
 def test_median_over_seeds(template) -> None:
-    """Three seeds: the median (not the mean, not the best) decides."""
-    runs = [_run(template, "diffusion", "fp32", best_test_error=1.0)] + [
-        _run(template, "diffusion", "mixed-fp16", best_test_error=e, seed=s)
-        for s, e in enumerate([1.0, 1.5, 100.0])
+    """Three seeds: the median (not the mean, not the best) decides; seed 3, run in float32
+    only, does not count."""
+    runs = [
+        _run(template, "diffusion", "fp32", best_test_error=e, seed=s, run_id=f"fp32-{s}")
+        for s, e in enumerate([1.0, 1.0, 1.0, 1e-9])
+    ] + [
+        _run(template, "diffusion", "mixed-fp16", best_test_error=e, seed=s, run_id=f"mixed-{s}")
+        for s, e in enumerate([1.0, 1.5, math.nan])
     ]
     claim = _by_id(evaluate(runs))["diffusion.mixed-matches-fp32"]
     assert claim.holds is True
-    assert "ratio 1.50" in claim.measured
+    assert "ratio 1.50; 3 paired seeds" in claim.measured  # the NaN counts as the largest
+    assert claim.runs == ("fp32-0", "mixed-0", "fp32-1", "mixed-1", "fp32-2", "mixed-2")
 
 
 def test_critical_zone(template) -> None:
