@@ -114,6 +114,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         device=args.device,
         backend=args.backend,
         iterations=args.iterations,
+        optimizer=args.optimizer,
     )
     runs = run_study(configs, out, progress=not args.no_progress, log=True)
     write_report(runs, out, setting=args.size)
@@ -163,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_verify.set_defaults(func=_cmd_verify)
 
     from mperror.problems import names as problem_names
+    from mperror.train.optim import OPTIMIZERS
     from mperror.train.precision import BACKENDS, examples
 
     p_run = sub.add_parser("run", help="train one problem under several policies and seeds")
@@ -177,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--size", default="quick", choices=["quick", "full"])
     p_run.add_argument("--backend", default="auto", choices=BACKENDS)
     p_run.add_argument("--out", default="runs", help="output directory")
+    p_run.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        help="adam (torch's) or adam-keras (epsilon where Keras puts it); default: the problem's",
+    )
     _training_options(p_run)
     p_run.set_defaults(func=_cmd_run)
 

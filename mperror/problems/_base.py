@@ -51,7 +51,7 @@ class TrainDefaults(Record):
             float16 scripts raised it for float16 only, which confounds precision with the
             optimiser; PyTorch's default 1e-8 lies below float16's smallest subnormal 5.96e-8.)
         eval_every: steps between two evaluations of the test error.
-        optimizer: optimiser name; ``"adam"``.
+        optimizer: ``"adam"`` (torch's) or ``"adam-keras"`` (:mod:`mperror.train.optim`).
     """
 
     lr: float

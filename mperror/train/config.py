@@ -15,6 +15,7 @@ import torch
 from mperror import problems
 from mperror._records import Record
 from mperror.problems._base import TrainDefaults, check_seed, check_size
+from mperror.train.optim import OPTIMIZERS
 from mperror.train.precision import BACKENDS, parse
 
 __all__ = ["RunConfig"]
@@ -50,6 +51,8 @@ class RunConfig(Record):
         size: ``"quick"`` or ``"full"`` (the problem's size; it also sets the defaults below).
         iterations, lr, adam_eps, eval_every: ``None`` takes the problem's defaults for
             ``size``; Adam's epsilon is one value for every policy of a study.
+        optimizer: ``"adam"`` (torch's) or ``"adam-keras"`` (epsilon where Keras puts it;
+            :mod:`mperror.train.optim`); ``None`` takes the problem's default.
         cosine_every: steps between two comparisons of the run's gradient with the float32
             gradient at the same weights (``None``: ``eval_every``).
         init_scale: GradScaler's initial scale (``+scaler`` policies); ``None`` chooses
@@ -70,6 +73,7 @@ class RunConfig(Record):
     iterations: int | None = None
     lr: float | None = None
     adam_eps: float | None = None
+    optimizer: str | None = None
     eval_every: int | None = None
     cosine_every: int | None = None
     init_scale: float | None = None
@@ -86,6 +90,8 @@ class RunConfig(Record):
             _positive_int(getattr(self, name), name, allow_none=True)
         for name in ("lr", "adam_eps", "init_scale"):
             _positive_float(getattr(self, name), name, allow_none=True)
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.model_precision is not None and not isinstance(self.model_precision, str):
@@ -99,12 +105,14 @@ class RunConfig(Record):
 
     @property
     def run_id(self) -> str:
-        """The run's directory name: problem, size, policy and seed (the swept fields)."""
+        """The run's directory name: problem, size, policy and seed (the swept fields), with the
+        backend, model precision and optimizer where they were asked for."""
         policy = parse(self.policy, backend=self.backend).name.replace("+", "_")
         backend = "" if self.backend == "auto" else f"-{self.backend}"
         model = "" if self.model_precision is None else f"-{self.model_precision}"
         model = model.replace("+", "_")
-        return f"{self.problem}-{self.size}-{policy}{backend}{model}-seed{self.seed}"
+        optimizer = "" if self.optimizer is None else f"-{self.optimizer}"
+        return f"{self.problem}-{self.size}-{policy}{backend}{model}{optimizer}-seed{self.seed}"
 
     def resolved(self, defaults: TrainDefaults) -> RunConfig:
         """This config with every ``None``/``"auto"`` replaced by the value the run uses.
@@ -121,6 +129,7 @@ class RunConfig(Record):
             iterations=self.iterations or defaults.iterations,
             lr=self.lr or defaults.lr,
             adam_eps=self.adam_eps or defaults.adam_eps,
+            optimizer=self.optimizer or defaults.optimizer,
             eval_every=eval_every,
             cosine_every=self.cosine_every or eval_every,
             backend=parse(self.policy, backend=self.backend).resolve(device).backend,

@@ -1,6 +1,7 @@
 """The one training loop: any problem, any precision policy, a full trace of every step.
 
-The loop is full-batch Adam with the problem's loss. The policy (:mod:`mperror.train.precision`)
+The loop is full-batch Adam (torch's, or with Keras's epsilon: :mod:`mperror.train.optim`)
+with the problem's loss. The policy (:mod:`mperror.train.precision`)
 decides where the weights live and how the forward and backward passes round; everything else
 is shared, so two runs of a study differ in the policy alone.
 
@@ -33,6 +34,7 @@ import mperror.emulate
 from mperror import bounds, problems
 from mperror.lipschitz import SecantTracker
 from mperror.train.config import RunConfig
+from mperror.train.optim import make_optimizer
 from mperror.train.precision import Precision, parse
 from mperror.train.summary import RunSummary, summarise
 from mperror.train.trace import Trace
@@ -186,7 +188,7 @@ def _loop(
     if cfg.model_precision is not None:
         instance.set_model_precision(cfg.model_precision)
     shadow = _Float32Shadow(instance, params)
-    optimizer = torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps)
+    optimizer = make_optimizer(cfg.optimizer, params, lr=cfg.lr, eps=cfg.adam_eps)
     meter = mperror.emulate.LostUpdateMeter(params, precision.stores_weights)
     meter.store()
     tracker = SecantTracker(matrices)

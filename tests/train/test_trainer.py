@@ -10,14 +10,17 @@ import torch
 import mperror
 from mperror import problems
 from mperror.train import COLUMNS, RunConfig, initial_scale, train
+from mperror.train.optim import KerasAdam
 
 STEPS = 12
 
 
-def _plain_adam_losses(problem: str, steps: int, lr: float, eps: float) -> list[float]:
-    """An independent float32 loop: the problem's model and loss, torch's Adam, nothing else."""
+def _plain_adam_losses(
+    problem: str, steps: int, lr: float, eps: float, adam: type = torch.optim.Adam
+) -> list[float]:
+    """An independent float32 loop: the problem's model and loss, ``adam``, nothing else."""
     inst = problems.get(problem).build("quick", seed=0)
-    opt = torch.optim.Adam(inst.model.parameters(), lr=lr, eps=eps)
+    opt = adam(inst.model.parameters(), lr=lr, eps=eps)
     losses = []
     for _ in range(steps):
         opt.zero_grad()
@@ -37,6 +40,20 @@ def test_fp32_trace_is_the_plain_loop(problem: str) -> None:
     assert set(result.trace.columns) == set(COLUMNS)
     assert result.trace["step"] == list(range(STEPS))
     assert not any(result.trace["nonfinite"])
+
+
+def test_adam_keras_option_is_the_plain_keras_loop() -> None:
+    """Oracle: a plain loop with KerasAdam (whose update tests/train/test_optim.py checks
+    against Keras's formula); and the option changes training (torch's Adam differs)."""
+    cfg = RunConfig(problem="regression", policy="fp32", iterations=STEPS, optimizer="adam-keras")
+    result = train(cfg)
+    assert result.config.optimizer == "adam-keras"
+    lr, eps = result.config.lr, result.config.adam_eps
+    assert result.trace["loss"] == _plain_adam_losses("regression", STEPS, lr, eps, KerasAdam)
+    assert result.trace["loss"] != _plain_adam_losses("regression", STEPS, lr, eps)
+    assert cfg.run_id == "regression-quick-fp32-adam-keras-seed0"
+    default = RunConfig(problem="regression", policy="fp32", iterations=STEPS)
+    assert default.resolved(problems.get("regression").defaults("quick")).optimizer == "adam"
 
 
 def test_trace_columns_follow_their_definitions() -> None:
@@ -137,6 +154,7 @@ def test_initial_scale_rule() -> None:
         ({"size": "huge"}, "size must be one of"),
         ({"device": "tpu"}, "device must be"),
         ({"seed": -1}, "seed must be a non-negative int"),
+        ({"optimizer": "sgd"}, "optimizer must be one of"),
     ],
 )
 def test_bad_configs_are_refused_by_name(kwargs, match) -> None:
