@@ -15,7 +15,7 @@ import torch
 from mperror import problems
 from mperror._records import Record
 from mperror.problems._base import TrainDefaults, check_seed, check_size
-from mperror.train.optim import OPTIMIZERS
+from mperror.train.optim import check_optimizer
 from mperror.train.precision import BACKENDS, parse
 
 __all__ = ["RunConfig"]
@@ -90,8 +90,8 @@ class RunConfig(Record):
             _positive_int(getattr(self, name), name, allow_none=True)
         for name in ("lr", "adam_eps", "init_scale"):
             _positive_float(getattr(self, name), name, allow_none=True)
-        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.optimizer is not None:
+            check_optimizer(self.optimizer)
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.model_precision is not None and not isinstance(self.model_precision, str):

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 import torch
 
-__all__ = ["OPTIMIZERS", "KerasAdam", "make_optimizer"]
+__all__ = ["OPTIMIZERS", "KerasAdam", "check_optimizer", "make_optimizer"]
 
 OPTIMIZERS = ("adam", "adam-keras")
 
@@ -66,12 +66,16 @@ def _steps(state: dict) -> int:
     return 0 if step is None else int(step)
 
 
+def check_optimizer(name: object) -> None:
+    """Refuse a name that is not one of :data:`OPTIMIZERS`, naming the allowed ones."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+
+
 def make_optimizer(
     name: str, params: list[torch.nn.Parameter], *, lr: float, eps: float
 ) -> torch.optim.Optimizer:
     """The optimiser ``name`` (one of :data:`OPTIMIZERS`) over ``params``."""
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, eps=eps)
-    if name == "adam-keras":
-        return KerasAdam(params, lr=lr, eps=eps)
-    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+    check_optimizer(name)
+    adam = KerasAdam if name == "adam-keras" else torch.optim.Adam
+    return adam(params, lr=lr, eps=eps)

@@ -17,6 +17,7 @@ import torch
 from mperror._records import plain
 from mperror.problems import PROBLEMS, SIZES, Problem, ProblemInstance, TrainDefaults, get, names
 from mperror.problems._base import check_seed, generator, relative_l2
+from mperror.train.optim import OPTIMIZERS
 
 EXPECTED = ("regression", "diffusion", "burgers", "deeponet", "fno-burgers", "fno-darcy")
 #: Problems whose model runs FFTs: CPU torch has no float16 or bfloat16 FFT, so on the CPU they
@@ -100,7 +101,7 @@ def test_instance_fields(instance: ProblemInstance) -> None:
     assert dataclasses.is_dataclass(instance.defaults)
     d = instance.defaults
     assert d.lr > 0 and d.iterations > 0 and d.adam_eps > 0 and 0 < d.eval_every <= d.iterations
-    assert d.optimizer == "adam"
+    assert d.optimizer in OPTIMIZERS
     assert instance.config["seed"] == 0 and instance.config["size"] == "quick"
     assert instance.config["problem"] == instance.name
     json.dumps(plain(instance.config), allow_nan=False)  # JSON-ready, no tensors left
