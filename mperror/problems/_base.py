@@ -29,8 +29,9 @@ __all__ = [
     "TrainDefaults",
     "check_seed",
     "check_size",
+    "evenly_spaced",
     "generator",
-    "low_discrepancy",
+    "hammersley",
     "param_dtype",
     "relative_l2",
 ]
@@ -175,16 +176,34 @@ def generator(seed: int, stream: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]))
 
 
-def low_discrepancy(n: int, d: int, seed: int, stream: int) -> torch.Tensor:
-    """``n`` points of a scrambled Halton sequence in ``[0, 1)^d``, float64, for the random
-    stream ``stream`` of ``seed`` (decorrelated as in :func:`generator`).
+def evenly_spaced(n: int) -> torch.Tensor:
+    """``i / (n + 1)`` for ``i = 1 .. n``: ``n`` evenly spaced points inside ``(0, 1)``, float64.
 
-    Collocation points spread this way leave no large gaps, unlike independent uniform draws;
-    DeepXDE, with which Hayford et al. (2024) trained their PINNs, samples training points from
-    a low-discrepancy (Hammersley) set by default.
+    >>> evenly_spaced(3).tolist()
+    [0.25, 0.5, 0.75]
     """
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream,)))
-    return torch.from_numpy(qmc.Halton(d=d, scramble=True, rng=rng).random(n))
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an int >= 1, got {n!r}")
+    return torch.arange(1, n + 1, dtype=torch.float64) / (n + 1)
+
+
+def hammersley(n: int) -> torch.Tensor:
+    """The ``n``-point Hammersley set in ``(0, 1)^2`` without its corner point, float64:
+    ``(i / (n + 1), phi_2(i))`` for ``i = 1 .. n``, ``phi_2`` the base-2 radical inverse (van
+    der Corput's sequence, from ``scipy.stats.qmc.Halton`` unscrambled).
+
+    The same points for every seed, as in DeepXDE, whose default training points (with which
+    Hayford et al. 2024 trained their PINNs) are a Hammersley set. The first coordinate is an
+    even grid, so every column of width ``1 / (n + 1)`` holds exactly one point; with the corner
+    ``(0, 0)`` added back and ``n + 1 = 2**k``, the set is a (0, k, 2)-net in base 2: every
+    dyadic box of area ``2**-k`` holds exactly one point.
+
+    >>> hammersley(3).tolist()
+    [[0.25, 0.5], [0.5, 0.25], [0.75, 0.75]]
+    """
+    first = evenly_spaced(n)  # refuses a bad n by name
+    second = torch.from_numpy(qmc.Halton(d=1, scramble=False).random(n + 1)[1:, 0])
+    return torch.stack([first, second], dim=1)
 
 
 def param_dtype(model: torch.nn.Module) -> torch.dtype:

@@ -11,7 +11,7 @@ from scipy.stats import truncnorm
 from torch import nn
 
 from mperror.problems import get
-from mperror.problems._base import generator, low_discrepancy
+from mperror.problems._base import evenly_spaced, generator, hammersley
 from mperror.problems._nets import MLP
 from mperror.problems.burgers import residual as burgers_residual
 from mperror.problems.cole_hopf import NU
@@ -142,19 +142,33 @@ def test_burgers_loss_takes_the_residual_on_every_training_point() -> None:
     assert inst.loss(model).item() == pytest.approx(expected.item(), rel=1e-13)
 
 
-def test_low_discrepancy_points_are_stratified() -> None:
-    """Oracle: the first 2**a 3**b points of a Halton sequence in bases (2, 3), scrambled by digit
-    permutations or not, put exactly one point in each box of side 2**-a by 3**-b; 144 independent
-    uniform points would do so with probability 144! / 144**144 (about 1e-61)."""
-    for seed in range(3):
-        p = low_discrepancy(144, 2, seed, 1)
-        assert p.dtype == torch.float64 and p.shape == (144, 2)
-        assert p.min().item() >= 0 and p.max().item() < 1
-        box = (p[:, 0] * 16).floor().long() * 9 + (p[:, 1] * 9).floor().long()
-        assert torch.equal(torch.bincount(box, minlength=144), torch.ones(144, dtype=torch.long))
-    assert torch.equal(low_discrepancy(10, 2, 0, 1), low_discrepancy(10, 2, 0, 1))
-    assert not torch.equal(low_discrepancy(10, 2, 0, 1), low_discrepancy(10, 2, 0, 2))
-    assert not torch.equal(low_discrepancy(10, 2, 0, 1), low_discrepancy(10, 2, 1, 1))
+def _bit_reversed(i: int, bits: int) -> float:
+    """The base-2 radical inverse of ``i < 2**bits``, by reversing its binary digits."""
+    return int(format(i, f"0{bits}b")[::-1], 2) / 2**bits
+
+
+def test_hammersley_set_is_a_net() -> None:
+    """Oracles: the definition (first coordinate i / (n + 1), second the binary digits of i
+    mirrored about the point); and the (0, k, 2)-net property: with the corner (0, 0) added
+    back, every dyadic box of area 2**-k holds exactly one point, for each of the k + 1 box
+    shapes. 64 independent uniform points would fill the 8 x 8 boxes one each with probability
+    64! / 64**64 (about 3e-27)."""
+    k = 6
+    n = 2**k - 1
+    p = hammersley(n)
+    assert p.dtype == torch.float64 and p.shape == (n, 2)
+    assert p[:, 0].tolist() == [i / 2**k for i in range(1, n + 1)]
+    assert p[:, 1].tolist() == [_bit_reversed(i, k) for i in range(1, n + 1)]
+    net = torch.cat([torch.zeros(1, 2, dtype=torch.float64), p])
+    for a in range(k + 1):
+        box = (net[:, 0] * 2**a).floor().long() * 2 ** (k - a) + (
+            net[:, 1] * 2 ** (k - a)
+        ).floor().long()
+        assert torch.equal(torch.bincount(box, minlength=2**k), torch.ones(2**k, dtype=torch.long))
+    assert evenly_spaced(4).tolist() == [0.2, 0.4, 0.6, 0.8]
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="n must be an int >= 1"):
+            hammersley(bad)
 
 
 def test_burgers_points() -> None:
@@ -162,7 +176,15 @@ def test_burgers_points() -> None:
     assert inst.xt_interior.shape == (2048, 2)
     assert inst.xt_boundary.shape == (64, 2) and inst.xt_initial.shape == (128, 2)
     assert set(inst.xt_boundary[:, 0].tolist()) == {-1.0, 1.0}
-    assert (inst.xt_boundary[:, 0] == -1).sum().item() == 32
+    left, right = inst.xt_boundary[:32], inst.xt_boundary[32:]
+    assert torch.all(left[:, 0] == -1) and torch.all(right[:, 0] == 1)
+    assert torch.equal(left[:, 1], right[:, 1])  # both sides at the same times
+    assert inst.xt_boundary[:, 1].unique().numel() == 32
+    # the points are the problem's, not the seed's (as DeepXDE's Hammersley set); seeds differ
+    # in the initial weights
+    other = get("burgers").build("full", seed=1)
+    for name in ("xt_interior", "xt_boundary", "xt_initial"):
+        assert torch.equal(getattr(inst, name), getattr(other, name))
     assert torch.all(inst.xt_initial[:, 1] == 0)
     for pts in (inst.xt_interior, inst.xt_boundary, inst.xt_test):
         assert pts[:, 0].abs().max() <= 1 and pts[:, 1].min() >= 0 and pts[:, 1].max() <= 0.99
