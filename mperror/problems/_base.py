@@ -194,9 +194,9 @@ def hammersley(n: int) -> torch.Tensor:
 
     The same points for every seed, as in DeepXDE, whose default training points (with which
     Hayford et al. 2024 trained their PINNs) are a Hammersley set. The first coordinate is an
-    even grid, so every column of width ``1 / (n + 1)`` holds exactly one point; with the corner
-    ``(0, 0)`` added back and ``n + 1 = 2**k``, the set is a (0, k, 2)-net in base 2: every
-    dyadic box of area ``2**-k`` holds exactly one point.
+    even grid (:func:`evenly_spaced`); with the corner ``(0, 0)`` added back and
+    ``n + 1 = 2**k``, the set is a (0, k, 2)-net in base 2: every dyadic box of area ``2**-k``
+    holds exactly one point.
 
     >>> hammersley(3).tolist()
     [[0.25, 0.5], [0.5, 0.25], [0.75, 0.75]]

@@ -1,9 +1,9 @@
 """The one training loop: any problem, any precision policy, a full trace of every step.
 
 The loop is full-batch Adam (torch's, or with Keras's epsilon: :mod:`mperror.train.optim`)
-with the problem's loss. The policy (:mod:`mperror.train.precision`)
-decides where the weights live and how the forward and backward passes round; everything else
-is shared, so two runs of a study differ in the policy alone.
+with the problem's loss. The policy (:mod:`mperror.train.precision`) decides where the weights
+live and how the forward and backward passes round; everything else is shared, so two runs of a
+study differ in the policy alone.
 
 At every step ``k`` the trainer records (:mod:`mperror.train.trace`) the loss, the gradient and
 weight norms, the secant estimate of ``L`` over the weight matrices (how Hayford et al. 2024
