@@ -134,9 +134,17 @@ class Problem(Protocol):
     ``build(size, seed=..., device=...)`` must be deterministic in ``(size, seed)``: the model's
     initial weights and the training data depend on the seed only (never on torch's global
     random state), so every precision of a study starts from the same weights and data.
+
+    ``revision`` numbers the problem's definition. A change that alters what ``build`` returns
+    for some ``(size, seed)`` (data, reference, model, initialisation, loss, defaults) raises
+    it; run directories record it, and a study resumed after such a change trains its runs
+    again instead of reporting them beside runs of the new definition
+    (:func:`mperror.train.run_study`). Revision 1 is each problem as it stood when revisions
+    were introduced; run directories from before carry none and are trained again.
     """
 
     name: str
+    revision: int
 
     def defaults(self, size: str = "quick") -> TrainDefaults:
         """The training settings of ``size`` (what ``build(size).defaults`` holds)."""

@@ -122,6 +122,7 @@ class Burgers:
     """
 
     name = "burgers"
+    revision = 1
 
     def defaults(self, size: str = "quick") -> TrainDefaults:
         """The training settings of ``size``, without building the problem."""

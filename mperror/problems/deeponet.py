@@ -141,6 +141,7 @@ class DeepONetAntiderivative:
     """
 
     name = "deeponet"
+    revision = 1
 
     def defaults(self, size: str = "quick") -> TrainDefaults:
         """The training settings of ``size``, without building the problem."""

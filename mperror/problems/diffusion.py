@@ -125,6 +125,7 @@ class Diffusion:
     """
 
     name = "diffusion"
+    revision = 1
 
     def defaults(self, size: str = "quick") -> TrainDefaults:
         """The training settings of ``size``, without building the problem."""

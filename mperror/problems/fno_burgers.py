@@ -92,6 +92,7 @@ class FNOBurgers(FNOProblem):
     """
 
     name = "fno-burgers"
+    revision = 1
     _defaults = _DEFAULTS
 
     def build(

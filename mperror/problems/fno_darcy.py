@@ -109,6 +109,7 @@ class FNODarcy(FNOProblem):
     """
 
     name = "fno-darcy"
+    revision = 1
     _defaults = _DEFAULTS
 
     def build(

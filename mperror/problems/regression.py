@@ -82,6 +82,7 @@ class Regression:
     """
 
     name = "regression"
+    revision = 1
 
     def defaults(self, size: str = "quick") -> TrainDefaults:
         """The training settings of ``size``, without building the problem."""

@@ -2,15 +2,18 @@
 
 Layout under a study's root::
 
-    ROOT/RUN_ID/request.json   the RunConfig as asked for (written first)
+    ROOT/RUN_ID/request.json   the RunConfig as asked for, and the problem's revision (written
+                               first)
     ROOT/RUN_ID/trace.csv      one row per step (rewritten at every evaluation while it runs)
     ROOT/RUN_ID/config.json    the resolved RunConfig: every default filled in
     ROOT/RUN_ID/summary.json   written last: its presence marks the run finished
 
 Every file is written to a temporary name in the same directory and moved into place with
 :func:`os.replace`, so an interrupted run leaves either the old file or the new one, never half
-of one. :func:`run_study` skips runs whose ``summary.json`` exists for the same config, so an
-interrupted sweep resumes where it stopped and never loses a finished run.
+of one. :func:`run_study` skips runs whose ``summary.json`` exists for the same config and the
+same problem revision (:class:`mperror.problems.Problem`), so an interrupted sweep resumes where
+it stopped and never loses a finished run, and a run of an older definition of its problem is
+trained again rather than mixed with new ones.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mperror import problems
 from mperror.train.config import RunConfig
 from mperror.train.summary import RunSummary
 from mperror.train.trace import Trace
@@ -78,13 +82,18 @@ def load_runs(root: str | os.PathLike) -> list[StoredRun]:
     return [load_run(p) for p in sorted(root.iterdir()) if (p / "summary.json").is_file()]
 
 
+def _request(config: RunConfig) -> dict[str, object]:
+    """What ``request.json`` holds: the config as asked for and its problem's revision."""
+    return {**config.to_dict(), "problem_revision": problems.get(config.problem).revision}
+
+
 def _finished(path: Path, config: RunConfig) -> bool:
-    """Has ``config`` already run to completion in ``path``?"""
+    """Has ``config`` already run to completion in ``path``, on the current problem revision?"""
     try:
         stored = json.loads((path / "request.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return False
-    return stored == config.to_dict() and (path / "summary.json").is_file()
+    return stored == _request(config) and (path / "summary.json").is_file()
 
 
 def run_study(
@@ -96,8 +105,9 @@ def run_study(
 ) -> list[StoredRun]:
     """Run every config into ``root/RUN_ID`` and return the stored runs, in the given order.
 
-    A run whose directory already holds a ``summary.json`` for the same requested config is
-    not run again (resume). Two configs with the same run id are refused.
+    A run whose directory already holds a ``summary.json`` for the same requested config and
+    the same revision of its problem is not run again (resume); any other run in the way is
+    trained again. Two configs with the same run id are refused.
 
     Args:
         configs: the runs (typically one per policy and seed).
@@ -127,7 +137,7 @@ def run_study(
                 print(f"  {config.run_id}: finished earlier, kept")
             continue
         (path / "summary.json").unlink(missing_ok=True)
-        write_atomic(path / "request.json", _json(config.to_dict()))
+        write_atomic(path / "request.json", _json(_request(config)))
 
         def checkpoint(resolved: RunConfig, trace: Trace, path: Path = path) -> None:
             write_atomic(path / "trace.csv", trace.to_csv())

@@ -58,6 +58,8 @@ def test_registry_lists_the_problems() -> None:
         assert isinstance(problem, Problem)
         assert problem.name == name
         assert PROBLEMS[name] is problem
+        # run directories record it (mperror.train.store); a bool or 0 would be a slip
+        assert type(problem.revision) is int and problem.revision >= 1
 
 
 def test_get_is_case_and_space_insensitive() -> None:

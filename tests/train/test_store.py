@@ -8,8 +8,10 @@ import os
 
 import pytest
 
+from mperror import problems
 from mperror.train import RunConfig, Trace, load_runs, run_study, store
 from mperror.train.store import write_atomic
+from mperror.train.trainer import train
 
 
 def _configs(iterations: int = 4) -> list[RunConfig]:
@@ -108,6 +110,39 @@ def test_changed_config_is_trained_again(tmp_path) -> None:
     changed = RunConfig(problem="regression", policy="fp32", iterations=4, eval_every=2, lr=2e-3)
     (run,) = run_study([changed], tmp_path)
     assert run.config.lr == 2e-3
+
+
+def test_request_records_the_problem_revision(tmp_path) -> None:
+    (config,) = _configs()[:1]
+    (run,) = run_study([config], tmp_path)
+    stored = json.loads((run.path / "request.json").read_text())
+    assert stored.pop("problem_revision") == problems.get("regression").revision
+    assert stored == config.to_dict()
+
+
+@pytest.mark.parametrize("stale", ["raised revision", "no revision recorded"])
+def test_run_of_another_problem_revision_is_trained_again(tmp_path, monkeypatch, stale) -> None:
+    (config,) = _configs()[:1]
+    (run,) = run_study([config], tmp_path)
+    if stale == "raised revision":
+        monkeypatch.setattr(type(problems.get("regression")), "revision", 2)
+    else:  # a directory written before revisions were recorded
+        request = run.path / "request.json"
+        stored = json.loads(request.read_text())
+        del stored["problem_revision"]
+        request.write_text(json.dumps(stored))
+    trained = []
+
+    def counting(config, **kwargs):
+        trained.append(config.run_id)
+        return train(config, **kwargs)
+
+    monkeypatch.setattr(store, "train", counting)
+    (again,) = run_study([config], tmp_path)
+    assert trained == [config.run_id]
+    assert json.loads((again.path / "request.json").read_text()) == store._request(config)
+    run_study([config], tmp_path)  # now current: kept
+    assert trained == [config.run_id]
 
 
 def test_duplicate_run_ids_refused(tmp_path) -> None:
