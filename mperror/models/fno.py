@@ -13,9 +13,10 @@ with :meth:`FNO.set_precision`; everything outside the spectral convolutions sta
 * ``half``: the forward FFT, the weight contraction and the inverse FFT in the half format.
 * ``mixed``: the forward FFT in float32; the contraction and the inverse FFT in half.
 * ``+tanh``: ``tanh`` applied to the input of every spectral convolution (Tu et al.'s
-  stabiliser: with ``|v| <= 1`` an unnormalised FFT of ``N <= 65504`` points cannot overflow
-  fp16). It changes the function the network computes, so it holds in every mode and a
-  precision schedule keeps it throughout.
+  stabiliser: with ``|v| <= 1`` an unnormalised forward FFT of ``N <= 65504`` points cannot
+  overflow fp16; the contraction and the inverse FFT that follow it are not covered, and can
+  overflow in ``half`` and ``mixed``: experiments/RESULTS.md). It changes the function the
+  network computes, so it holds in every mode and a precision schedule keeps it throughout.
 
 Each mode is *native* (torch's CUDA half FFT: fp16 only, power-of-two grids, as cuFFT requires)
 or *emulated* (:func:`mperror.emulate` with the staged FFT of :mod:`mperror.ops`, every
