@@ -115,8 +115,8 @@ class Burgers:
     the initial weights only), the residual on every training point, and Keras's Glorot-normal
     weights. The points decide the float32 result at the full size: 0.10 to 0.47 over five runs
     with independent uniform points, 0.020 to 0.167 over eight with a scrambled Halton sequence
-    drawn per seed (three of them stalled near 0.16), and with the Hammersley set 0.023 to
-    0.051 on seven of eight seeds and 0.130 on the eighth (median 0.038), against the paper's
+    drawn per seed (three of them stalled near 0.16), and with the Hammersley set 0.016 to
+    0.051 on nine of ten seeds and 0.130 on the tenth (median 0.037), against the paper's
     0.037 +- 0.010 over ten runs (experiments/RESULTS.md). Boundary points: the same evenly
     spaced times at ``x = -1`` and ``x = 1``; initial points evenly spaced in ``x``.
     """
