@@ -498,7 +498,8 @@ def _fno_overflow(problem: str, *, stress: bool) -> Callable[[_Runs], Claim]:
             criterion=f"no overflow event in any +tanh run (training, evaluation at 1x-4x"
             f"{stress_text}), and the half run without tanh overflows somewhere; undecided "
             "when N M <= fmt.max held throughout that run (M its largest FFT input at each "
-            "N), since no overflow is then possible",
+            "N) and it did not overflow, since its forward FFT, the transform tanh protects, "
+            "cannot overflow then",
             holds=None,
         )
         plain = study.key("half")
@@ -536,10 +537,11 @@ def _fno_overflow(problem: str, *, stress: bool) -> Callable[[_Runs], Claim]:
         else:
             holds = None if clean else False
             note = (
-                "N M <= 65504 at every size this run saw: no overflow is possible "
-                "(theory/fno-bounds.md), so the claim is not tested here; Tu et al.'s overflow "
-                "needs larger grids or activations (fno.fft-overflow checks the condition "
-                "itself)"
+                "N M <= 65504 at every size this run saw: its forward FFT cannot overflow "
+                "(theory/fno-bounds.md), so the claim is not tested here (tanh bounds only "
+                "that transform's input; the contraction and inverse FFT after it are not "
+                "covered); Tu et al.'s overflow needs larger grids or activations "
+                "(fno.fft-overflow checks the condition itself)"
             )
         return replace(
             base,

@@ -271,7 +271,7 @@ def test_fno_reduced_precision_accuracy(template, factor, holds) -> None:
         ({"overflow_events": 3.0, "spectral_input_max": 900.0}, 1.0, False),
         # N M = 256 * 300 > 65504 was possible, yet nothing overflowed: a finding.
         ({"spectral_input_max": 300.0}, 0.0, False),
-        # N M = 256 * 2 and 32768 * 0.9 <= 65504: overflow impossible, so undecided.
+        # N M = 256 * 2 and 32768 * 0.9 <= 65504: the forward FFT cannot overflow: undecided.
         ({"spectral_input_max": 2.0}, 0.0, None),
         # The stress test overflows the unstabilised run: holds.
         ({"stress_overflow_events": 1.0, "stress_input_max": 2.5}, 0.0, True),
@@ -286,7 +286,7 @@ def test_fno_tanh_prevents_overflow(template, plain, tanh_events, holds) -> None
     runs.append(_fno(template, "half+tanh", stress_overflow_events=tanh_events))
     claim = _by_id(evaluate(runs))["fno.tanh-prevents-overflow"]
     assert claim.holds is holds
-    assert ("no overflow is possible" in claim.note) is (holds is None)
+    assert ("forward FFT cannot overflow" in claim.note) is (holds is None)
 
 
 @pytest.mark.parametrize(("factor", "holds"), [(MATCH_FACTOR, True), (1.01 * MATCH_FACTOR, False)])
