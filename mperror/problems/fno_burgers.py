@@ -13,7 +13,8 @@ The model (:class:`mperror.models.FNO`) has precision modes of its own, chosen p
 trainer's float32 shadow evaluates the weights in ``full`` mode (same stabiliser); the summary's
 ``extra`` holds the test errors in the run's own final mode at 1x, 2x and 4x, the overflow
 events of training and of those evaluations, the largest ``|v|`` an FFT saw, and an overflow
-stress test at :data:`STRESS_POINTS` points, where tanh provably prevents fp16 overflow.
+stress test at :data:`STRESS_POINTS` points, where tanh provably keeps the forward fp16 FFT
+finite (not the contraction and inverse FFT after it: :mod:`mperror.models.fno`).
 
 >>> inst = FNOBurgers().build("quick", seed=0)
 >>> inst.config["resolution"], inst.config["eval_resolutions"]
@@ -37,7 +38,7 @@ __all__ = ["STRESS_POINTS", "TEST_SEED", "FNOBurgers", "FNOBurgersInstance"]
 #: The seed of the test functions, apart from every training seed.
 TEST_SEED = 2**31 - 1
 #: The overflow stress test's grid: the largest power of two ``N`` with ``N * 1 <= 65504``, so
-#: that tanh (``|v| <= 1``) provably keeps an unnormalised fp16 FFT finite, while an
+#: that tanh (``|v| <= 1``) provably keeps an unnormalised forward fp16 FFT finite, while an
 #: unstabilised field of mean ``|v| > 2`` overflows its zero mode.
 STRESS_POINTS = 2**15
 _NU = 0.1
