@@ -22,10 +22,10 @@ from its random field on ``n + 1`` nodes per side and taken on the periodic ``n 
 (targets unchanged): the same operator learnt from fields of a larger magnitude, as data in
 physical units rather than normalised ones would give (fno-darcy's channel is the permeability
 mapped to ``{-1, +1}``; Li et al.'s raw values are 3 and 12). ``S = 1`` is the problems' own
-data. At ``S = 1`` no grid has the unstabilised model able to overflow where tanh is certain
-not to (RESULTS.md); a larger ``S`` moves ``M`` and the channel means up, so ``N M > 65504``
-can hold at a grid of ``N <= 65504`` points, where tanh's ``|v| <= 1`` keeps the forward FFT
-finite.
+data. At ``S = 1`` the unstabilised models' channel means stay near 1, so their zero modes pass
+65504 only on grids of more than 65504 points, where tanh guarantees nothing either
+(RESULTS.md); a larger ``S`` moves ``M`` and the channel means up, so ``N M > 65504`` can hold
+on a grid of ``N <= 65504`` points, where tanh's ``|v| <= 1`` keeps the forward FFT finite.
 
 Run:  PYTHONPATH=. python experiments/fno_overflow_margin.py [--problems fno-burgers fno-darcy]
       [--input-scale S] [--seed K]
@@ -132,7 +132,7 @@ def main() -> None:
             start = time.perf_counter()
             instance = train(problem, mode, args.seed, args.input_scale)
             model = instance.model
-            events = model.overflow_events
+            events = model.overflow_events  # before test_error's forward pass can add to it
             print(
                 f"\n{problem} {mode}: trained in {time.perf_counter() - start:.0f} s, "
                 f"{events} overflow events in training, test error "
