@@ -8,8 +8,10 @@
   every butterfly stage is rounded to the format (Bluestein for other sizes).
 
 Every function takes tensors, a target format ``fmt`` and a rounding ``mode`` (plus a
-``generator`` for the stochastic modes) and returns values of ``fmt`` in the input's dtype.
-Rounding is :func:`mperror.round` throughout.
+``generator`` for the stochastic modes) and returns values of ``fmt``: in the input's dtype for
+the elementwise ops and reductions, complex64 or complex128 for the transforms (float32 or float64
+for ``irfft``; :mod:`~mperror.ops.fourier` says which). Rounding is :func:`mperror.round`
+throughout.
 """
 
 from mperror.ops.elementwise import add, div, fma, mul, sqrt, sub

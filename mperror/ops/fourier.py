@@ -489,6 +489,11 @@ def fftn(
     real = _common.check_output_dtype(_component_dtype(x), setting.fmt)
     if dim is None:
         count = x.dim() if s is None else len(s)
+        if count > x.dim():
+            raise ValueError(
+                f"s has {count} sizes but x has only {x.dim()} dimensions; "
+                "pass at most x.dim() sizes, or dim as well"
+            )
         dims = list(builtins.range(x.dim() - count, x.dim()))
     else:
         dims = [_dim(d, x.dim()) for d in dim]

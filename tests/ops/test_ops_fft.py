@@ -315,6 +315,8 @@ def test_bad_arguments_raise() -> None:
         ops.fftn(torch.randn(4, 4), "fp16", s=(4,), dim=(0, 1))
     with pytest.raises(ValueError, match="repeated"):
         ops.fftn(torch.randn(4, 4), "fp16", dim=(0, -2))
+    with pytest.raises(ValueError, match="only 1 dimensions"):
+        ops.fftn(torch.randn(4), "fp16", s=(2, 4))  # torch.fft.fftn refuses this too
     with pytest.raises(TypeError, match="Tensor"):
         ops.fft([1.0, 2.0], "fp16")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="scale_first"):
