@@ -76,16 +76,29 @@ def _seeds(text: str | None) -> tuple[int, ...] | None:
     try:
         if "-" in text:
             first, last = (int(v) for v in text.split("-"))
-            return tuple(range(first, last + 1))
-        return tuple(int(v) for v in text.split(","))
+            seeds = tuple(range(first, last + 1))
+        else:
+            seeds = tuple(int(v) for v in text.split(","))
     except ValueError:
         raise ValueError(f"--seeds must be like 0,1,2 or 0-9, got {text!r}") from None
+    if not seeds:
+        raise ValueError(f"--seeds range {text!r} is empty: its first seed exceeds its last")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds repeats a seed: {text!r}")
+    return seeds
+
+
+def _out(text: str) -> Path:
+    out = Path(text)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {text!r} is a file; it must be a directory (new or existing)")
+    return out
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from mperror.verify import verify
 
-    out = Path(args.out)
+    out = _out(args.out)
     setting = "full" if args.full else "quick"
     print(f"mperror verify ({setting}) -> {out}")
     claims = verify(
@@ -105,7 +118,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from mperror.report import write_report
     from mperror.train import configs_for, run_study
 
-    out = Path(args.out)
+    out = _out(args.out)
     configs = configs_for(
         args.problem,
         args.policy,

@@ -54,6 +54,8 @@ def test_run_command(tmp_path, capsys) -> None:
     [
         (["run", "regression", "-p", "fp17"], "unknown policy 'fp17'"),
         (["run", "regression", "--seeds", "a,b"], "--seeds must be like"),
+        (["run", "regression", "--seeds", "3-1"], "--seeds range '3-1' is empty"),
+        (["run", "regression", "--seeds", "1,1"], "--seeds repeats a seed"),
         (["report", "/nonexistent/mperror"], "does not exist"),
         (["run", "regression", "-p", "fp16+scaler"], "master weights"),
         (["run", "regression", "-p", "fp32/half"], "model_precision is for problems"),
@@ -68,6 +70,17 @@ def test_bad_arguments_give_one_clear_line(argv, message, tmp_path, capsys) -> N
     assert "Traceback" not in err
     if argv[0] == "run":  # refused before any run trained
         assert not list(tmp_path.glob("*-seed*"))
+
+
+@pytest.mark.parametrize("command", [["run", "regression"], ["verify"]])
+def test_out_that_is_a_file_is_refused(command, tmp_path, capsys) -> None:
+    target = tmp_path / "afile"
+    target.write_text("keep me")
+    assert main([*command, "--out", str(target), "--iterations", "2", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "is a file" in err
+    assert "Traceback" not in err
+    assert target.read_text() == "keep me"
 
 
 def test_unknown_problem_is_an_argparse_error(capsys) -> None:
