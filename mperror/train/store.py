@@ -2,18 +2,21 @@
 
 Layout under a study's root::
 
-    ROOT/RUN_ID/request.json   the RunConfig as asked for, and the problem's revision (written
-                               first)
-    ROOT/RUN_ID/trace.csv      one row per step (rewritten at every evaluation while it runs)
-    ROOT/RUN_ID/config.json    the resolved RunConfig: every default filled in
-    ROOT/RUN_ID/summary.json   written last: its presence marks the run finished
+    ROOT/RUN_ID/trace.partial.csv  the trace so far, while the run trains (rewritten at every
+                                   evaluation; removed when the run finishes)
+    ROOT/RUN_ID/request.json       the RunConfig as asked for, and the problem's revision
+    ROOT/RUN_ID/config.json        the resolved RunConfig: every default filled in
+    ROOT/RUN_ID/trace.csv          one row per step
+    ROOT/RUN_ID/summary.json       written last: its presence marks the run finished
 
 Every file is written to a temporary name in the same directory and moved into place with
 :func:`os.replace`, so an interrupted run leaves either the old file or the new one, never half
 of one. :func:`run_study` skips runs whose ``summary.json`` exists for the same config and the
 same problem revision (:class:`mperror.problems.Problem`), so an interrupted sweep resumes where
-it stopped and never loses a finished run, and a run of an older definition of its problem is
-trained again rather than mixed with new ones.
+it stopped, and a run of an older definition of its problem is trained again rather than mixed
+with new ones. A finished run that a new request replaces (same run id, another setting) stays
+in place, whole, until the new run has finished training: interrupting the new one loses
+nothing that was finished.
 """
 
 from __future__ import annotations
@@ -33,12 +36,18 @@ from mperror.train.trainer import check_config, train
 
 __all__ = ["StoredRun", "configs_for", "load_run", "load_runs", "run_study", "write_atomic"]
 
+PARTIAL_TRACE = "trace.partial.csv"
+
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
+    """Write ``text`` to ``path`` through a temporary file and an atomic rename (permissions
+    as a plain ``open`` would give: ``0o666`` less the umask, not mkstemp's ``0o600``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -136,16 +145,18 @@ def run_study(
             if log:
                 print(f"  {config.run_id}: finished earlier, kept")
             continue
-        (path / "summary.json").unlink(missing_ok=True)
-        write_atomic(path / "request.json", _json(_request(config)))
 
         def checkpoint(resolved: RunConfig, trace: Trace, path: Path = path) -> None:
-            write_atomic(path / "trace.csv", trace.to_csv())
+            write_atomic(path / PARTIAL_TRACE, trace.to_csv())
 
         result = train(config, progress=progress, checkpoint=checkpoint)
+        # Only now is a finished run of another request in this directory replaced.
+        (path / "summary.json").unlink(missing_ok=True)
+        write_atomic(path / "request.json", _json(_request(config)))
         write_atomic(path / "config.json", _json(result.config.to_dict()))
         write_atomic(path / "trace.csv", result.trace.to_csv())
         write_atomic(path / "summary.json", _json(result.summary.to_dict()))
+        (path / PARTIAL_TRACE).unlink(missing_ok=True)
         done.append(load_run(path))
         if log:
             s = result.summary

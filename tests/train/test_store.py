@@ -35,6 +35,14 @@ def test_trace_csv_round_trip_is_exact() -> None:
         trace.append({"stepp": 1})
 
 
+def test_write_atomic_gives_the_permissions_of_open(tmp_path) -> None:
+    """Oracle: a file made by plain ``open`` in the same directory (mkstemp alone gives 0600)."""
+    write_atomic(tmp_path / "a.json", "x")
+    (tmp_path / "b.json").write_text("x")
+    modes = [os.stat(tmp_path / n).st_mode & 0o777 for n in ("a.json", "b.json")]
+    assert modes[0] == modes[1]
+
+
 def test_write_atomic_leaves_old_file_on_failure(tmp_path, monkeypatch) -> None:
     path = tmp_path / "summary.json"
     write_atomic(path, "old")
@@ -98,7 +106,7 @@ def test_interrupted_study_keeps_finished_runs(tmp_path, monkeypatch) -> None:
     first, second = (tmp_path / c.run_id for c in configs)
     assert (first / "summary.json").is_file()
     assert not (second / "summary.json").exists()
-    assert len(Trace.from_csv((second / "trace.csv").read_text())) == 1
+    assert len(Trace.from_csv((second / "trace.partial.csv").read_text())) == 1
     runs = run_study(configs, tmp_path)
     assert calls == ["fp32", "fp16", "fp16"]
     assert [len(r.trace) for r in runs] == [6, 6]
@@ -110,6 +118,36 @@ def test_changed_config_is_trained_again(tmp_path) -> None:
     changed = RunConfig(problem="regression", policy="fp32", iterations=4, eval_every=2, lr=2e-3)
     (run,) = run_study([changed], tmp_path)
     assert run.config.lr == 2e-3
+
+
+def test_replaced_run_survives_until_its_replacement_finishes(tmp_path, monkeypatch) -> None:
+    """A finished run asked for again with another setting (same run id) and interrupted while
+    the new one trains: the old run is still there, whole, and loads; the finished new run
+    replaces it and leaves no partial trace."""
+    (config,) = _configs()[:1]
+    (old,) = run_study([config], tmp_path)
+    changed = RunConfig(problem="regression", policy="fp32", iterations=4, eval_every=2, lr=2e-3)
+    assert changed.run_id == config.run_id
+
+    def interrupted(config, **kwargs):
+        checkpoint = kwargs["checkpoint"]
+
+        def stop(cfg, trace):
+            checkpoint(cfg, trace)
+            raise KeyboardInterrupt
+
+        return train(config, **{**kwargs, "checkpoint": stop})
+
+    monkeypatch.setattr(store, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_study([changed], tmp_path)
+    (kept,) = load_runs(tmp_path)
+    assert kept.config == old.config and kept.trace["loss"] == old.trace["loss"]
+    assert (tmp_path / config.run_id / "trace.partial.csv").is_file()
+    monkeypatch.setattr(store, "train", train)
+    (new,) = run_study([changed], tmp_path)
+    assert new.config.lr == 2e-3
+    assert not (tmp_path / config.run_id / "trace.partial.csv").exists()
 
 
 def test_request_records_the_problem_revision(tmp_path) -> None:
