@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from mperror._records import Record
 from mperror.train.store import StoredRun
-from mperror.train.summary import CRITICAL_WINDOW
+from mperror.train.summary import CRITICAL_WINDOW, delta_comparisons
 
 __all__ = [
     "CLAIMS",
@@ -255,10 +255,22 @@ def _weight_norm_jump(runs: _Runs) -> Claim:
     missing = _missing(base, runs, ("regression", "fp16"), ("regression", "fp32"))
     if missing:
         return missing
+    short = [
+        r.summary.run_id
+        for policy in ("fp16", "fp32")
+        for r in runs.get("regression", policy)
+        if len(r.trace) <= 100
+    ]
+    if short:
+        return replace(
+            base,
+            measured="not measured",
+            note=f"runs that never reached step 100: {', '.join(short)}",
+        )
 
     def at100(policy: str) -> tuple[float, float]:
         values = [
-            (r.trace["theta_norm"][0], r.trace["theta_norm"][min(100, len(r.trace) - 1)])
+            (r.trace["theta_norm"][0], r.trace["theta_norm"][100])
             for r in runs.get("regression", policy)
         ]
         return statistics.median(v[0] for v in values), statistics.median(v[1] for v in values)
@@ -366,8 +378,9 @@ def _delta_bound(runs: _Runs) -> Claim:
     )
     if not mixed:
         return replace(base, measured="not run", note="needs mixed-* runs")
-    checks = sum(r.summary.cosine_checks for r in mixed)
-    holds = sum(r.summary.delta_holds for r in mixed)
+    counts = [delta_comparisons(r.trace) for r in mixed]
+    checks = sum(c for c, _ in counts)
+    holds = sum(h for _, h in counts)
     return replace(
         base,
         measured=f"held at {holds} of {checks} comparisons",

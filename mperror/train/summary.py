@@ -33,6 +33,23 @@ def _nanmin(values: list[float]) -> float:
     return float(finite.min()) if finite.size else math.nan
 
 
+def _nanmean(values: np.ndarray) -> float:
+    measured = values[~np.isnan(values)]
+    return float(measured.mean()) if measured.size else math.nan
+
+
+def delta_comparisons(trace: Trace) -> tuple[int, int]:
+    """``(made, held)``: the steps whose gradient was compared with float32's where Theorem 1's
+    ``delta`` was defined (a finite secant ``L``), and those where ``||g~ - g|| <= delta``; a
+    non-finite ``||g~ - g||`` (an overflowed or NaN gradient) is a comparison that failed."""
+    made = held = 0
+    for error, delta in zip(trace["grad_error"], trace["delta"], strict=True):
+        if not math.isnan(delta):
+            made += 1
+            held += error <= delta  # False for NaN
+    return made, held
+
+
 def _last(values: list[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return finite[-1] if finite else math.nan
@@ -44,25 +61,29 @@ class RunSummary(Record):
 
     Attributes:
         run_id, problem, policy, seed, size, device, backend: what ran, where.
-        steps: steps completed (fewer than ``iterations`` when the run diverged).
-        diverged: the weights became non-finite.
+        steps: steps completed (fewer than ``iterations`` when the run diverged early).
+        diverged: the weights became non-finite (at any step, the last one included).
         nonfinite_steps: steps whose loss or gradient was inf/NaN.
         skipped_steps: steps GradScaler skipped.
         final_loss, min_loss: the last and the smallest finite training loss.
-        final_test_error, best_test_error: the last and the smallest test error.
+        final_test_error, best_test_error: the test error of the weights training ended with
+            (NaN for a diverged run: they are not finite) and the smallest one evaluated.
         unchanged_final: mean share of weights unchanged per step over the last tenth of the run
             (the statistic Hayford et al. report as 97% for pure float16 at 10,000 steps).
         unchanged_at: that share at steps 100, 1,000, 10,000 (those the run reached), each the
             mean over the ten steps ending there.
-        lost_final: mean share of weights whose nonzero update was lost, last tenth.
-        theta_norm_initial, theta_norm_final: the weight norm at the first and the last step.
+        lost_final: mean share of weights whose nonzero update was lost, last tenth (steps
+            GradScaler skipped requested no update and are left out).
+        theta_norm_initial, theta_norm_final: the weight norm at the first and the last step
+            (NaN for a diverged run).
         critical_entry_step: first step of :data:`CRITICAL_WINDOW` consecutive steps in Theorem
             1's critical zone (``None`` if never); ``critical_steps``: steps in it.
         test_error_at_entry: the test error at the last evaluation at or before that step.
         cosine_checks, cosine_bound_holds: gradient comparisons made, and those where the
             observed ``1 - cos`` was within ``2 delta / (g + delta)`` (non-vacuous ones only
             counted in ``cosine_nonvacuous``).
-        delta_holds: comparisons where ``||g~ - g|| <= delta = u L ||theta||``.
+        delta_holds: comparisons where ``||g~ - g|| <= delta = u L ||theta||`` (of those
+            :func:`delta_comparisons` counts).
         seconds_per_step: mean training seconds per step; peak_memory: bytes (see the trace).
         torch_version, device_name: the software and hardware.
         model_precision: the model's own precision mode (``RunConfig.model_precision``).
@@ -141,10 +162,11 @@ def summarise(
     trace: Trace,
     *,
     run_id: str,
+    diverged: bool,
     extra: dict[str, float] | None = None,
 ) -> RunSummary:
     """The :class:`RunSummary` of a run's trace (``run_id``: the requested config's;
-    ``extra``: the problem's final metrics)."""
+    ``diverged``: the weights became non-finite; ``extra``: the problem's final metrics)."""
     steps = len(trace)
     unchanged = np.asarray(trace["unchanged_fraction"], dtype=np.float64)
     lost = np.asarray(trace["lost_fraction"], dtype=np.float64)
@@ -169,11 +191,6 @@ def summarise(
     cos, cos_bound = trace["cosine_distance"], trace["cosine_bound"]
     pairs = [(c, b) for c, b in zip(cos, cos_bound, strict=True) if not math.isnan(c + b)]
     nonvacuous = [(c, b) for c, b in pairs if b < 2.0]
-    deltas = [
-        (e, d)
-        for e, d in zip(trace["grad_error"], trace["delta"], strict=True)
-        if not math.isnan(e + d)
-    ]
     return RunSummary(
         run_id=run_id,
         problem=cfg.problem,
@@ -184,25 +201,25 @@ def summarise(
         backend=cfg.backend,
         iterations=int(cfg.iterations or 0),
         steps=steps,
-        diverged=steps < (cfg.iterations or 0),
+        diverged=diverged,
         nonfinite_steps=int(np.nansum(trace["nonfinite"])),
         skipped_steps=int(np.nansum(trace["skipped"])),
         final_loss=_last([v if math.isfinite(v) else math.nan for v in trace["loss"]]),
         min_loss=_nanmin(trace["loss"]),
-        final_test_error=_last(test),
+        final_test_error=math.nan if diverged else _last(test),
         best_test_error=_nanmin(test),
         unchanged_final=float(unchanged[-tail:].mean()) if steps else math.nan,
         unchanged_at={m: float(unchanged[m - 10 : m].mean()) for m in _MARKS if steps >= m},
-        lost_final=float(lost[-tail:].mean()) if steps else math.nan,
+        lost_final=_nanmean(lost[-tail:]),
         theta_norm_initial=trace["theta_norm"][0] if steps else math.nan,
-        theta_norm_final=trace["theta_norm"][-1] if steps else math.nan,
+        theta_norm_final=trace["theta_norm"][-1] if steps and not diverged else math.nan,
         critical_entry_step=entry,
         critical_steps=sum(r is bounds.Regime.CRITICAL_ZONE for r in check.regime) if check else 0,
         test_error_at_entry=at_entry,
         cosine_checks=len(pairs),
         cosine_nonvacuous=len(nonvacuous),
         cosine_bound_holds=sum(c <= b for c, b in nonvacuous),
-        delta_holds=sum(e <= d for e, d in deltas),
+        delta_holds=delta_comparisons(trace)[1],
         seconds_per_step=trace["seconds"][-1] / steps if steps else math.nan,
         peak_memory=max(trace["peak_memory"]) if steps else math.nan,
         torch_version=torch.__version__,

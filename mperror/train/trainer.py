@@ -14,7 +14,8 @@ run's gradient ``g~`` with the float32 gradient ``g`` at the same weights (cosin
 errors and reference gradients are computed by a float32 copy of the model holding the run's
 current weights, so they measure what the weights learnt, not how the evaluation rounds.
 
-A run whose weights become non-finite has diverged: it stops there, and the summary says so.
+A run whose weights become non-finite has diverged: it stops there, and the summary says so
+(its final test error is NaN: the weights it ended with are not finite).
 """
 
 from __future__ import annotations
@@ -165,10 +166,10 @@ def train(
     cfg = config.resolved(instance.defaults)
     precision = parse(cfg.policy, backend=cfg.backend)
     with _fp32_pinned(device):
-        trace = _loop(cfg, precision, instance, device, progress, checkpoint)
+        trace, diverged = _loop(cfg, precision, instance, device, progress, checkpoint)
         metrics = getattr(instance, "final_metrics", None)
         extra = metrics(instance.model) if metrics is not None else {}
-    summary = summarise(cfg, precision, trace, run_id=config.run_id, extra=extra)
+    summary = summarise(cfg, precision, trace, run_id=config.run_id, diverged=diverged, extra=extra)
     return RunResult(config=cfg, trace=trace, summary=summary)
 
 
@@ -179,7 +180,8 @@ def _loop(
     device: torch.device,
     progress: bool,
     checkpoint: Callable[[RunConfig, Trace], None] | None,
-) -> Trace:
+) -> tuple[Trace, bool]:
+    """The trace, and whether the weights became non-finite (training stops there)."""
     from tqdm.auto import tqdm  # imported here: only training shows progress bars
 
     model = instance.model.to(precision.param_dtype)
@@ -203,6 +205,7 @@ def _loop(
         torch.cuda.reset_peak_memory_stats(device)
 
     trace = Trace()
+    diverged = False
     seconds = 0.0
     bar = tqdm(
         total=cfg.iterations, desc=f"{cfg.problem} {cfg.policy}", disable=not progress, leave=False
@@ -260,9 +263,11 @@ def _loop(
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds += time.perf_counter() - start
+            skipped = bool(scaler) and scaler.get_scale() < row["loss_scale"]
             if scaler:
-                row["skipped"] = float(scaler.get_scale() < row["loss_scale"])
-            row["lost_fraction"] = meter.last.fraction
+                row["skipped"] = float(skipped)
+            # A skipped step requested no update, so none was lost (NaN: not measured).
+            row["lost_fraction"] = math.nan if skipped else meter.last.fraction
             row["unchanged_fraction"] = meter.last.unchanged_fraction
             row["seconds"] = seconds
             row["peak_memory"] = _peak_memory(device)
@@ -273,10 +278,11 @@ def _loop(
             if checkpoint is not None and (k % cfg.eval_every == 0 or last):
                 checkpoint(cfg, trace)
             if not all(bool(torch.isfinite(p).all()) for p in params):
-                break  # diverged: the weights are no longer finite
+                diverged = True  # the weights are no longer finite: no step can follow
+                break
     finally:
         bar.close()
-    return trace
+    return trace, diverged
 
 
 def _compare_gradients(

@@ -20,7 +20,7 @@ from mperror.report.claims import (
     MATCH_FACTOR,
     TRAINED_MAX,
 )
-from mperror.train import RunConfig, StoredRun, train
+from mperror.train import RunConfig, StoredRun, Trace, train
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,19 @@ def test_critical_zone(template) -> None:
     assert _by_id(evaluate([worse]))["diffusion.critical-zone"].holds is False
 
 
+def _with_deltas(run: StoredRun, errors: list[float], deltas: list[float]) -> StoredRun:
+    """``run`` with a trace whose gradient comparisons are ``||g~ - g|| = errors`` against
+    ``deltas`` (NaN: no delta, as when the secant L is not yet defined)."""
+    trace = Trace()
+    for error, delta in zip(errors, deltas, strict=True):
+        trace.append({"step": len(trace), "grad_error": error, "delta": delta})
+    return replace(run, trace=trace)
+
+
 def test_trace_bounds_count_checks(template) -> None:
+    """Oracle: the comparisons counted by hand. ``ok``: 3 with a delta, all within it. ``bad``:
+    3 with a delta, one within, one overflowed (inf) and one NaN; a zero gradient gives no
+    cosine but is still a delta comparison."""
     ok = _run(
         template,
         "diffusion",
@@ -168,24 +180,56 @@ def test_trace_bounds_count_checks(template) -> None:
         cosine_checks=4,
         cosine_nonvacuous=3,
         cosine_bound_holds=3,
-        delta_holds=4,
     )
+    ok = _with_deltas(ok, [0.0, 0.5, 0.5, 0.5], [math.nan, 1.0, 1.0, 1.0])
     bad = _run(
         template,
         "burgers",
         "mixed-fp16",
-        cosine_checks=4,
-        cosine_nonvacuous=4,
-        cosine_bound_holds=3,
-        delta_holds=1,
+        cosine_checks=1,
+        cosine_nonvacuous=1,
+        cosine_bound_holds=0,
     )
+    bad = _with_deltas(bad, [0.5, math.inf, math.nan, 0.0], [1.0, 1.0, 1.0, math.nan])
     claims = _by_id(evaluate([ok]))
     assert claims["traces.cosine-bound"].holds is True
     assert claims["traces.gradient-perturbation"].holds is True
+    assert "3 of 3" in claims["traces.gradient-perturbation"].measured
     claims = _by_id(evaluate([ok, bad]))
     assert claims["traces.cosine-bound"].holds is False
-    assert "6 of 7" in claims["traces.cosine-bound"].measured
+    assert "3 of 4" in claims["traces.cosine-bound"].measured
     assert claims["traces.gradient-perturbation"].holds is False
+    assert "4 of 6" in claims["traces.gradient-perturbation"].measured
+
+
+def test_weight_norm_jump_needs_step_100(template) -> None:
+    """The criterion reads ||theta|| at step 100: runs shorter than that leave it undecided
+    (the 12-step template), whatever their norms did."""
+    runs = [
+        _run(template, "regression", "fp16", run_id="r16"),
+        _run(template, "regression", "fp32", run_id="r32"),
+    ]
+    claim = _by_id(evaluate(runs))["regression.fp16-weight-norm"]
+    assert claim.holds is None
+    assert "r16" in claim.note and "r32" in claim.note
+
+
+def _norms(run: StoredRun, first: float, at100: float) -> StoredRun:
+    trace = Trace()
+    for k in range(101):
+        trace.append({"step": k, "theta_norm": first if k < 100 else at100})
+    return replace(run, trace=trace)
+
+
+@pytest.mark.parametrize(("jump", "holds"), [(5.0, True), (4.9, False)])
+def test_weight_norm_jump_reads_step_100(template, jump, holds) -> None:
+    """Oracle: the criterion's factors by hand: fp16's norm at step 100 >= 5x its first,
+    float32's below 2x."""
+    runs = [
+        _norms(_run(template, "regression", "fp16"), 2.0, 2.0 * jump),
+        _norms(_run(template, "regression", "fp32"), 2.0, 3.9),
+    ]
+    assert _by_id(evaluate(runs))["regression.fp16-weight-norm"].holds is holds
 
 
 def test_missing_runs_are_undecided_not_failed() -> None:

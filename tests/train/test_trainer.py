@@ -128,12 +128,27 @@ def test_grad_scaler_skips_an_overflowing_first_step() -> None:
     """Oracle: the loss is of order 1, so scaled by 2**30 the emulated fp16 backward (max
     65504) overflows: GradScaler skips the step and halves its scale."""
     cfg = RunConfig(
-        problem="regression", policy="mixed-fp16+scaler", iterations=3, init_scale=2.0**30
+        problem="regression", policy="mixed-fp16+scaler", iterations=24, init_scale=2.0**30
     )
     t = train(cfg).trace
     assert t["skipped"][0] == 1.0
     assert t["loss_scale"][:2] == [2.0**30, 2.0**29]
     assert t["unchanged_fraction"][0] == 1.0  # a skipped step changes no weight
+    assert math.isnan(t["lost_fraction"][0])  # ... and requested no update, so lost none
+    skipped = [v == 1.0 for v in t["skipped"]]
+    assert not all(skipped)  # the scale fell until the backward fits
+    assert [math.isnan(v) for v in t["lost_fraction"]] == skipped
+
+
+@pytest.mark.parametrize("iterations", [1, 3])
+def test_weights_gone_non_finite_end_the_run_as_diverged(iterations: int) -> None:
+    """Oracle: Adam's first step moves every weight with a nonzero gradient by about lr, and
+    lr = 1e5 is past float16's largest value (65504): the fp16 weights become infinite at the
+    first step, the last one when ``iterations`` is 1."""
+    s = train(RunConfig(problem="regression", policy="fp16", iterations=iterations, lr=1e5)).summary
+    assert (s.steps, s.diverged) == (1, True)
+    assert math.isnan(s.final_test_error) and math.isnan(s.theta_norm_final)
+    assert math.isfinite(s.best_test_error)  # evaluated before the step
 
 
 def test_initial_scale_rule() -> None:
