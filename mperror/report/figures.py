@@ -74,6 +74,13 @@ def cosine(runs: Sequence[StoredRun], path: Path) -> Path:
     return _save(fig, path)
 
 
+def _running_mean(y: np.ndarray, width: int) -> np.ndarray:
+    """The mean over a centred window of ``width`` steps, the window cut short at both ends
+    (not padded with zeros, which would draw a constant as falling at the ends)."""
+    window = np.ones(width)
+    return np.convolve(y, window, mode="same") / np.convolve(np.ones_like(y), window, mode="same")
+
+
 def _per_problem(runs: Sequence[StoredRun], column: str, path: Path, ylabel: str, log: bool):
     plt = _pyplot()
     problems = sorted({r.summary.problem for r in runs})
@@ -82,8 +89,7 @@ def _per_problem(runs: Sequence[StoredRun], column: str, path: Path, ylabel: str
         for run in (r for r in runs if r.summary.problem == problem):
             x, y = _xy(run, column)
             if column == "unchanged_fraction" and len(y) > 20:  # a running mean reads better
-                width = max(1, len(y) // 50)
-                y = np.convolve(y, np.ones(width) / width, mode="same")
+                y = _running_mean(y, max(1, len(y) // 50))
             (ax.semilogy if log else ax.plot)(x, y, lw=0.8, label=_label(run))
         ax.set_title(problem, fontsize=9)
         ax.set_xlabel("iteration")

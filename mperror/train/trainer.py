@@ -126,8 +126,12 @@ class _Float32Shadow:
 
 
 def check_config(config: RunConfig) -> None:
-    """Raise ValueError unless ``config``'s problem exists and accepts its ``model_precision``
-    (through the problem's ``check_model_precision``), without building anything."""
+    """Raise ValueError unless ``config`` can train here: its device exists (CUDA is checked
+    now, not when a config is made, so runs trained on a GPU can be read back and reported on a
+    machine without one) and its problem accepts its ``model_precision`` (through the problem's
+    ``check_model_precision``), without building anything."""
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for, but torch.cuda.is_available() is False")
     problem = problems.get(config.problem)
     if config.model_precision is None:
         return

@@ -179,9 +179,13 @@ def test_bad_configs_are_refused_by_name(kwargs, match) -> None:
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message without CUDA")
-def test_cuda_device_without_cuda_is_refused() -> None:
-    with pytest.raises(ValueError, match="cuda"):
-        RunConfig(problem="regression", policy="fp32", device="cuda")
+def test_cuda_device_without_cuda_is_refused_before_training() -> None:
+    """A CUDA config can be made and read back anywhere (a GPU run reported on a laptop);
+    training it without CUDA is refused by name, before anything is built."""
+    config = RunConfig(problem="regression", policy="fp32", device="cuda")
+    assert RunConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="device 'cuda'"):
+        train(config)
 
 
 @pytest.mark.gpu
