@@ -80,8 +80,16 @@ class _Runs:
 
     def __init__(self, runs: Sequence[StoredRun]) -> None:
         self.groups: dict[tuple[str, str], list[StoredRun]] = {}
+        seen: dict[tuple[str, str, int], str] = {}
         for run in runs:
             key = (run.summary.problem, run.summary.label)
+            twin = seen.setdefault((*key, run.summary.seed), run.summary.run_id)
+            if twin != run.summary.run_id:  # e.g. another backend or optimizer, same seed
+                raise ValueError(
+                    f"runs {twin!r} and {run.summary.run_id!r} are both {key[0]} {key[1]} seed "
+                    f"{run.summary.seed}: claims would pool them; report them from separate "
+                    "directories"
+                )
             self.groups.setdefault(key, []).append(run)
 
     def get(self, problem: str, policy: str) -> list[StoredRun]:
@@ -438,7 +446,8 @@ FNO_PREFIXES = {"fno-burgers": "fno", "fno-darcy": "fno-darcy"}
 @dataclass(frozen=True)
 class _FNOStudy:
     """One FNO problem's runs: ``value(mode, key)`` is the median over seeds of the summary's
-    ``extra[key]`` for run ``fp32/mode`` (NaN when no run has it)."""
+    ``extra[key]`` for run ``fp32/mode``, a NaN value (a diverged run's error) counted as
+    infinite; NaN when no run recorded ``key``."""
 
     runs: _Runs
     problem: str
@@ -447,9 +456,29 @@ class _FNOStudy:
         return (self.problem, f"fp32/{mode}")
 
     def value(self, mode: str, key: str) -> float:
-        values = [r.summary.extra.get(key, math.nan) for r in self.runs.get(*self.key(mode))]
-        values = [v for v in values if not math.isnan(v)]
-        return statistics.median(values) if values else math.nan
+        values = [
+            r.summary.extra[key] for r in self.runs.get(*self.key(mode)) if key in r.summary.extra
+        ]
+        return _median(values) if values else math.nan
+
+    def unmeasured(self, claim: Claim, modes, keys) -> Claim | None:
+        """``claim`` left undecided when some run of ``modes`` lacks one of ``keys``."""
+        lacking = sorted(
+            {
+                r.summary.run_id
+                for m in modes
+                for r in self.runs.get(*self.key(m))
+                if any(k not in r.summary.extra for k in keys)
+            }
+        )
+        if not lacking:
+            return None
+        return replace(
+            claim,
+            measured="not measured",
+            note=f"runs without {', '.join(keys)} (written by an older mperror? run them "
+            f"again): {', '.join(lacking)}",
+        )
 
 
 def _fno_accuracy(problem: str) -> Callable[[_Runs], Claim]:
@@ -468,7 +497,9 @@ def _fno_accuracy(problem: str) -> Callable[[_Runs], Claim]:
             holds=None,
         )
         keys = [study.key(m) for pair in FNO_TWINS for m in pair]
-        missing = _missing(base, runs, *dict.fromkeys(keys))
+        missing = _missing(base, runs, *dict.fromkeys(keys)) or study.unmeasured(
+            base, [m for pair in FNO_TWINS for m in pair], ["test_error_1x"]
+        )
         if missing:
             return missing
         rows, verdicts = [], []
@@ -518,7 +549,9 @@ def _fno_overflow(problem: str, *, stress: bool) -> Callable[[_Runs], Claim]:
         plain = study.key("half")
         modes = dict.fromkeys(m for pair in FNO_TWINS for m in pair)
         stabilised = [study.key(m) for m in modes]
-        missing = _missing(base, runs, plain, *stabilised)
+        missing = _missing(base, runs, plain, *stabilised) or study.unmeasured(
+            base, ["half", *modes], [*kinds, *(k for pair in sizes for k in pair)]
+        )
         if missing:
             return missing
 
@@ -588,7 +621,9 @@ def _fno_super_resolution(problem: str) -> Callable[[_Runs], Claim]:
             holds=None,
         )
         keys = [study.key(m) for m in modes]
-        missing = _missing(base, runs, *keys)
+        missing = _missing(base, runs, *keys) or study.unmeasured(
+            base, modes, [f"test_error_{k}x" for k in (1, 2, 4)]
+        )
         if missing:
             return missing
         rows, verdicts = [], []

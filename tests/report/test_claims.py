@@ -232,6 +232,17 @@ def test_weight_norm_jump_reads_step_100(template, jump, holds) -> None:
     assert _by_id(evaluate(runs))["regression.fp16-weight-norm"].holds is holds
 
 
+def test_two_runs_of_one_label_and_seed_are_refused(template) -> None:
+    """Runs that differ only in a setting outside the label (backend, optimizer) would be
+    pooled into one median and paired arbitrarily."""
+    runs = [
+        _run(template, "burgers", "fp16", run_id="burgers-fp16-seed0"),
+        _run(template, "burgers", "fp16", run_id="burgers-fp16-adam-keras-seed0"),
+    ]
+    with pytest.raises(ValueError, match="separate directories"):
+        evaluate(runs)
+
+
 def test_missing_runs_are_undecided_not_failed() -> None:
     claims = evaluate([])
     assert len(claims) == len(CLAIMS)
@@ -338,6 +349,37 @@ def test_fno_super_resolution(template, factor, holds) -> None:
     runs = [_fno(template, m) for m in _FNO_MODES if m != "schedule+tanh"]
     runs.append(_fno(template, "schedule+tanh", test_error_4x=factor * 0.05))
     assert _by_id(evaluate(runs))["fno.super-resolution"].holds is holds
+
+
+def test_fno_claims_without_their_metrics_are_undecided(template) -> None:
+    """A run whose summary lacks a metric (an older mperror wrote it) leaves the claims that
+    read it undecided, naming the run; they were judged as failing."""
+    runs = [_fno(template, m) for m in _FNO_MODES]
+    del runs[-1].summary.extra["test_error_4x"]
+    del runs[-1].summary.extra["test_error_1x"]
+    claims = _by_id(evaluate(runs))
+    for key in ("fno.reduced-precision-accuracy", "fno.super-resolution"):
+        assert claims[key].holds is None
+        assert "fno-schedule+tanh" in claims[key].note
+    assert claims["fno.tanh-prevents-overflow"].holds is None  # N M small: as before
+
+
+def test_fno_diverged_seed_counts_against_its_mode(template) -> None:
+    """Oracle: of three mixed+tanh seeds one diverged (NaN error): the median of (0.05, 0.05,
+    inf) is 0.05, of (0.05, inf, inf) infinite; dropping the NaN would give 0.05 for both."""
+    base = [_fno(template, m) for m in _FNO_MODES if m != "mixed+tanh"]
+
+    def seeds(errors):
+        return [
+            replace(r, summary=replace(r.summary, seed=k, run_id=f"mixed-{k}"))
+            for k, e in enumerate(errors)
+            for r in [_fno(template, "mixed+tanh", test_error_1x=e)]
+        ]
+
+    one = _by_id(evaluate(base + seeds([0.05, 0.05, math.nan])))
+    two = _by_id(evaluate(base + seeds([0.05, math.nan, math.nan])))
+    assert one["fno.reduced-precision-accuracy"].holds is True
+    assert two["fno.reduced-precision-accuracy"].holds is False
 
 
 def test_fno_claims_need_their_runs(template) -> None:
