@@ -193,6 +193,14 @@ def _holds(store: FloatFormat, fmt: FloatFormat) -> bool:
     )
 
 
+def _float32_kernel_holds(fmt: FloatFormat) -> bool:
+    """Can the float32 kernel round to ``fmt``? float32 must hold ``fmt``, and ``2**emin`` must
+    be a float32 normal number: below ``2**-126`` float32 patterns are subnormal, and clearing
+    their low bits is not rounding to ``fmt`` (a format with ``emin < -126`` is rounded in
+    float64 instead, whatever the input dtype)."""
+    return _holds(_FP32, fmt) and fmt.emin >= _FP32.emin
+
+
 @functools.lru_cache(maxsize=512)
 def _plan(fmt: FloatFormat, mode: RoundMode, random_bits: int | None, layout: _Layout) -> _Plan:
     p = fmt.precision
@@ -470,7 +478,7 @@ def _addition_applies(fmt: FloatFormat, mode: RoundMode) -> bool:
         and 2 <= fmt.precision <= 22
         and fmt.emax + 1 + 24 - fmt.precision <= _FP32.emax
         and fmt.emin - fmt.precision + 1 >= -124
-        and _holds(_FP32, fmt)
+        and _float32_kernel_holds(fmt)
     )
 
 
@@ -803,7 +811,11 @@ def _route(
         return complex_parts
 
     # Work in float32 where it holds fmt (float16/bfloat16 widen exactly), else in float64.
-    work = torch.float64 if x_dtype == torch.float64 or not _holds(_FP32, fmt) else torch.float32
+    work = (
+        torch.float64
+        if x_dtype == torch.float64 or not _float32_kernel_holds(fmt)
+        else torch.float32
+    )
     if fmt == format_of_dtype(work):
         return lambda x, generator: x.to(work).to(dtype, copy=True)
     native = _native_cast(fmt, mode, work) if native_casts else None
@@ -905,7 +917,7 @@ def _float32_detour_is_exact(fmt: FloatFormat, mode: RoundMode) -> bool:
         not mode.is_stochastic
         and not (mode is RoundMode.ODD and fmt.emax >= _FP32.emax)
         and fmt.precision <= 22
-        and _holds(_FP32, fmt)
+        and _float32_kernel_holds(fmt)
         and small_step >= -147
     )
 

@@ -172,7 +172,13 @@ def formats(draw: st.DrawFn, *, max_precision: int = 24, storage: torch.dtype = 
     store = mperror.formats.format_of_dtype(storage)
     p = draw(st.integers(1, min(max_precision, store.precision)))
     emax = draw(st.integers(0, store.emax))
-    emin = draw(st.integers(max(store.emin, 1 - emax - 20), min(emax, 1)))
+    lowest = store.emin - store.precision + 1  # the storage's smallest subnormal exponent
+    emin = draw(
+        st.one_of(
+            st.integers(max(store.emin, 1 - emax - 20), min(emax, 1)),
+            st.integers(lowest, store.emin),  # 2**emin a subnormal of the storage, or its min
+        )
+    )
     subnormals = draw(st.booleans())
     step = emin - p + 1 if subnormals else emin
     if step < store.emin - store.precision + 1:

@@ -216,6 +216,29 @@ def test_precision_one_and_unusual_ranges() -> None:
                 assert_same(mperror.round(x, fmt, mode), reference(x, fmt, mode), x)
 
 
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        formats.FloatFormat(precision=2, emax=10, emin=-140),
+        formats.FloatFormat(precision=2, emax=10, emin=-130, subnormals=False),
+        formats.FloatFormat(precision=5, emax=0, emin=-135),
+    ],
+    ids=str,
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("mode", DETERMINISTIC)
+def test_formats_reaching_below_float32_normals(fmt, dtype, mode) -> None:
+    """Formats whose 2**emin is a float32 subnormal (emin < -126) but which float32 holds.
+    Oracle: values of the format are fixed points of every mode (they came back as 0 when the
+    float32 kernel treated 2**emin as a float32 normal), and the reference elsewhere."""
+    values = [math.ldexp(m, fmt.emin + e) for m, e in [(1.0, 0), (1.5, 0), (1.0, 2)]]
+    values += [-v for v in values] + [math.ldexp(1.3, fmt.emin), math.ldexp(0.7, fmt.emin)]
+    x = torch.tensor(values, dtype=dtype)
+    expected = [round_scalar(v, fmt, mode) for v in x.tolist()]
+    assert mperror.round(x, fmt, mode).tolist() == expected
+    assert expected[:6] == values[:6]
+
+
 # -- properties ------------------------------------------------------------------------------
 
 
