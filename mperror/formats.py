@@ -83,7 +83,7 @@ class FloatFormat:
         emin: smallest exponent of a normal number; defaults to ``1 - emax`` (IEEE 754).
         subnormals: whether the values between 0 and ``2**emin`` exist. Without them, the
             representable values below ``2**emin`` are ``±0`` only, and every rounding mode rounds
-            to that set (see :func:`mperror.round`).
+            a value below ``2**emin`` to ``±0`` or ``±2**emin`` (see :func:`mperror.round`).
         has_inf: whether ``±inf`` exist.
         has_nan: whether NaN exists.
         max_finite: the largest finite value, when the top codes are reserved for NaN
@@ -233,19 +233,29 @@ class FloatFormat:
         ``emax`` the top binade's spacing is kept); below ``2**emin`` it is the subnormal spacing
         ``2**(emin - p + 1)``, or ``2**emin`` without subnormals. ``±inf`` and NaN give NaN. The
         exponent comes from :func:`torch.frexp`, never from ``log2``, which rounds up just below
-        powers of two. The result has ``x``'s dtype, which must be able to hold the spacing.
+        powers of two. The result has ``x``'s dtype, which must hold every spacing of the format
+        (ValueError otherwise: ``FP32.spacing`` of a float16 tensor would give 0 below float16's
+        range).
 
         >>> FP16.spacing(torch.tensor([1.0, -0.5, 65504.0, 0.0], dtype=torch.float64))
         tensor([9.7656e-04, 4.8828e-04, 3.2000e+01, 5.9605e-08], dtype=torch.float64)
         """
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
             raise TypeError(f"x must be a floating-point tensor, got {_describe(x)}")
+        small_quantum = self.emin - self.precision + 1 if self.subnormals else self.emin
+        store = format_of_dtype(x.dtype)
+        lowest = min(small_quantum, self.emin - self.precision + 1)
+        highest = max(small_quantum, self.emax - self.precision + 1)
+        if lowest < store.emin - store.precision + 1 or highest > store.emax:
+            raise ValueError(
+                f"x's dtype {x.dtype} cannot hold the spacings of {self} (2**{lowest} to "
+                f"2**{highest}); pass a wider tensor, e.g. float64"
+            )
         _, exponent = torch.frexp(x)  # |x| = mant * 2**exponent with mant in [0.5, 1)
         e = (exponent.to(torch.int64) - 1).clamp(max=self.emax)
         quantum = e - self.precision + 1
         # Below 2**emin (zero included: frexp gives it exponent 0) the grid is fixed.
         below = x.abs() < self.smallest_normal
-        small_quantum = self.emin - self.precision + 1 if self.subnormals else self.emin
         quantum = torch.where(below, small_quantum, quantum)
         out = torch.ldexp(torch.ones_like(x), quantum.to(x.dtype))
         return torch.where(torch.isfinite(x), out, torch.full_like(x, math.nan))
@@ -303,9 +313,25 @@ class FloatFormat:
     def replace(self, **changes: Any) -> FloatFormat:
         """A copy with some fields changed, e.g. ``E4M3FN.replace(overflow="nan")``.
 
-        The name is dropped unless given, since the result is a different format.
+        Fields that hold their default (``emin = 1 - emax``, the natural largest value, the
+        overflow policy ``has_inf`` implies) are derived again from the changed fields unless
+        given, so ``FP16.replace(precision=12).max`` is 65520 as for a new format, not fp16's
+        65504; fields set to anything else (e4m3fn's ``emin`` and ``max_finite``) are kept. The
+        name is dropped unless given, since the result is a different format.
+
+        >>> FP16.replace(precision=12).max, E4M3FN.replace(precision=4).max
+        (65520.0, 448.0)
         """
         changes.setdefault("name", "")
+        natural_max = math.ldexp(2.0**self.precision - 1.0, self.emax - self.precision + 1)
+        defaults = {
+            "emin": (self.emin == 1 - self.emax),
+            "max_finite": (self.max_finite == natural_max),
+            "overflow": (self.overflow is (Overflow.INF if self.has_inf else Overflow.SATURATE)),
+        }
+        for name, is_default in defaults.items():
+            if is_default:
+                changes.setdefault(name, None)
         return dataclasses.replace(self, **changes)
 
     def __str__(self) -> str:

@@ -16,8 +16,8 @@ pattern ``m``, whose magnitude part is monotonic in the value:
   format has no subnormals), so the value is scaled to a fixed-point integer with ``G`` guard
   bits and a sticky bit, and the same integer rounding is applied to that integer.
 * Infinities, NaN and overflow are patched last; the sign is reattached, so ``-0`` stays ``-0``
-  and NaN payloads survive (torch's native casts, used for nearest even to fp16, bf16, e5m2 and
-  e4m3fn, return a NaN of their own instead: still NaN, payload and sign not kept).
+  and NaN stays NaN (its payload too where this kernel sees the input's own bits; see
+  :func:`round` for where it does not).
 
 Nearest even to a format without a native cast (the small OCP formats, custom ones) whose
 range float32 holds with room to spare is cheaper still: float32's own rounding of
@@ -715,17 +715,21 @@ def round(
             input (float64 in, float32 out) saves a conversion.
 
     Semantics (the same as :func:`mperror.reference.round_scalar`): signed zeros are kept, NaN
-    stays NaN (with its payload, except where nearest even to fp16, bf16, e5m2 or e4m3fn runs
-    as torch's native cast, which returns a NaN of its own), overflow follows ``fmt.overflow`` (see
-    :class:`~mperror.formats.Overflow`). Without subnormals, values below the smallest normal are
+    stays NaN, overflow follows ``fmt.overflow`` (see :class:`~mperror.formats.Overflow`). A NaN's
+    payload and sign are kept by the integer kernel on float32 and float64 inputs, and are not
+    promised otherwise: torch's widening of float16 and bfloat16 NaNs, the float32 detour of
+    float64 inputs and torch's native casts (nearest even to fp16, bf16, e5m2, e4m3fn) may each
+    return a NaN of their own. Without subnormals, values below the smallest normal are
     rounded by the mode to the set ``{0, ±2**emin}`` (nearest ties go to 0, round-to-odd goes to
     ``±2**emin``, stochastic rounding goes up with probability ``|x| / 2**emin``).
 
-    Stochastic rounding draws at least 31 (float64 inputs: 63) random bits per element. Its
-    probability of going up is exactly the distance fraction ``f`` whenever ``f`` has at most that
-    many bits after the binary point of the spacing: always for float32 inputs in the normal range
-    of the format. Far below the smallest subnormal it exceeds ``f`` by less than ``2**-31``
-    (``2**-(62-p)`` for float64 inputs).
+    Stochastic rounding goes up with probability exactly the distance fraction ``f`` in the
+    normal range of the format (there ``f`` has at most 23 bits for float32 inputs, 52 for
+    float64, and 31, resp. 63, random bits are drawn per element). Below ``2**emin`` the value
+    becomes a fixed-point integer with ``G`` guard bits, ``G = 31`` for float32 inputs and
+    ``62 - p`` for float64: the probability is exactly ``f`` when ``f`` has at most ``G`` bits
+    after the binary point of the spacing, and exceeds ``f`` by less than ``2**-G`` otherwise
+    (for fp16 and a float64 input ``2**-24 + 2**-76``, ``f = 2**-52`` but ``P(up) = 2**-51``).
 
     The gradient, when ``x`` requires one, is passed straight through (identity), as in
     quantisation-aware training.
@@ -779,6 +783,8 @@ def _round(
     compiled: bool,
     dtype: torch.dtype,
 ) -> torch.Tensor:
+    # A lazily negated view (``z.conj().imag``) cannot be viewed as integers: resolve it.
+    x = x.resolve_neg()
     return _route(fmt, mode, random_bits, compiled, x.dtype, dtype)(x, generator)
 
 

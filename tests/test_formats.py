@@ -128,6 +128,15 @@ def test_spacing_specials_and_no_subnormals() -> None:
     assert formats.FP16.replace(subnormals=False).spacing(x)[3] == 2.0**-14
 
 
+def test_spacing_refuses_a_dtype_that_cannot_hold_it() -> None:
+    """fp32's subnormal spacing 2**-149 is 0 in float16, bf16's top spacing 2**120 is inf."""
+    with pytest.raises(ValueError, match="cannot hold the spacings of fp32"):
+        formats.FP32.spacing(torch.ones(2, dtype=torch.float16))
+    with pytest.raises(ValueError, match="cannot hold the spacings of bf16"):
+        formats.BF16.spacing(torch.ones(2, dtype=torch.float16))
+    assert formats.FP16.spacing(torch.ones(1, dtype=torch.float16)).item() == 2.0**-10
+
+
 def test_is_representable_against_enumeration() -> None:
     """Oracle: finite_values (itself checked against torch's codes) and the midpoints between."""
     fmt = formats.E4M3FN
@@ -187,3 +196,30 @@ def test_unknown_names_suggest_the_closest_and_refuse_ambiguity() -> None:
         formats.as_format(16)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="16 bits"):
         formats.FP32.finite_values()
+
+
+@pytest.mark.parametrize(
+    ("base", "changes"),
+    [
+        ("fp16", {"precision": 12}),
+        ("bf16", {"precision": 11}),
+        ("fp16", {"emax": 7}),
+        ("e5m2", {"has_inf": False}),
+        ("fp32", {"precision": 20, "emax": 100}),
+    ],
+)
+def test_replace_derives_defaulted_fields_again(base, changes) -> None:
+    """Oracle: a format built fresh from the same primary fields. Fields at their defaults
+    (emin = 1 - emax, the natural max, the policy has_inf implies) follow the change; they
+    kept fp16's max 65504 at precision 12 (whose max is 65520)."""
+    fmt = formats.get(base)
+    primary = {"precision": fmt.precision, "emax": fmt.emax, "subnormals": fmt.subnormals}
+    primary |= {"has_inf": fmt.has_inf, "has_nan": fmt.has_nan}
+    assert fmt.replace(**changes) == formats.FloatFormat(**(primary | changes))
+
+
+def test_replace_keeps_fields_set_away_from_their_defaults() -> None:
+    """e4m3fn's emin (-6, not 1 - 8) and max (448, not 480) are its own: kept."""
+    fmt = formats.E4M3FN.replace(overflow="nan")
+    assert (fmt.emin, fmt.max, fmt.overflow) == (-6, 448.0, formats.Overflow.NAN)
+    assert formats.E4M3FN.replace(precision=3).max == 448.0

@@ -505,6 +505,19 @@ def test_result_dtype(source, target, name, mode) -> None:
     assert_same(rz.imag, mperror.round(x.double(), name, "toward_zero").to(torch.float32), x)
 
 
+@pytest.mark.parametrize("fmt", ["fp16", "e2m1", "e4m3fn"])
+@pytest.mark.parametrize("mode", ["nearest_even", "toward_zero", "stochastic"])
+def test_lazily_negated_views(fmt, mode) -> None:
+    """``z.conj().imag`` carries torch's negative bit (a view that cannot be reinterpreted as
+    integers; rounding it raised). Oracle: the same values, resolved first."""
+    z = torch.complex(torch.zeros(64), torch.randn(64) * 10).conj()
+    y = z.imag
+    assert y.is_neg()
+    gen = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    expected = mperror.round(y.resolve_neg(), fmt, mode, generator=gen())
+    assert torch.equal(mperror.round(y, fmt, mode, generator=gen()), expected)
+
+
 def test_result_never_aliases_input() -> None:
     x = torch.randn(10)
     for fmt in ("fp32", "fp16", "e2m1"):
