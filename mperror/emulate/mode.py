@@ -790,12 +790,12 @@ def _scalars_exact(args, kwargs, dtype: torch.dtype) -> bool:
             continue
         if isinstance(a, int):
             if abs(a) > limit:
-                return True
+                return False
         elif isinstance(a, float):
             if not _float_exact(a, dtype):
-                return True
+                return False
         elif isinstance(a, complex) and dtype != torch.complex128:
-            return True
+            return False
     return True
 
 

@@ -296,6 +296,35 @@ def test_constants_are_rounded_from_their_float64_value() -> None:
     assert r.tolist() == [0.0, 0.25, 0.5, 0.75]
 
 
+_NEAR_ONE = 1 - 2.0**-30  # not a float32: float32(c) = 1.0
+
+
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        ("full", lambda x: torch.full((2,), _NEAR_ONE)),
+        ("full_like", lambda x: torch.full_like(x, _NEAR_ONE)),
+        ("new_full", lambda x: x.new_full((2,), _NEAR_ONE)),
+        ("fill_", lambda x: x.clone().fill_(_NEAR_ONE)),
+        ("masked_fill", lambda x: x.masked_fill(x > -1, _NEAR_ONE)),
+        ("clamp", lambda x: x.clamp(min=_NEAR_ONE)),
+        ("where", lambda x: torch.where(x > -1, _NEAR_ONE, x)),
+        ("index_fill", lambda x: x.index_fill(0, torch.tensor([0, 1]), _NEAR_ONE)),
+        ("hardtanh", lambda x: torch.nn.functional.hardtanh(x + 5, -_NEAR_ONE, _NEAR_ONE)),
+    ],
+)
+def test_scalars_in_exact_operators_are_rounded_once(name, make) -> None:
+    """Oracle: the reference rounding of the Python float toward zero, 1 - 2**-11 in fp16.
+    Rounded from float32, where 1 - 2**-30 is 1.0, it came out 1.0 (nearest even to fp16
+    happens to hide that double rounding; directed modes do not)."""
+    x = torch.zeros(2)
+    with emulate(pure("fp16", mode="toward_zero")):
+        got = make(x)
+    expected = mperror.reference.round_scalar(_NEAR_ONE, "fp16", "toward_zero")
+    assert expected == 1 - 2.0**-11
+    assert got.tolist() == [expected, expected], name
+
+
 def test_stochastic_rounding_draws_from_the_given_generator() -> None:
     """Oracle: reproducibility under one seed; a different seed differs; torch's global stream
     is untouched (the next torch.rand is what it would be without emulation); the mean of many
