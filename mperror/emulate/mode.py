@@ -73,6 +73,8 @@ __all__ = ["Emulation", "emulate"]
 _ACTIVE = threading.local()
 
 _REAL_OF = {torch.complex64: torch.float32, torch.complex128: torch.float64}
+# Exact data operators on real tensors that compute (hypot, a division) on complex ones.
+_COMPLEX_ARITHMETIC = frozenset({"abs", "sgn"})
 _COMPLEX_OF = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 
 
@@ -438,9 +440,10 @@ class _Engine:
         if dtype is None:
             return func(*args, **kwargs)
         fmt = entry.fmt
-        if dtype is _MIXED:
+        if dtype is _MIXED or (dtype in _REAL_OF and info.name in _COMPLEX_ARITHMETIC):
             # Copies between dtypes, or scalars the tensors' dtype cannot hold: float64 keeps
-            # them exact whatever the working precision.
+            # them exact whatever the working precision. And |z|, z/|z| of complex z are
+            # arithmetic, not selections: computed in complex128, rounded once.
             return self._wide(info, fmt, False, func, args, kwargs, exact=True)
         out = func(*args, **kwargs)
         if not info.mutated and isinstance(out, torch.Tensor):
