@@ -23,25 +23,35 @@ through it as well as the forward ones. For each operator it looks up (once, cac
 
 Exactness of the default working precision. A result computed in float64 and rounded once to a
 format of precision ``p`` is the correctly rounded exact result whenever float64 computes it
-exactly, or correctly rounded with at least ``2p + 2`` bits (then the second rounding is
-innocuous: Figueroa, "When is double rounding innocuous?", SIGNUM 1995). Hence:
+exactly, or, for the nearest modes, correctly rounded with at least ``2p + 2`` bits (then the
+second rounding is innocuous: Figueroa, "When is double rounding innocuous?", SIGNUM 1995). For
+values of a format with ``p <= 25``, in every deterministic mode:
 
-* ``*`` of inputs of at most 26 significant bits (any float32 or format values) is exact in
-  float64;
-* ``+ - / sqrt`` of values of a format with ``p <= 25`` are correctly rounded (``53 >= 2p + 2``);
-  ``+ -`` of arbitrary float32 inputs can double-round when their exponents differ by more than
-  29 and the larger one is a midpoint of the format;
-* fused operators (addcmul, addcdiv, lerp, ``add`` with ``alpha``) are evaluated in float64 and
-  rounded once: correctly rounded whenever float64 evaluates them exactly (power-of-two scalars,
-  format-valued inputs), otherwise off only when the exact result lies within a few float64 ulps
-  of a midpoint of the format;
+* ``*`` is exact in float64 (at most ``2p`` bits; any float32 inputs too);
+* ``/`` and ``sqrt`` are correctly rounded: their exact results stay more than a float64 ulp
+  away from every value and midpoint of the format (the separation lemma of
+  :mod:`mperror.ops.elementwise`);
+* ``+ -`` (``add``, ``sub``, ``rsub``, in place too, ``alpha`` a power of two): under the
+  nearest modes the float64 sum is correctly rounded by Figueroa's theorem; under the other
+  modes a float64 sum of values far apart is not enough (``1 + 2**-100`` is 1.0 in float64,
+  and bf16's correctly rounded sum toward positive is ``1 + 2**-7``), so they are computed as
+  the round-to-odd float64 sum from TwoSum and then rounded, which is exact in every mode
+  (:func:`_exact_sum`; exact zero sums take IEEE's sign, ``-0`` toward negative);
+* fused operators (addcmul, addcdiv, lerp, ``add`` with another ``alpha``) are evaluated in
+  float64 and rounded once: correctly rounded whenever float64 evaluates them exactly (small
+  exponent spread, as for fp16 values and power-of-two scalars); otherwise the float64 result
+  can land on a value of the format (which misleads the directed modes) or on a midpoint (which
+  misleads the nearest ones) when the exact result lies within a float64 ulp of it, and then is
+  one spacing off. :func:`mperror.ops.fma` is the correctly rounded fused multiply-add;
 * transcendental functions: torch's float64 kernels are accurate to about one float64 ulp, so
   the rounded result is the correctly rounded one unless the exact value lies within that
   distance of a midpoint of the format, and never more than one spacing of the format off;
 * matmuls and reductions sum in float64 ("exact accumulation": see
   :class:`~mperror.emulate.Policy`).
 
-Python scalars enter operators at full float64 precision.
+Python scalars enter operators at full float64 precision; an operation with a scalar that is
+not a value of the format is outside the statements above (``x * 0.1`` is rounded by float64
+first), except for sums, which the round-to-odd sum covers.
 """
 
 from __future__ import annotations
@@ -63,6 +73,7 @@ from mperror.emulate.classify import OpInfo, classify
 from mperror.emulate.policy import OpClass, Policy, as_policy
 from mperror.emulate.report import EmulationReport
 from mperror.formats import FloatFormat, FormatLike, Overflow, format_of_dtype
+from mperror.ops._common import to_odd, two_sum
 from mperror.rounding import RoundMode
 
 __all__ = ["Emulation", "emulate"]
@@ -177,13 +188,21 @@ _FUNCTIONAL, _INPLACE = "functional", "inplace"
 class _Entry:
     """How one operator is handled under one policy (built once per operator)."""
 
-    __slots__ = ("calls", "fmt", "info", "kind", "round_inputs", "shape")
+    __slots__ = ("calls", "fmt", "impl", "info", "kind", "round_inputs", "shape")
 
-    def __init__(self, info: OpInfo, kind: str, fmt: FloatFormat | None, round_inputs: bool):
+    def __init__(
+        self,
+        info: OpInfo,
+        kind: str,
+        fmt: FloatFormat | None,
+        round_inputs: bool,
+        impl: Callable | None = None,
+    ):
         self.info = info
         self.kind = kind
         self.fmt = fmt
         self.round_inputs = round_inputs
+        self.impl = impl  # computes in place of the operator (same arguments), or None
         self.calls = 0
         # Operators the fast paths handle: functional ones whose output dtype follows their
         # inputs', and in-place methods (self written and returned).
@@ -209,6 +228,62 @@ _ROUTED_OVERLOADS = {
     ("mean", "dim"): routed.REDUCTIONS,
     **{(name, "default"): routed.TRANSFORMS for name in routed.TRANSFORMS},
 }
+
+
+# Sums and differences whose float64 evaluation a directed mode must not see rounded to nearest.
+_SUM_OVERLOADS = {
+    (f"aten::{name}", overload)
+    for name in ("add", "add_", "sub", "sub_", "rsub")
+    for overload in ("Tensor", "Scalar")
+}
+
+
+def _exact_sum(func, name: str, toward_negative: bool) -> Callable:
+    """``func`` (add, sub or rsub, functional or in place) on float64 arguments, computed as
+    ``RO53`` of the exact result: TwoSum gives ``s + e == x + y`` exactly, and ``s`` moved one
+    float64 step toward ``e`` when ``e != 0`` and ``s``'s last bit is even (round to odd, as in
+    :func:`mperror.ops.add`). By Boldo and Melquiond's theorem (``p + 2 <= 53``) one rounding
+    of that value to a ``p``-bit format is the correctly rounded sum in every mode; the float64
+    sum alone is not (``1 + 2**-100`` is 1.0 in float64, which toward positive keeps, while
+    bf16's correctly rounded result is ``1 + 2**-7``). Exact zero sums get IEEE's sign for
+    ``toward_negative``. Arguments the trick does not cover (integer or complex tensors, an
+    ``alpha`` other than a power of two) are computed by ``func`` itself."""
+    negate = name in ("sub", "rsub")
+    inplace = func._schema.arguments[0].alias_info is not None
+
+    def operand(v, like: torch.Tensor):
+        if isinstance(v, torch.Tensor):
+            return v if v.dtype is torch.float64 else None
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return None
+        if isinstance(v, int) and abs(v) > 2**53:
+            return None
+        return torch.tensor(float(v), dtype=torch.float64, device=like.device)
+
+    def run(a, b, *, alpha=1):
+        first, second = (b, a) if name == "rsub" else (a, b)
+        factor = -alpha if negate else alpha
+        like = a if isinstance(a, torch.Tensor) else b
+        x, y = operand(first, like), operand(second, like)
+        exact_factor = (
+            not isinstance(factor, bool)
+            and isinstance(factor, (int, float))
+            and factor != 0
+            and math.isfinite(factor)
+            and abs(math.frexp(factor)[0]) == 0.5
+        )
+        if x is None or y is None or not exact_factor:
+            return func(a, b, alpha=alpha)
+        y = y * factor if factor != 1 else y  # a power of two: exact
+        s, e = two_sum(x, y)
+        odd = to_odd(s, e)
+        if toward_negative:
+            odd = torch.where(s == 0, -((-x) + (-y)), odd)
+        if inplace:
+            return a.copy_(odd)
+        return odd
+
+    return run
 
 
 class _Engine:
@@ -256,7 +331,16 @@ class _Engine:
             return _Entry(info, _SOURCE, self.policy.elementwise, False)
         if cls is OpClass.DATA:
             return _Entry(info, _DATA, self.policy.elementwise, False)
-        return _Entry(info, _WIDE, self.policy.format_of(cls), cls is OpClass.MATMUL)
+        fmt = self.policy.format_of(cls)
+        impl = None
+        if (
+            (func._schema.name, func._overloadname) in _SUM_OVERLOADS
+            and self.mode not in (RoundMode.NEAREST_EVEN, RoundMode.NEAREST_AWAY)
+            and self.real is torch.float64
+            and fmt.precision + 2 <= 53
+        ):
+            impl = _exact_sum(func, info.name, self.mode is RoundMode.TOWARD_NEGATIVE)
+        return _Entry(info, _WIDE, fmt, cls is OpClass.MATMUL, impl)
 
     def dispatch(self, func, args: tuple, kwargs: dict):
         if getattr(_ACTIVE, "depth", 0):
@@ -272,13 +356,16 @@ class _Engine:
         try:
             if kind is _WIDE:
                 shape = entry.shape
+                compute = func if entry.impl is None else entry.impl
                 if shape is not None:
                     dtype = _uniform_float(args, kwargs)
                     if dtype is not None:
                         if shape is _FUNCTIONAL:
-                            return self._wide_fast(entry, dtype, func, args, kwargs)
-                        return self._inplace_fast(entry, dtype, func, args, kwargs)
-                return self._wide(entry.info, entry.fmt, entry.round_inputs, func, args, kwargs)
+                            return self._wide_fast(entry, dtype, compute, args, kwargs)
+                        return self._inplace_fast(entry, dtype, compute, args, kwargs)
+                return self._wide(
+                    entry.info, entry.fmt, entry.round_inputs, func, args, kwargs, compute=compute
+                )
             if kind is _DATA:
                 return self._data(entry, func, args, kwargs)
             if kind is _SOURCE:
@@ -367,9 +454,10 @@ class _Engine:
         kwargs,
         *,
         exact: bool = False,
+        compute: Callable | None = None,
     ):
         """Compute in the working precision (float64 when ``exact``), round every floating
-        output to ``fmt`` once."""
+        output to ``fmt`` once (``compute``: what computes in place of ``func``)."""
         real, cplx = (torch.float64, torch.complex128) if exact else (self.real, self.complex)
 
         def widen(t: torch.Tensor) -> torch.Tensor:
@@ -387,7 +475,7 @@ class _Engine:
                 wkwargs[name] = _widen_dtype(wkwargs[name], real, cplx)
             elif pos < len(wargs):
                 wargs = (*wargs[:pos], _widen_dtype(wargs[pos], real, cplx), *wargs[pos + 1 :])
-        out = func(*wargs, **wkwargs)
+        out = (func if compute is None else compute)(*wargs, **wkwargs)
         callers = self._caller_dtypes(func, args, kwargs, out)
         for orig, wide in _mutated_pairs(info, args, kwargs, wargs, wkwargs):
             if orig.shape != wide.shape:

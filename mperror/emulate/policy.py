@@ -97,12 +97,15 @@ class Policy(Record):
             float32, torch's float32 kernel, output rounded to float32 only. In-place variants
             (``"exp_"``) follow their base name.
         compute: the precision the emulator computes in before rounding. ``"fp64"`` (default)
-            makes ``+ - * /`` and ``sqrt`` on format values correctly rounded for every format of
-            precision ``p <= 25`` (float64 holds ``2p + 2`` bits: the second rounding is
-            innocuous). ``"fp32"`` runs torch's float32 kernels and rounds their result, which is
-            faster and loses exactness: double rounding is innocuous only for ``p <= 11``
-            (``24 >= 2p + 2``), and then only for correctly rounded float32 operations (``+ - *
-            /``); torch's CPU float32 ``sqrt``, transcendental functions, fused ops (addcmul)
+            makes ``+ - * /`` and ``sqrt`` on format values correctly rounded in every mode for
+            every format of precision ``p <= 25`` (see :mod:`mperror.emulate.mode`: float64
+            holds ``2p + 2`` bits, and sums under the non-nearest modes go through a
+            round-to-odd float64 sum). ``"fp32"`` runs torch's float32 kernels and rounds their
+            result, which is faster and loses exactness: double rounding is innocuous only for
+            ``p <= 11`` (``24 >= 2p + 2``) under the nearest modes, and then only for correctly
+            rounded float32 operations (``+ - * /``; sums of values far apart are not exact
+            under the directed modes); torch's CPU float32 ``sqrt``, transcendental functions,
+            fused ops (addcmul)
             and float32 reductions and matmuls (float32 accumulation in a blocked order) carry
             float32 errors into the result; FFTs run in complex64.
         name: a label for reports; it takes no part in equality.

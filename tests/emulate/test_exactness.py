@@ -64,8 +64,9 @@ def same(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return ((a == b) & (torch.signbit(a) == torch.signbit(b))) | (a.isnan() & b.isnan())
 
 
-def fraction_op(op: str, x: float, y: float):
-    """The exact result of ``x op y`` as a Fraction, or a float for IEEE special cases."""
+def fraction_op(op: str, x: float, y: float, mode: str = "nearest_even"):
+    """The exact result of ``x op y`` as a Fraction, or a float for IEEE special cases (zero
+    signs as IEEE 754 gives them in ``mode``)."""
     if not (math.isfinite(x) and math.isfinite(y)):
         return {"add": x + y, "sub": x - y, "mul": x * y}.get(op, math.nan)
     fx, fy = Fraction(x), Fraction(y)
@@ -85,17 +86,27 @@ def fraction_op(op: str, x: float, y: float):
         if op in ("mul", "div"):
             return math.copysign(0.0, x) * math.copysign(1.0, y)
         second = y if op == "add" else -y
+        if mode == "toward_negative":  # x + (-x) is -0; +0 only when both are +0
+            both_positive = math.copysign(1.0, x) > 0 and math.copysign(1.0, second) > 0
+            return 0.0 if both_positive else -0.0
         both_negative = math.copysign(1.0, x) < 0 and math.copysign(1.0, second) < 0
         return -0.0 if both_negative else 0.0
     return exact
 
 
+DETERMINISTIC = ["nearest_even", "nearest_away", "toward_zero", "toward_positive"]
+DETERMINISTIC += ["toward_negative", "odd"]
+
+
 @pytest.mark.parametrize("name", sorted(FORMATS))
 @pytest.mark.parametrize("op", ["add", "sub", "mul", "div"])
 @pytest.mark.parametrize("storage", [torch.float32, torch.float64])
-def test_basic_ops_are_correctly_rounded(name: str, op: str, storage: torch.dtype) -> None:
-    """Oracle: Fraction arithmetic on the inputs, rounded once by round_scalar. Inputs are values
-    of the format (as the emulator's own results are), in float32 or float64 storage."""
+@pytest.mark.parametrize("mode", DETERMINISTIC)
+def test_basic_ops_are_correctly_rounded(name: str, op: str, storage: torch.dtype, mode) -> None:
+    """Oracle: Fraction arithmetic on the inputs, rounded once by round_scalar in ``mode``.
+    Inputs are values of the format (as the emulator's own results are), in float32 or float64
+    storage, spread over the whole range: sums of bf16 values far apart need more than float64's
+    53 bits (1 + 2**-100 is 1.0 in float64, yet rounds up to 1 + 2**-7 toward positive)."""
     fmt = FORMATS[name]
     if storage == torch.float32 and not mperror.emulate.mode._holds_dtype(storage, fmt):
         pytest.skip(f"float32 cannot store {name}")
@@ -104,18 +115,51 @@ def test_basic_ops_are_correctly_rounded(name: str, op: str, storage: torch.dtyp
     if op == "div":
         y = torch.where(y == 0, torch.ones_like(y), y)
     xs, ys = x.to(storage), y.to(storage)
-    with emulate(fmt):
+    with emulate(mperror.emulate.pure(fmt, mode=mode)):
         got = {"add": xs + ys, "sub": xs - ys, "mul": xs * ys, "div": xs / ys}[op]
     assert got.dtype == storage
     expected = torch.tensor(
         [
-            e if isinstance(e, float) else round_scalar(e, fmt)
-            for e in (fraction_op(op, a, b) for a, b in zip(x.tolist(), y.tolist(), strict=True))
+            e if isinstance(e, float) else round_scalar(e, fmt, mode)
+            for e in (
+                fraction_op(op, a, b, mode) for a, b in zip(x.tolist(), y.tolist(), strict=True)
+            )
         ],
         dtype=torch.float64,
     )
     ok = same(got, expected)
     assert ok.all(), (x[~ok][:3], y[~ok][:3], got[~ok][:3], expected[~ok][:3])
+
+
+@pytest.mark.parametrize("mode", ["toward_positive", "toward_negative", "toward_zero", "odd"])
+def test_every_form_of_sum_is_correctly_rounded(mode: str) -> None:
+    """In-place, ``alpha``, reversed and Python-scalar sums too. Oracle: Fraction arithmetic,
+    rounded once by round_scalar (values compared; zero signs are the basic test's)."""
+    fmt = formats.BF16
+    x = format_values(fmt, 200, seed=8).float()
+    y = format_values(fmt, 200, seed=9).flip(0).float()
+    with emulate(mperror.emulate.pure(fmt, mode=mode)):
+        got = {
+            "add_": x.clone().add_(y),
+            "sub_": x.clone().sub_(y, alpha=2),
+            "alpha": torch.add(x, y, alpha=-0.25),
+            "rsub": torch.rsub(x, y),
+            "scalar": x + 2.0**-100,
+            "rscalar": 3.0 - x,
+        }
+    fx = [Fraction(v) for v in x.tolist()]
+    fy = [Fraction(v) for v in y.tolist()]
+    exact = {
+        "add_": [a + b for a, b in zip(fx, fy, strict=True)],
+        "sub_": [a - 2 * b for a, b in zip(fx, fy, strict=True)],
+        "alpha": [a - b / 4 for a, b in zip(fx, fy, strict=True)],
+        "rsub": [b - a for a, b in zip(fx, fy, strict=True)],
+        "scalar": [a + Fraction(1, 2**100) for a in fx],
+        "rscalar": [3 - a for a in fx],
+    }
+    for key, values in exact.items():
+        expected = torch.tensor([round_scalar(v, fmt, mode) for v in values], dtype=torch.float64)
+        assert torch.equal(got[key].double(), expected), key
 
 
 @pytest.mark.parametrize("name", sorted(FORMATS))
