@@ -459,10 +459,20 @@ class _Engine:
         """Compute in the working precision (float64 when ``exact``), round every floating
         output to ``fmt`` once (``compute``: what computes in place of ``func``)."""
         real, cplx = (torch.float64, torch.complex128) if exact else (self.real, self.complex)
+        # A pointwise operator on integer tensors alone with a floating result (int / int,
+        # int * 0.1) would compute in torch's default dtype: its operands are widened instead.
+        integers_too = (
+            torch.Tag.pointwise in func.tags
+            and not _float_dtypes(args, kwargs, info)
+            and any(
+                d is not None and (d.is_floating_point or d.is_complex)
+                for d in self._caller_dtypes(func, args, kwargs, None)
+            )
+        )
 
         def widen(t: torch.Tensor) -> torch.Tensor:
             if not (t.is_floating_point() or t.is_complex()):
-                return t
+                return t.to(real) if integers_too else t
             if round_inputs:
                 t = self._round(t.detach(), fmt)
             target = cplx if t.is_complex() else real

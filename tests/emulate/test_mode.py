@@ -8,6 +8,7 @@ a float64 result computed outside the emulator) or torch's own behaviour without
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import pytest
 import torch
@@ -323,6 +324,27 @@ def test_scalars_in_exact_operators_are_rounded_once(name, make) -> None:
     expected = mperror.reference.round_scalar(_NEAR_ONE, "fp16", "toward_zero")
     assert expected == 1 - 2.0**-11
     assert got.tolist() == [expected, expected], name
+
+
+def test_integer_operands_with_a_floating_result_compute_in_float64() -> None:
+    """int / int and int * scalar computed in torch's default dtype (float32) first were
+    rounded twice (83 of 3,000 p20 quotients wrong). Oracle: Fraction arithmetic rounded once
+    by round_scalar; integer results stay integers."""
+    p20 = formats.FloatFormat(precision=20, emax=40)
+    num, den = torch.arange(1, 301), torch.arange(3001, 3301)
+    with emulate(p20):
+        quotient = num / den
+        total = num + den
+    assert quotient.dtype == torch.float32 and total.dtype == torch.int64
+    expected = [
+        mperror.reference.round_scalar(Fraction(a, b), p20)
+        for a, b in zip(num.tolist(), den.tolist(), strict=True)
+    ]
+    assert quotient.tolist() == expected
+    assert torch.equal(total, torch.arange(1, 301) + torch.arange(3001, 3301))
+    with emulate(pure("fp16", mode="toward_zero")):
+        scaled = torch.tensor([3]) * _NEAR_ONE
+    assert scaled.tolist() == [3 - 2.0**-9]  # the fp16 value below 3; float32 gave 3.0
 
 
 def test_stochastic_rounding_draws_from_the_given_generator() -> None:
