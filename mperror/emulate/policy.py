@@ -223,7 +223,10 @@ def pure(
 # Entries that are composite on every backend (cosine_similarity, l1_loss, kl_div,
 # poisson_nll_loss, cosine_embedding_loss, hinge_embedding_loss, margin_ranking_loss,
 # triplet_margin_loss, frobenius_norm, nuclear_norm) are seen as their parts: the parts on this
-# list run in float32, the rest in the policy's formats.
+# list run in float32, the rest in the policy's formats. rms_norm (AT_FORALL_FP32) is such a
+# composite on CPU in torch 2.13 (pow, mean, add, rsqrt, mul; _fused_rms_norm, listed, where a
+# backend has it): its mean of squares and the epsilon added to it then run in the policy's
+# formats and can overflow fp16, which CUDA autocast's float32 rms_norm does not.
 _AUTOCAST_FP32_FORWARD = (
     # AT_FORALL_FP32
     "acos", "asin", "cosh", "erfinv", "exp", "expm1", "log", "log10", "log2", "log1p",
@@ -239,6 +242,8 @@ _AUTOCAST_FP32_FORWARD = (
     # AT_FORALL_FP32_SET_OPT_DTYPE and the norm overloads (fp32_append_dtype)
     "prod", "_softmax", "_log_softmax", "cumprod", "cumsum", "linalg_vector_norm",
     "linalg_matrix_norm", "sum", "norm",
+    # rms_norm (AT_FORALL_FP32), as the fused kernel it runs as where one exists
+    "_fused_rms_norm",
 )  # fmt: skip
 _AUTOCAST_FP32_BACKWARD = (
     "softplus_backward", "native_layer_norm_backward", "native_group_norm_backward",
@@ -252,6 +257,7 @@ _AUTOCAST_FP32_BACKWARD = (
     "upsample_linear1d_backward", "upsample_bilinear2d_backward",
     "_upsample_bilinear2d_aa_backward", "upsample_trilinear3d_backward",
     "upsample_bicubic2d_backward", "_upsample_bicubic2d_aa_backward",
+    "_fused_rms_norm_backward",
 )  # fmt: skip
 
 #: ATen operators that :func:`autocast` keeps in float32 (torch's CUDA autocast fp32 lists).
@@ -282,6 +288,10 @@ def autocast(
     dtype of its inputs, so ``x16 + bias32`` runs in float32; the emulator stores every tensor
     in the caller's dtype and cannot tell which ones CUDA would hold in half, so it runs such
     operators in ``fmt`` (at least as much rounding as CUDA). Output dtypes stay the caller's.
+    Entries of the fp32 list that are composites on the CPU are seen as their parts (see the
+    comment above :data:`AUTOCAST_FP32_OPS`): ``rms_norm``'s mean of squares then runs in
+    ``fmt`` and can overflow fp16 (``rms_norm`` of values of 300 gives 0), where CUDA's float32
+    ``rms_norm`` gives 1.
 
     >>> p = autocast("bf16")
     >>> p.matmul.name, "_softmax" in p.keep_fp32, "mean" in p.keep_fp32
