@@ -424,6 +424,17 @@ def test_autocast_fp32_names_are_aten_operators() -> None:
         assert hasattr(torch.ops.aten, name), name
 
 
+def test_autocast_rms_norm_on_cpu_is_its_parts() -> None:
+    """The documented difference from CUDA autocast: on the CPU rms_norm is a composite whose
+    mean of squares (90000) runs in fp16 and overflows, so the norm is 0, where float32 (CUDA
+    autocast's rms_norm) gives 1."""
+    x = torch.full((2, 4), 300.0)
+    with emulate(autocast("fp16")):
+        y = torch.nn.functional.rms_norm(x, (4,))
+    assert torch.equal(torch.nn.functional.rms_norm(x, (4,)), torch.ones(2, 4))
+    assert torch.equal(y, torch.zeros(2, 4))
+
+
 def test_gradscaler_bookkeeping_keeps_float32() -> None:
     """GradScaler's scale 2**16 exceeds fp16's max; its update runs natively (oracle: the
     documented doubling after growth_interval good steps)."""
