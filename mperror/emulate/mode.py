@@ -470,16 +470,23 @@ class _Engine:
             )
         )
 
-        def widen(t: torch.Tensor) -> torch.Tensor:
+        def widen(t: torch.Tensor, operand: bool = True) -> torch.Tensor:
             if not (t.is_floating_point() or t.is_complex()):
                 return t.to(real) if integers_too else t
-            if round_inputs:
+            if round_inputs and operand:
                 t = self._round(t.detach(), fmt)
             target = cplx if t.is_complex() else real
             return t.to(target) if t.dtype != target else t.detach()
 
+        def widen_output(t: torch.Tensor) -> torch.Tensor:
+            return widen(t, operand=False)
+
+        # out= buffers are written, never read: not rounded as operands (nor counted).
+        outputs = {name for pos, name, _ in info.mutated if func._schema.arguments[pos].kwarg_only}
         wargs = _map_tensors(widen, args)
-        wkwargs = {k: _map_tensors(widen, v) for k, v in kwargs.items()}
+        wkwargs = {
+            k: _map_tensors(widen_output if k in outputs else widen, v) for k, v in kwargs.items()
+        }
         for pos, name in info.dtype_args:
             if name in wkwargs:
                 wkwargs[name] = _widen_dtype(wkwargs[name], real, cplx)
@@ -580,8 +587,14 @@ class _Engine:
         fmt = entry.fmt
         policy = self.policy
 
+        rounded_nonfinite = False
+
         def round_input(t: torch.Tensor) -> torch.Tensor:
-            return self._round(t.detach(), fmt)
+            nonlocal rounded_nonfinite
+            r = self._round(t.detach(), fmt)
+            if self.count and not rounded_nonfinite:
+                rounded_nonfinite = not bool(torch.isfinite(r).all())
+            return r
 
         if info.name in routed.TRANSFORMS:
             value = routed.transform(info.name, args, fmt, self.mode, self.generator)
@@ -595,8 +608,9 @@ class _Engine:
                 info.name, args, kwargs, fmt, policy.accumulation, self.mode, self.generator,
                 round_input,
             )  # fmt: skip
-        if self.count:
-            # Overflow inside mperror.ops surfaces as non-finite results of finite inputs.
+        if self.count and not rounded_nonfinite:
+            # Overflow inside mperror.ops surfaces as non-finite results of finite inputs (an
+            # input that overflowed when rounded was counted then, not again here).
             inputs = [t for t in args if isinstance(t, torch.Tensor) and _is_float(t)]
             if all(bool(torch.isfinite(t).all()) for t in inputs):
                 parts = torch.view_as_real(value) if value.is_complex() else value

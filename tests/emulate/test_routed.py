@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 import mperror
@@ -111,6 +112,27 @@ def test_staged_fft_overflows_like_a_half_fft() -> None:
     assert exact[0].real.item() == 100.0
     nonfinite = int((~torch.isfinite(torch.view_as_real(staged))).sum())
     assert nonfinite >= 1 and em.report().overflowed == nonfinite
+
+
+@pytest.mark.parametrize("accumulation", ["fp16", "fp32"])
+def test_an_input_overflowing_when_rounded_is_counted_once(accumulation: str) -> None:
+    """Oracle: hand count. 70000 overflows when rounded to fp16, the one overflow; the inf it
+    becomes propagates into the sum and the product, which adds no second overflow."""
+    with emulate(pure("fp16", accumulation=accumulation)) as em:
+        total = torch.tensor([70000.0, 1.0, 2.0]).sum()
+        product = torch.tensor([[70000.0]]) @ torch.tensor([[1.0]])
+    assert math.isinf(total.item()) and math.isinf(product.item())
+    assert em.report().overflowed == 2  # one input each
+
+
+def test_out_buffers_of_a_matmul_are_not_rounded_as_operands() -> None:
+    """An out= buffer is written, not read: its stale 1e6 (past fp16's max) is no overflow."""
+    out, a = torch.full((2, 2), 1e6), torch.ones(2, 2)
+    with emulate("fp16") as em:
+        torch.mm(a, a, out=out)
+    report = em.report()
+    assert torch.equal(out, torch.full((2, 2), 2.0))
+    assert (report.overflowed, report.rounded) == (0, 12)  # 8 operands, 4 results
 
 
 def test_fno_layer_under_accumulation_and_staged_ffts_stays_close_to_exact() -> None:
