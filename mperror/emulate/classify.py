@@ -27,7 +27,7 @@ _PASS = {
     "set", "_local_scalar_dense", "equal", "is_same_size", "_has_compatible_shallow_copy_type",
     "is_nonzero", "record_stream", "_assert_async", "_assert_scalar", "sym_size", "sym_stride",
     "sym_numel", "sym_storage_offset", "is_set_to", "_pin_memory", "resolve_conj",
-    "resolve_neg", "_make_dep_token", "_functional_assert_async",
+    "resolve_neg", "_make_dep_token", "_functional_assert_async", "_linalg_check_errors",
 }  # fmt: skip
 
 # GradScaler's bookkeeping keeps the scale and the found-inf flag in float32 by design.

@@ -95,7 +95,9 @@ class Policy(Record):
         keep_fp32: ATen operator names (overload packets, ``"exp"``, ``"_softmax"``, ...; any
             collection, stored as a sorted tuple) that run in float32: inputs converted to
             float32, torch's float32 kernel, output rounded to float32 only. In-place variants
-            (``"exp_"``) follow their base name.
+            (``"exp_"``) follow their base name. A name that is no ATen operator, or one that
+            decomposes above the emulator (``"softmax"``, which runs as ``"_softmax"``), is
+            refused with ValueError.
         compute: the precision the emulator computes in before rounding. ``"fp64"`` (default)
             makes ``+ - * /`` and ``sqrt`` on format values correctly rounded in every mode for
             every format of precision ``p <= 25`` (see :mod:`mperror.emulate.mode`: float64
@@ -158,6 +160,19 @@ class Policy(Record):
         bad = [repr(n) for n in names if not isinstance(n, str) or not n]
         if bad:
             raise TypeError(f"keep_fp32 must hold non-empty op names (str), got {', '.join(bad)}")
+        unknown = [n for n in names if not hasattr(torch.ops.aten, n)]
+        if unknown:
+            raise ValueError(
+                f"keep_fp32 names must be ATen operators (torch.ops.aten.NAME); unknown: "
+                f"{', '.join(map(repr, unknown))}"
+            )
+        unseen = [(n, _kernel_of(n)) for n in names if _kernel_of(n)]
+        if unseen:
+            listed = ", ".join(f"{n!r} (it runs as {k!r})" for n, k in unseen)
+            raise ValueError(
+                f"keep_fp32 names operators the emulator never sees: they decompose above it, "
+                f"into the operators to name instead: {listed}"
+            )
         # A sorted tuple: hashable, order-free equality, and JSON-ready in to_dict().
         object.__setattr__(self, "keep_fp32", tuple(sorted(set(names))))
 
@@ -209,6 +224,29 @@ def pure(
         compute=compute,
         name=f"pure({fmt})",
     )
+
+
+def _kernel_of(name: str) -> str | None:
+    """The ATen operator that ``name`` runs as when ``name`` decomposes above the emulator (every
+    functional overload CompositeImplicitAutograd) into ``_name`` or ``native_name``: softmax
+    into _softmax, layer_norm into native_layer_norm. ``None`` otherwise."""
+    packet = getattr(torch.ops.aten, name)
+    composite = []
+    for overload in packet.overloads():
+        if overload == "out" or overload.endswith("_out"):
+            continue
+        try:
+            qualified = getattr(packet, overload).name()
+            composite.append(
+                torch._C._dispatch_has_kernel_for_dispatch_key(
+                    qualified, "CompositeImplicitAutograd"
+                )
+            )
+        except RuntimeError:  # an overload the registry lists but cannot resolve
+            continue
+    if not composite or not all(composite):
+        return None
+    return next((k for k in (f"_{name}", f"native_{name}") if hasattr(torch.ops.aten, k)), None)
 
 
 # torch's CUDA autocast op lists, from pytorch/pytorch aten/src/ATen/autocast_mode.h (the macros

@@ -485,6 +485,15 @@ def test_policy_validation_and_format_arguments() -> None:
         mperror.emulate.Policy(
             elementwise="fp16", matmul="fp16", reduction="fp16", fft="fp16", keep_fp32="exp"
         )
+    for names, message in [
+        ({"softmax"}, r"'softmax' \(it runs as '_softmax'\)"),
+        ({"layer_norm", "exp"}, r"'layer_norm' \(it runs as 'native_layer_norm'\)"),
+        ({"expo"}, "unknown: 'expo'"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            mperror.emulate.Policy(
+                elementwise="fp16", matmul="fp16", reduction="fp16", fft="fp16", keep_fp32=names
+            )
     with pytest.raises(TypeError, match="policy"):
         emulate(3)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="generator"):
