@@ -85,8 +85,12 @@ def round_scalar(
     ...     emin=-6, has_inf=False, max_finite=448.0, overflow="nan"))
     (448.0, nan)
     """
+    if isinstance(value, bool) or not isinstance(value, (float, int, Fraction)):
+        raise TypeError(f"value must be a float, int or Fraction, got {type(value).__name__}")
     fmt = as_format(fmt)
     mode = RoundMode.parse(mode)
+    if random_bits is not None and mode is not RoundMode.STOCHASTIC:
+        raise ValueError(f"random_bits applies to mode 'stochastic' only, got mode {mode.value!r}")
     if isinstance(value, float) and math.isnan(value):
         return math.nan
     if isinstance(value, float) and math.isinf(value):

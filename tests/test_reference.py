@@ -103,3 +103,14 @@ def test_stochastic_draws() -> None:
     assert round_scalar(value, "fp16", "stochastic_equal", draw=0.49) == 1 + 2**-10
     with pytest.raises(ValueError, match="draw"):
         round_scalar(value, "fp16", RoundMode.STOCHASTIC)
+
+
+def test_bad_arguments_are_refused() -> None:
+    """A string or a bool is not a number to round (Fraction("1.5") would parse the string);
+    random_bits means nothing outside stochastic rounding (mperror.round refuses it too)."""
+    with pytest.raises(TypeError, match="value must be"):
+        round_scalar("1.5", "fp16")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="value must be"):
+        round_scalar(True, "fp16")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="random_bits"):
+        round_scalar(1.5, "fp16", "nearest_even", random_bits=3)
