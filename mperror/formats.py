@@ -85,7 +85,9 @@ class FloatFormat:
             representable values below ``2**emin`` are ``±0`` only, and every rounding mode rounds
             a value below ``2**emin`` to ``±0`` or ``±2**emin`` (see :func:`mperror.round`).
         has_inf: whether ``±inf`` exist.
-        has_nan: whether NaN exists.
+        has_nan: whether NaN exists. A format without NaN has no code for a NaN input (or
+            ``0/0``): rounding returns NaN anyway, which is then not a value of the format
+            (:meth:`is_representable` is False), so the error stays visible.
         max_finite: the largest finite value, when the top codes are reserved for NaN
             (float8_e4m3fn: 448 instead of 480); defaults to ``(2 - 2**(1-p)) * 2**emax``.
         overflow: an :class:`Overflow` policy or its value string; defaults to ``"inf"`` when the

@@ -7,6 +7,7 @@ Each function reads the same traces and summaries the claims are judged from
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,9 +40,21 @@ def _label(run: StoredRun) -> str:
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     _pyplot().close(fig)
     return path
+
+
+def save_figure(fig, path: Path) -> None:
+    """``fig.savefig(path)`` through a temporary file and an atomic rename, so that an
+    interrupted report leaves the old figure or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")  # the suffix picks the file type
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def critical_zone(runs: Sequence[StoredRun], path: Path) -> Path:

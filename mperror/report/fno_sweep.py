@@ -53,6 +53,7 @@ from mperror.bounds.fno import (
 )
 from mperror.formats import FloatFormat, FormatLike, Overflow, as_format
 from mperror.report.claims import Claim
+from mperror.report.figures import save_figure
 from mperror.rounding import round as round_to
 
 __all__ = [
@@ -640,7 +641,7 @@ def draw_sweep(records: Sequence[SweepRecord], path: Path) -> Path:
             ax.set_ylabel("max error per mode")
             ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 

@@ -21,3 +21,29 @@ def test_running_mean_is_the_window_mean() -> None:
     first step covers steps 0 and 1 only)."""
     y = np.array([0.0, 3.0, 6.0, 9.0])
     np.testing.assert_allclose(_running_mean(y, 3), [1.5, 3.0, 6.0, 7.5])
+
+
+def test_figures_are_written_whole(tmp_path) -> None:
+    """A failing save leaves the old figure in place and no temporary file behind."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mperror.report.figures import save_figure
+
+    path = tmp_path / "f.png"
+    fig = plt.figure()
+    save_figure(fig, path)
+    before = path.read_bytes()
+    assert before.startswith(b"\x89PNG")
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    fig.savefig = broken
+    with pytest.raises(OSError, match="disk full"):
+        save_figure(fig, path)
+    plt.close(fig)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["f.png"]
