@@ -57,7 +57,7 @@ def test_run_command(tmp_path, capsys) -> None:
         (["run", "regression", "--seeds", "3-1"], "--seeds range '3-1' is empty"),
         (["run", "regression", "--seeds", "1,1"], "--seeds repeats a seed"),
         (["report", "/nonexistent/mperror"], "does not exist"),
-        (["run", "regression", "-p", "fp16+scaler"], "master weights"),
+        (["run", "regression", "-p", "fp16+scaler"], "policy 'fp16+scaler': GradScaler"),
         (["run", "regression", "-p", "fp32/half"], "model_precision is for problems"),
         # checked before the first run trains: the good run leaves no directory behind
         (["run", "fno-burgers", "-p", "fp32/full", "fp32/quarter"], "MODE[-FMT][+tanh]"),

@@ -179,5 +179,5 @@ def parse(policy: str | Precision, *, backend: str = "auto") -> Precision:
         raise ValueError(f"policy {policy!r}: fp64 is wider than the float32 baseline")
     name = ("fp32" if kind == "fp32" else f"{kind}-{fmt.name}") + (_SCALER if grad_scaler else "")
     if kind == "pure" and fmt.name in _NATIVE_DTYPES:
-        name = fmt.name
+        name = fmt.name + (_SCALER if grad_scaler else "")
     return Precision(name=name, kind=kind, fmt=fmt, grad_scaler=grad_scaler, backend=backend)
