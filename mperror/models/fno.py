@@ -191,24 +191,60 @@ def _expression(x_shape: tuple[int, ...], w_shape: tuple[int, ...]):
 
 
 class _EmulatedBlock(torch.autograd.Function):
-    """``fn(*inputs)`` under an emulation policy, forward and backward (one autograd node)."""
+    """``fn(*inputs)`` under an emulation policy, forward and backward, to any order (one
+    autograd node; ``fn`` returns a tensor or a tuple of tensors).
+
+    The forward pass keeps the emulated graph of ``fn``, and a plain backward differentiates it
+    under the policy (``retain_graph``, so a retained outer graph can be differentiated again).
+    When a graph of the backward itself is asked for (double backward: Hessian-vector products,
+    a PINN-style loss on derivatives), the vector-Jacobian product runs as an emulated block of
+    its own, recomputing ``fn``: its derivatives are emulated in turn.
+    """
 
     @staticmethod
-    def forward(ctx, fn: Callable, policy, *inputs: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, fn: Callable, policy, *inputs: torch.Tensor):
         leaves = [t.detach().requires_grad_(t.requires_grad) for t in inputs]
         with torch.enable_grad(), mperror.emulate(policy, count=False):
             out = fn(*leaves)
-        ctx.graph = (leaves, out, policy)
-        return out.detach()
+        outs = out if isinstance(out, tuple) else (out,)
+        ctx.graph = (leaves, outs)
+        ctx.fn, ctx.policy = fn, policy
+        ctx.save_for_backward(*inputs)
+        detached = tuple(o.detach() for o in outs)
+        return detached if isinstance(out, tuple) else detached[0]
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        leaves, out, policy = ctx.graph
-        wanted = [t for t in leaves if t.requires_grad]
-        with mperror.emulate(policy, count=False):
-            grads = iter(torch.autograd.grad(out, wanted, grad, allow_unused=True))
-        del ctx.graph
-        return (None, None, *(next(grads) if t.requires_grad else None for t in leaves))
+    def backward(ctx, *grads: torch.Tensor):
+        needs = ctx.needs_input_grad[2:]
+        if torch.is_grad_enabled():  # create_graph: the backward must be differentiable
+            inputs = ctx.saved_tensors
+            fn, count = ctx.fn, len(inputs)
+
+            def vjp(*args: torch.Tensor) -> tuple[torch.Tensor, ...]:
+                return _vjp(fn, args[:count], args[count:], needs, create_graph=True)
+
+            found = iter(_EmulatedBlock.apply(vjp, ctx.policy, *inputs, *grads))
+        else:
+            leaves, outs = ctx.graph
+            with mperror.emulate(ctx.policy, count=False):
+                found = iter(_vjp(None, leaves, grads, needs, outs=outs))
+        return (None, None, *(next(found) if need else None for need in needs))
+
+
+def _vjp(fn, inputs, grads, needs, *, create_graph: bool = False, outs=None):
+    """The gradients of ``fn(*inputs)`` (or of ``outs``, already computed from ``inputs``)
+    against ``grads`` for the inputs that ``needs`` marks, zeros where one is unused."""
+    wanted = [t for t, need in zip(inputs, needs, strict=True) if need]
+    if outs is None:
+        with torch.enable_grad():
+            out = fn(*inputs)
+        outs = out if isinstance(out, tuple) else (out,)
+    found = torch.autograd.grad(
+        outs, wanted, grads, retain_graph=True, create_graph=create_graph, allow_unused=True
+    )
+    return tuple(
+        torch.zeros_like(t) if g is None else g for t, g in zip(wanted, found, strict=True)
+    )
 
 
 class SpectralConv(nn.Module):
@@ -224,9 +260,12 @@ class SpectralConv(nn.Module):
         self, channels_in: int, channels_out: int, modes: Sequence[int], *, generator=None
     ) -> None:
         super().__init__()
-        self.modes = tuple(int(m) for m in modes)
-        if len(self.modes) not in (1, 2) or min(self.modes) < 1:
+        modes = tuple(modes)
+        if len(modes) not in (1, 2) or not all(
+            isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in modes
+        ):
             raise ValueError(f"modes must be 1 or 2 positive ints, got {modes!r}")
+        self.modes = modes
         kept = self.modes if len(self.modes) == 1 else (2 * self.modes[0], self.modes[1])
         scale = 1.0 / (channels_in * channels_out)
         shape = (channels_in, channels_out, *kept, 2)
