@@ -52,6 +52,20 @@ def test_heat_limit_for_small_amplitude() -> None:
     np.testing.assert_allclose(u.numpy(), heat, rtol=0, atol=1e-11)
 
 
+@pytest.mark.parametrize("n", [48, 96])
+def test_two_thirds_rule_drops_mode_n_over_3(n: int) -> None:
+    """Orszag's rule keeps |k| < n/3 only. For u0 = cos(2 pi (n/3) x) the dealiased nonlinear
+    term is then zero, so u decays as the heat equation's cos mode, e^(-nu (2 pi n/3)^2 t),
+    exactly (to round-off). Keeping k = n/3 aliased u0**2's mode 2n/3 onto it."""
+    x = np.arange(n) / n
+    m = n // 3
+    u0 = np.cos(2 * np.pi * m * x)
+    nu, t = 1e-4, 0.01
+    u = solve_periodic_burgers(torch.from_numpy(u0), nu=nu, t_final=t)
+    heat = math.exp(-nu * (2 * math.pi * m) ** 2 * t) * u0
+    np.testing.assert_allclose(u.numpy(), heat, rtol=0, atol=1e-12)
+
+
 def test_mean_is_conserved() -> None:
     """The k = 0 mode sees neither term, so the mean is conserved to round-off."""
     u0, _ = burgers1d_dataset(4, 128, seed=0, fine_resolution=512, dtype=torch.float64)
