@@ -155,9 +155,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _training_options(p: argparse.ArgumentParser) -> None:
+def _training_options(p: argparse.ArgumentParser, default_seeds: str) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--seeds", help="seeds, e.g. 0,1,2 or 0-9 (default: the setting's)")
+    p.add_argument("--seeds", help=f"seeds, e.g. 0,1,2 or 0-9 (default: {default_seeds})")
     p.add_argument("--iterations", type=int, help="override every problem's iteration count")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_verify = sub.add_parser("verify", help="train the studies and write the claims report")
     p_verify.add_argument("--full", action="store_true", help="the papers' sizes, ten seeds")
     p_verify.add_argument("--out", default="mperror-verify", help="output directory")
-    _training_options(p_verify)
+    _training_options(p_verify, "0 quick, 0-9 with --full")
     p_verify.set_defaults(func=_cmd_verify)
 
     from mperror.problems import names as problem_names
@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=OPTIMIZERS,
         help="adam (torch's) or adam-keras (epsilon where Keras puts it); default: the problem's",
     )
-    _training_options(p_run)
+    _training_options(p_run, "0")
     p_run.set_defaults(func=_cmd_run)
 
     p_report = sub.add_parser("report", help="judge and redraw from stored runs")

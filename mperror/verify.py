@@ -1,7 +1,8 @@
 """``mperror verify``: train the studies, judge the papers' claims, write the report.
 
-The quick setting trains every problem at its ``"quick"`` size with one seed (a few minutes on
-two CPU cores); ``full`` trains the papers' sizes with ten seeds (a GPU job). Runs go to
+The quick setting trains every problem but ``fno-darcy`` (a study of its own) at its
+``"quick"`` size with one seed (a few minutes on two CPU cores); ``full`` trains the papers'
+sizes with ten seeds (a GPU job). Runs go to
 ``OUT/runs`` (resumable: finished runs are kept and skipped when the command runs again), the
 report to ``OUT/report.md`` and ``OUT/report.json``. Beside the training claims the report
 judges the FNO bounds (:func:`mperror.report.fno_sweep.fno_claims`: a resolution sweep with

@@ -52,7 +52,10 @@ def _markdown(
         f"({header['device_name']}), torch {header['torch']}.",
         "",
         "Each claim is judged by a criterion fixed in `mperror/report/claims.py` before the "
-        "runs; a claim that does not hold here is a finding about this machine and setting.",
+        "runs, with two later additions made after seeing runs (error ratios compare medians "
+        "over the seeds run in both precisions; fp16-fails counts only seeds where float32 "
+        "trained: see the README); a claim that does not hold here is a finding about this "
+        "machine and setting.",
         "",
         "| claim | paper | measured | criterion | verdict |",
         "|---|---|---|---|---|",

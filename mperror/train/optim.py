@@ -14,7 +14,7 @@ step with epsilon ``eps / sqrt(c2)``: :class:`KerasAdam` is :class:`torch.optim.
 epsilon set before every step. The two forms agree in exact arithmetic, not bit for bit (torch
 divides ``sqrt(v)`` by ``sqrt(c2)`` where Keras scales the learning rate). Keras's epsilon is
 ``1 / sqrt(c2)`` times larger than torch's early on (31.6x at step 1 for ``beta2 = 0.999``,
-1.58x at step 1,000), so its first steps are damped more; the two meet as ``t`` grows.
+1.26x at step 1,000), so its first steps are damped more; the two meet as ``t`` grows.
 """
 
 from __future__ import annotations
