@@ -46,7 +46,7 @@ def _markdown(
     header: dict,
 ) -> str:
     lines = [
-        "# mperror verify",
+        "# mperror claims report",
         "",
         f"Setting: **{header['setting']}**, device **{header['device']}** "
         f"({header['device_name']}), torch {header['torch']}.",
