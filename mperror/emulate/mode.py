@@ -308,18 +308,22 @@ class _Engine:
             else (torch.float32, torch.complex64)
         )
         self._keep_fp32 = frozenset(policy.keep_fp32)
+        backward = policy.keep_fp32_backward
+        self._keep_fp32_backward = None if backward is None else frozenset(backward)
         self.entries: dict[Any, _Entry] = {}
+        # Entries for operators run by autograd's backward, when the policy treats them apart.
+        self.backward_entries: dict[Any, _Entry] = {}
         self._plans: dict[tuple, tuple] = {}  # (id(fmt), dtype, out dtype) -> _plan(...)
         self.rounded = 0
         self.overflowed = 0
         self.underflowed = 0
 
-    def entry(self, func) -> _Entry:
+    def entry(self, func, *, backward: bool = False) -> _Entry:
         info = classify(func)
         cls = info.op_class
         if cls in (OpClass.VIEW, OpClass.PASS, OpClass.NATIVE):
             return _Entry(info, _NATIVE, None, False)
-        if info.name in self._keep_fp32:
+        if info.name in (self._keep_fp32_backward if backward else self._keep_fp32):
             return _Entry(info, _FP32, None, False)
         route = _ROUTED_OVERLOADS.get((info.name, func._overloadname))
         if route is not None and (
@@ -345,9 +349,13 @@ class _Engine:
     def dispatch(self, func, args: tuple, kwargs: dict):
         if getattr(_ACTIVE, "depth", 0):
             return func(*args, **kwargs)
-        entry = self.entries.get(func)
+        entries = self.entries
+        if self._keep_fp32_backward is not None and torch._C._current_autograd_node() is not None:
+            entries = self.backward_entries  # autograd is running a backward pass
+        entry = entries.get(func)
         if entry is None:
-            entry = self.entries[func] = self.entry(func)
+            backward = entries is self.backward_entries
+            entry = entries[func] = self.entry(func, backward=backward)
         entry.calls += 1
         kind = entry.kind
         if kind is _NATIVE:
@@ -761,19 +769,24 @@ class _Engine:
     def report(self) -> EmulationReport:
         ops: dict[str, int] = {}
         classes: dict[str, str] = {}
-        unclassified = []
-        for func, entry in self.entries.items():
-            name = str(func)
-            ops[name] = ops.get(name, 0) + entry.calls
-            cls = entry.info.op_class
-            if entry.kind is _FP32:
-                classes[name] = "fp32"
-            elif entry.kind is _ROUTED:
-                classes[name] = f"{cls.value}/ops"
-            else:
-                classes[name] = cls.value
-            if cls is OpClass.UNCLASSIFIED:
-                unclassified.append(name)
+        unclassified = set()
+        for entries, suffix in ((self.entries, ""), (self.backward_entries, " in backward")):
+            for func, entry in entries.items():
+                name = str(func)
+                ops[name] = ops.get(name, 0) + entry.calls
+                cls = entry.info.op_class
+                if entry.kind is _FP32:
+                    label = "fp32"
+                elif entry.kind is _ROUTED:
+                    label = f"{cls.value}/ops"
+                else:
+                    label = cls.value
+                if name not in classes:
+                    classes[name] = f"{label}{suffix}"
+                elif label != classes[name]:
+                    classes[name] += f"; {label}{suffix}"
+                if cls is OpClass.UNCLASSIFIED:
+                    unclassified.add(name)
         return EmulationReport(
             policy=self.policy.to_dict(),
             ops=ops,

@@ -15,6 +15,7 @@ import dataclasses
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -98,6 +99,11 @@ class Policy(Record):
             (``"exp_"``) follow their base name. A name that is no ATen operator, or one that
             decomposes above the emulator (``"softmax"``, which runs as ``"_softmax"``), is
             refused with ValueError.
+        keep_fp32_backward: the operators that run in float32 while autograd runs a backward
+            pass (``None``, the default: those of ``keep_fp32``); the others of ``keep_fp32``
+            then run in the policy's formats. :func:`autocast` needs this: CUDA autocast is off
+            in backward, so a ``sum`` that autograd runs on a half gradient (a bias gradient)
+            returns half, while a forward ``sum`` runs in float32.
         compute: the precision the emulator computes in before rounding. ``"fp64"`` (default)
             makes ``+ - * /`` and ``sqrt`` on format values correctly rounded in every mode for
             every format of precision ``p <= 25`` (see :mod:`mperror.emulate.mode`: float64
@@ -127,6 +133,7 @@ class Policy(Record):
     accumulation: FloatFormat | Accumulation | None = None
     fft_algorithm: str = "exact"
     keep_fp32: tuple[str, ...] = ()
+    keep_fp32_backward: tuple[str, ...] | None = None
     compute: str = "fp64"
     name: str = dataclasses.field(default="", compare=False)
 
@@ -151,30 +158,10 @@ class Policy(Record):
             )
         if self.compute not in _COMPUTE:
             raise ValueError(f"compute must be one of {_COMPUTE}, got {self.compute!r}")
-        if isinstance(self.keep_fp32, str) or not isinstance(self.keep_fp32, Iterable):
-            raise TypeError(
-                f"keep_fp32 must be a collection of ATen op names such as {{'exp', '_softmax'}}, "
-                f"got {self.keep_fp32!r}"
-            )
-        names = list(self.keep_fp32)
-        bad = [repr(n) for n in names if not isinstance(n, str) or not n]
-        if bad:
-            raise TypeError(f"keep_fp32 must hold non-empty op names (str), got {', '.join(bad)}")
-        unknown = [n for n in names if not hasattr(torch.ops.aten, n)]
-        if unknown:
-            raise ValueError(
-                f"keep_fp32 names must be ATen operators (torch.ops.aten.NAME); unknown: "
-                f"{', '.join(map(repr, unknown))}"
-            )
-        unseen = [(n, _kernel_of(n)) for n in names if _kernel_of(n)]
-        if unseen:
-            listed = ", ".join(f"{n!r} (it runs as {k!r})" for n, k in unseen)
-            raise ValueError(
-                f"keep_fp32 names operators the emulator never sees: they decompose above it, "
-                f"into the operators to name instead: {listed}"
-            )
-        # A sorted tuple: hashable, order-free equality, and JSON-ready in to_dict().
-        object.__setattr__(self, "keep_fp32", tuple(sorted(set(names))))
+        object.__setattr__(self, "keep_fp32", _op_names(self.keep_fp32, "keep_fp32"))
+        if self.keep_fp32_backward is not None:
+            names = _op_names(self.keep_fp32_backward, "keep_fp32_backward")
+            object.__setattr__(self, "keep_fp32_backward", names)
 
     def format_of(self, op_class: OpClass) -> FloatFormat:
         """The format results of ``op_class`` are rounded to."""
@@ -224,6 +211,34 @@ def pure(
         compute=compute,
         name=f"pure({fmt})",
     )
+
+
+def _op_names(value: Any, field: str) -> tuple[str, ...]:
+    """``value`` checked as a collection of ATen operator names the emulator sees, as a sorted
+    tuple (hashable, order-free equality, JSON-ready in to_dict())."""
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise TypeError(
+            f"{field} must be a collection of ATen op names such as {{'exp', '_softmax'}}, "
+            f"got {value!r}"
+        )
+    names = list(value)
+    bad = [repr(n) for n in names if not isinstance(n, str) or not n]
+    if bad:
+        raise TypeError(f"{field} must hold non-empty op names (str), got {', '.join(bad)}")
+    unknown = [n for n in names if not hasattr(torch.ops.aten, n)]
+    if unknown:
+        raise ValueError(
+            f"{field} names must be ATen operators (torch.ops.aten.NAME); unknown: "
+            f"{', '.join(map(repr, unknown))}"
+        )
+    unseen = [(n, _kernel_of(n)) for n in names if _kernel_of(n)]
+    if unseen:
+        listed = ", ".join(f"{n!r} (it runs as {k!r})" for n, k in unseen)
+        raise ValueError(
+            f"{field} names operators the emulator never sees: they decompose above it, "
+            f"into the operators to name instead: {listed}"
+        )
+    return tuple(sorted(set(names)))
 
 
 def _kernel_of(name: str) -> str | None:
@@ -345,6 +360,7 @@ def autocast(
         accumulation=accumulation,
         fft_algorithm=fft_algorithm,
         keep_fp32=AUTOCAST_FP32_OPS,
+        keep_fp32_backward=tuple(sorted(_AUTOCAST_FP32_BACKWARD)),
         compute=compute,
         name=f"autocast({fmt})",
     )

@@ -424,6 +424,24 @@ def test_autocast_fp32_names_are_aten_operators() -> None:
         assert hasattr(torch.ops.aten, name), name
 
 
+def test_autocast_backward_sums_round_like_half_gradients() -> None:
+    """Autocast is off in backward: the bias gradient autograd sums from a half grad_out is a
+    half sum, while a forward sum stays float32. Oracle: fl16 of the float64 sum of the
+    (fp16-valued) output gradient, which torch's own CPU autocast also returns; keeping every
+    sum in float32 left the bias gradient unrounded."""
+    torch.manual_seed(0)
+    layer, x = torch.nn.Linear(3, 2), torch.randn(64, 3)
+    with emulate(autocast("fp16")) as em:
+        out = layer(x)
+        out.retain_grad()
+        loss = out.float().square().sum()
+        loss.backward()
+    expected = mperror.round(out.grad.double().sum(0), "fp16").float()
+    assert torch.equal(layer.bias.grad, expected)
+    assert not torch.equal(layer.bias.grad, out.grad.sum(0))  # float32's sum is not an fp16 value
+    assert em.report().op_classes["aten.sum.dim_IntList"] == "reduction in backward"
+
+
 def test_autocast_rms_norm_on_cpu_is_its_parts() -> None:
     """The documented difference from CUDA autocast: on the CPU rms_norm is a composite whose
     mean of squares (90000) runs in fp16 and overflows, so the norm is 0, where float32 (CUDA
