@@ -363,7 +363,11 @@ def check_descent(
     Args:
         grad_norm: per step ``k``, ``g_k = ||grad L(theta_k)||``.
         lipschitz: per step, the estimate ``L_k`` of the smoothness constant (NaN allowed, e.g.
-            at step 0 of a secant estimate: that step gets no regime).
+            at step 0 of a secant estimate: that step gets no regime; so do steps with a
+            non-finite ``g_k``, ``L_k`` or ``||theta_k||``, with ``L_k = 0``, where the step
+            ``1/L`` does not exist, and with ``g_k`` and the critical norm both 0, a stationary
+            point where the theorem promises a decrease of 0). Negative values of any of the
+            three series raise ValueError.
         theta_norm: per step, ``||theta_k||`` over the parameters that are rounded.
         loss: per step, ``L(theta_k)``.
         fmt: the format the parameters are rounded to (its ``u`` enters the critical norm).
@@ -402,10 +406,18 @@ def check_descent(
     factor = CRITICAL_FACTOR_SHARP if _sharp(sharp) else CRITICAL_FACTOR
     steps = len(g)
 
+    for name, series in (("grad_norm", g), ("lipschitz", lip), ("theta_norm", norm)):
+        if (series < 0).any():  # NaN compares False: allowed
+            k = int(np.argmax(series < 0))
+            raise ValueError(
+                f"{name} must be >= 0 (a norm, a Lipschitz constant), got {series[k]} at step {k}"
+            )
     critical = factor * f.unit_roundoff * lip * norm
     regime: list[Regime | None] = []
-    for gk, ck in zip(g, critical, strict=True):
-        if math.isnan(ck) or math.isnan(gk):
+    for gk, lk, ck in zip(g, lip, critical, strict=True):
+        if not (math.isfinite(gk) and math.isfinite(ck)) or lk == 0 or gk == ck == 0:
+            # Not measured or not finite; L = 0 (no step 1/L); or a stationary point where the
+            # theorem promises a decrease of 0: no regime.
             regime.append(None)
         else:
             regime.append(Regime.PROGRESS_GUARANTEED if gk >= ck else Regime.CRITICAL_ZONE)

@@ -93,6 +93,10 @@ class Lanczos:
             v0 = random_unit(op.dim, self.generator, op.device)
             if op.dim < _DENSE_BELOW:
                 theta, vector = _dense(op)
+            elif not bool(op(v0).any()):
+                # H v0 = 0 for a random v0: the Hessian is zero (a loss linear in the params,
+                # ReLU with an L1 loss) with probability 1, and ARPACK refuses a zero start.
+                theta, vector = 0.0, v0
             else:
                 theta, vector = self._arpack(op, v0, tol)
             hv = op(vector)

@@ -44,8 +44,9 @@ class PowerIteration:
     μₖ rather than the Rayleigh quotient ρₖ = vᵀHv is returned as ``value``: |ρₖ| <= μₖ
     (Cauchy-Schwarz), both tend to L, and μₖ still converges when λ and -λ are both dominant,
     where ρₖ does not. ρₖ is reported as ``eigenvalue`` (meaningful when one sign dominates).
-    For a Gaussian start in n dimensions T is a ratio χ²ₙ₋₁ / χ²₁: c₁² >= 1e-4 ‖c‖² fails with
-    probability about 0.008, and then T <= 3n·10⁴ for n >= 10.
+    For a Gaussian start c ~ N(0, I) in n dimensions T is a ratio χ²ₙ₋₁ / χ²₁: c₁² >= 1e-4
+    fails with probability about 0.008 (|N(0, 1)| < 0.01), and where it holds and χ²ₙ₋₁ <= 3n
+    (all but a tiny probability for n >= 10), T <= 3n·10⁴.
 
     Args:
         max_iter: most Hessian-vector products.

@@ -55,7 +55,16 @@ class KerasAdam(torch.optim.Adam):
     def step(self, closure=None):
         for group in self.param_groups:
             beta2 = group["betas"][1]
-            t = 1 + max((_steps(self.state[p]) for p in group["params"]), default=0)
+            counts = {_steps(self.state[p]) for p in group["params"] if p.grad is not None}
+            if len(counts) > 1:
+                # Keras counts iterations once for all variables, torch per parameter; one
+                # epsilon per group is Keras's update only while the counts agree.
+                raise ValueError(
+                    f"KerasAdam needs the parameters of a group that step to have taken equally "
+                    f"many steps, got step counts {sorted(counts)} (some had no gradient at "
+                    "earlier steps); put them in separate groups"
+                )
+            t = 1 + max(counts, default=0)
             group["eps"] = group["keras_eps"] / math.sqrt(1.0 - beta2**t)
         return super().step(closure)
 

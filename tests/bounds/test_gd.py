@@ -270,6 +270,26 @@ def test_check_descent_nan_lipschitz_and_errors() -> None:
         check_descent([1.0], [1.0], [1.0], [1.0], "fp16", window=0)
 
 
+def test_check_descent_steps_outside_the_theorem_get_no_regime() -> None:
+    """Theorem 1 needs L > 0 (step 1/L) and promises a decrease of (g^2 - ...)/(2L) >= 0 only:
+    L = 0, a stationary point with critical norm 0 (theta = 0), and non-finite norms get no
+    regime, so an unchanged loss there is no violation (it was counted as one)."""
+    c = check_descent(
+        [1.0, 0.0, math.inf, 1.0, 1.0],
+        [0.0, 1.0, 1.0, math.inf, 1.0],
+        [1.0, 0.0, 1.0, 1.0, 1.0],
+        [1.0, 1.0, 1.0, 1.0, 1.0],
+        "fp16",
+    )
+    assert c.regime[:4] == (None, None, None, None) and c.violations == ()
+    assert c.regime[4] is Regime.PROGRESS_GUARANTEED  # g = 1 >= 4.02e-3
+    for series in range(3):
+        args = [[1.0], [1.0], [1.0], [1.0]]
+        args[series] = [-1.0]
+        with pytest.raises(ValueError, match=">= 0"):
+            check_descent(*args, "fp16")
+
+
 def test_check_descent_on_gradient_descent_trace() -> None:
     """Oracle: Theorem 1 itself. Gradient descent with step 1/L (L exact) on a quadratic, fp32
     master weights in float64 and the gradient evaluated at the fp16-rounded weights: every step

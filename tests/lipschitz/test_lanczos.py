@@ -68,6 +68,16 @@ def test_tiny_problems(n):
     assert est.value == pytest.approx(4.0, rel=1e-10) and est.eigenvalue < 0
 
 
+@pytest.mark.parametrize("n", [2, 5])
+def test_zero_hessian(n):
+    """Oracle: a loss linear in its parameters has Hessian 0, so L = 0 (ARPACK refused the
+    zero start vector H v0 and raised)."""
+    x = torch.ones(n, dtype=F64, requires_grad=True)
+    weights = torch.arange(1.0, n + 1, dtype=F64)
+    est = Lanczos(generator=_gen())(lambda: (weights * x).sum(), [x])
+    assert est.value == 0.0 and est.residual == 0.0
+
+
 def test_scalar_parameter():
     """Oracle: f = 3w² + w has f'' = 6 everywhere; a 0-d parameter works like any other."""
     w = torch.tensor(0.7, dtype=F64, requires_grad=True)

@@ -74,6 +74,21 @@ def test_skipped_steps_do_not_advance_the_epsilon_schedule() -> None:
     assert torch.equal(p.detach(), fresh.detach())
 
 
+def test_unequal_step_counts_in_a_group_are_refused() -> None:
+    """Keras counts iterations once for all variables: after a step in which one parameter had
+    no gradient, one epsilon for the group is no longer Keras's update for both (it silently
+    used the larger count)."""
+    a, b = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+    opt = KerasAdam([a, b], lr=0.1)
+    a.grad = torch.ones(2)
+    opt.step()  # b had no gradient: it did not step
+    b.grad = torch.ones(2)
+    with pytest.raises(ValueError, match=r"step counts \[0, 1\]"):
+        opt.step()
+    separate = KerasAdam([{"params": [a]}, {"params": [b]}], lr=0.1)
+    separate.step()
+
+
 def test_unknown_optimizer_and_unsupported_options_are_refused() -> None:
     p = [torch.nn.Parameter(torch.zeros(2))]
     with pytest.raises(ValueError, match="optimizer must be one of"):
