@@ -105,6 +105,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         out,
         setting,
         seeds=_seeds(args.seeds),
+        problems=args.problems,
         device=args.device,
         iterations=args.iterations,
         progress=not args.no_progress,
@@ -145,6 +146,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if not runs:
         raise ValueError(f"no finished run under {str(runs_dir)!r}")
     sizes = sorted({r.summary.size for r in runs})
+    if args.size is not None:
+        runs = [r for r in runs if r.summary.size == args.size]
+        if not runs:
+            raise ValueError(f"no finished run of size {args.size!r} under {str(runs_dir)!r}")
+        sizes = [args.size]
+    elif len(sizes) > 1:  # medians over two sizes would mix two experiments
+        raise ValueError(
+            f"{str(runs_dir)!r} holds runs of sizes {', '.join(sizes)}: pass --size to judge one"
+        )
     extra, figures = [], {}
     if runs_dir != root:  # a verify directory: its report also judges the FNO bounds
         from mperror.report.fno_sweep import fno_claims
@@ -170,9 +180,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mperror {mperror.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    from mperror.verify import STUDIES
+
     p_verify = sub.add_parser("verify", help="train the studies and write the claims report")
     p_verify.add_argument("--full", action="store_true", help="the papers' sizes, ten seeds")
     p_verify.add_argument("--out", default="mperror-verify", help="output directory")
+    p_verify.add_argument(
+        "--problems",
+        nargs="+",
+        choices=list(STUDIES),
+        help="train and judge only these studies (default: all); `mperror report OUT --size "
+        "full` judges every study trained into OUT so far",
+    )
     _training_options(p_verify, "0 quick, 0-9 with --full")
     p_verify.set_defaults(func=_cmd_verify)
 
@@ -202,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_report = sub.add_parser("report", help="judge and redraw from stored runs")
     p_report.add_argument("run_dir", help="a directory written by verify or run")
+    p_report.add_argument(
+        "--size", choices=["quick", "full"], help="judge the runs of this size (needed when both)"
+    )
     p_report.set_defaults(func=_cmd_report)
 
     p_formats = sub.add_parser("formats", help="list the preset formats")

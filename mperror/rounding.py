@@ -1117,12 +1117,15 @@ def _compiled_addition(fmt: FloatFormat, mode: RoundMode, device_type: str):
 def _compiled_detour(fmt: FloatFormat, mode: RoundMode, device_type: str):
     """float64 -> round-to-odd float32 -> ``fmt``, fused (see :func:`_float32_detour_is_exact`).
 
-    Only torch's float16 and bfloat16 conversions are used as native casts here: those are
-    standard vector conversions in generated code, while the float8 ones are left to the kernel.
+    Only torch's float16 and bfloat16 conversions are used as native casts here, and only on
+    the CPU: those are standard vector conversions in generated C++, while the float8 ones are
+    left to the kernel. Inductor's Triton code (CUDA) drops a float32 -> half -> float64 round
+    trip inside one kernel (it keeps half intermediates in float32 by default), which would
+    skip the rounding: there the kernel rounds instead.
     """
     plan = _plan(fmt, mode, None, _F32)
     native = _native_cast(fmt, mode, torch.float32)
-    if native not in (torch.float16, torch.bfloat16):
+    if native not in (torch.float16, torch.bfloat16) or device_type != "cpu":
         native = None
 
     def run(x: torch.Tensor) -> torch.Tensor:

@@ -36,6 +36,24 @@ def test_verify_end_to_end_and_resume(tmp_path, capsys, monkeypatch) -> None:
     assert "fno.fft-overflow" in (out / "report.md").read_text()
 
 
+def test_verify_problems_and_report_sizes(tmp_path, capsys) -> None:
+    """--problems trains and judges those studies only (no FNO sweep without fno-burgers);
+    report refuses to pool two sizes and judges the one --size names."""
+    out = tmp_path / "v"
+    args = ["verify", "--out", str(out), "--iterations", "2", "--no-progress"]
+    assert main([*args, "--problems", "regression"]) == 0
+    data = json.loads((out / "report.json").read_text())
+    assert {r["problem"] for r in data["runs"]} == {"regression"}
+    assert "fno.bounds-hold" not in {c["id"] for c in data["claims"]}
+    assert main([*args, "--full", "--seeds", "0", "--problems", "regression"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 2
+    assert "sizes full, quick: pass --size" in capsys.readouterr().err
+    assert main(["report", str(out), "--size", "full"]) == 0
+    data = json.loads((out / "report.json").read_text())
+    assert {r["size"] for r in data["runs"]} == {"full"}
+
+
 def test_run_command(tmp_path, capsys) -> None:
     out = tmp_path / "r"
     args = ["run", "regression", "-p", "fp32", "pure-e5m2", "--seeds", "0,1", "--iterations", "2"]

@@ -569,6 +569,8 @@ def test_bad_inputs_raise_clear_errors() -> None:
         ("e4m3fn", "nearest_even", torch.float32),  # compiled: the kernel, not torch's cast
         ("e3m2", "odd", torch.float64),  # the round-to-odd float32 detour, compiled
         ("bf16", "stochastic", torch.float64),  # the int64 kernel, compiled
+        # the detour with torch's half cast (CPU; Triton would drop the cast, so not on CUDA)
+        ("fp16", "nearest_even", torch.float64),
     ],
 )
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
@@ -585,6 +587,7 @@ def test_compiled_kernel_matches_eager(
     seed = lambda: torch.Generator(device=device).manual_seed(9)  # noqa: E731
     eager = mperror.round(x, name, mode, generator=seed())
     compiled = mperror.round(x, name, mode, generator=seed(), compiled=True)
+    assert compiled.device.type == eager.device.type == device
     assert_same(compiled.cpu(), eager.cpu(), x.cpu())
 
 

@@ -210,6 +210,7 @@ def _loop(
 
     trace = Trace()
     diverged = False
+    peak = 0.0
     seconds = 0.0
     bar = tqdm(
         total=cfg.iterations, desc=f"{cfg.problem} {cfg.policy}", disable=not progress, leave=False
@@ -219,6 +220,9 @@ def _loop(
         for k in range(cfg.iterations):
             if on_step is not None:
                 on_step(k / cfg.iterations)
+            cuda = device.type == "cuda"
+            if cuda:  # the peak of the training work alone, not of the float32 shadow's
+                torch.cuda.reset_peak_memory_stats(device)
             start = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             with precision.compute(device, generator):
@@ -233,8 +237,9 @@ def _loop(
             loss_value = float(loss.detach())
             grad_norm = _norm(grads)
             theta_norm = _norm(params)
-            if device.type == "cuda":
+            if cuda:
                 torch.cuda.synchronize(device)
+                peak = max(peak, _peak_memory(device))
             seconds += time.perf_counter() - start
             secant = tracker.update([p.grad for p in matrices])
             lipschitz = secant.value if secant.value is not None else math.nan
@@ -257,6 +262,8 @@ def _loop(
             if k % cfg.eval_every == 0 or last:
                 row["test_error"] = shadow.test_error()
 
+            if cuda:  # the shadow's float32 forward and backward are not the run's memory
+                torch.cuda.reset_peak_memory_stats(device)
             start = time.perf_counter()
             with meter.step():
                 if scaler:
@@ -264,7 +271,7 @@ def _loop(
                     scaler.update()
                 else:
                     optimizer.step()
-            if device.type == "cuda":
+            if cuda:
                 torch.cuda.synchronize(device)
             seconds += time.perf_counter() - start
             skipped = bool(scaler) and scaler.get_scale() < row["loss_scale"]
@@ -274,7 +281,8 @@ def _loop(
             row["lost_fraction"] = math.nan if skipped else meter.last.fraction
             row["unchanged_fraction"] = meter.last.unchanged_fraction
             row["seconds"] = seconds
-            row["peak_memory"] = _peak_memory(device)
+            peak = max(peak, _peak_memory(device))
+            row["peak_memory"] = peak
             trace.append(row)
             bar.update(1)
             if progress and k % cfg.eval_every == 0:

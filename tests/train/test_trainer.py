@@ -196,5 +196,7 @@ def test_cuda_runs(policy: str) -> None:
     result = train(RunConfig(problem="diffusion", policy=policy, iterations=5, device="cuda"))
     assert torch.backends.cuda.matmul.allow_tf32 == before
     assert result.config.backend == "native"
+    assert result.summary.device == "cuda"
+    assert result.summary.device_name == torch.cuda.get_device_name()
     assert result.summary.peak_memory > 0
     assert all(math.isfinite(v) for v in result.trace["loss"])
