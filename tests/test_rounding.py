@@ -605,7 +605,7 @@ def test_cuda_counter_bits_match_cpu() -> None:
             100_003,
             dtype,
         )
-        assert torch.equal(cuda.cpu(), cpu)
+        assert cuda.device.type == "cuda" and torch.equal(cuda.cpu(), cpu)
 
 
 @pytest.mark.gpu
@@ -615,9 +615,13 @@ def test_cuda_matches_cpu(name: str) -> None:
     fmt = formats.get(name)
     x = candidates(fmt, torch.float32)
     for mode in DETERMINISTIC:
-        assert_same(mperror.round(x.cuda(), fmt, mode).cpu(), mperror.round(x, fmt, mode), x)
+        on_gpu = mperror.round(x.cuda(), fmt, mode)
+        assert on_gpu.device.type == "cuda"
+        assert_same(on_gpu.cpu(), mperror.round(x, fmt, mode), x)
     gen = torch.Generator(device="cuda").manual_seed(0)
-    r = mperror.round(x.cuda(), fmt, "stochastic", generator=gen).cpu()
+    r = mperror.round(x.cuda(), fmt, "stochastic", generator=gen)
+    assert r.device.type == "cuda"
+    r = r.cpu()
     assert (
         same_bits(r, mperror.round(x, fmt, "toward_zero"))
         | same_bits(r, mperror.round(x, fmt, "toward_positive"))

@@ -30,7 +30,7 @@ class SpectralConv2d(torch.nn.Module):
         m1, m2 = self.modes1, self.modes2
         x_ft = torch.fft.rfft2(x)
         out_ft = torch.zeros(
-            x.shape[0], self.cout, x.size(-2), x.size(-1) // 2 + 1, dtype=torch.cfloat
+            x.shape[0], self.cout, x.size(-2), x.size(-1) // 2 + 1, dtype=x_ft.dtype
         )
         out_ft[:, :, :m1, :m2] = torch.einsum("bixy,ioxy->boxy", x_ft[:, :, :m1, :m2], self.w1)
         out_ft[:, :, -m1:, :m2] = torch.einsum("bixy,ioxy->boxy", x_ft[:, :, -m1:, :m2], self.w2)
@@ -76,16 +76,25 @@ def test_fno_spectral_convolution_matches_the_hand_emulation(name: str) -> None:
 
 def test_fno_backward_runs_in_the_format() -> None:
     """Gradients of the complex weights come from emulated backward operators (an rfft and two
-    bmm per weight): every gradient is a pair of fp16 values (oracle: is_representable)."""
+    bmm per weight): every gradient is a pair of fp16 values (oracle: is_representable), and
+    within a few fp16 roundings of the float64 gradient (oracle: the same layer in float64;
+    a few operations each rounded to u = 2**-11, so 30 u is a loose but failing bound)."""
     torch.manual_seed(2)
     layer = SpectralConv2d(2, 2, 3, 3)
     x = torch.randn(1, 2, 8, 8)
+    exact = copy.deepcopy(layer)
+    for name in ("w1", "w2"):  # (Module.to(complex128) warns that complex modules are new)
+        wide = getattr(layer, name).detach().to(torch.complex128)
+        setattr(exact, name, torch.nn.Parameter(wide))
+    exact(x.double()).square().mean().backward()
     with emulate("fp16") as em:
         layer(x).square().mean().backward()
     fp16 = formats.FP16
-    for w in (layer.w1, layer.w2):
+    for w, w64 in ((layer.w1, exact.w1), (layer.w2, exact.w2)):
         assert w.grad is not None and w.grad.dtype == torch.cfloat
         assert fp16.is_representable(torch.view_as_real(w.grad)).all()
+        error = float((w.grad.to(torch.complex128) - w64.grad).abs().max())
+        assert 0 < error <= 30 * fp16.unit_roundoff * float(w64.grad.abs().max())
     assert em.report().ops["aten._fft_r2c.default"] >= 2  # forward and irfft2's backward
 
 

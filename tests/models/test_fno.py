@@ -4,8 +4,6 @@ the contraction path, bad input."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -269,7 +267,7 @@ def test_native_half_matches_emulated_half_statistically() -> None:
     native = layer(v, SpectralPrecision("half", backend="native"))
     emulated = layer(v, SpectralPrecision("half", backend="emulated"))
     assert native.dtype == emulated.dtype == torch.float32
+    assert native.device.type == "cuda"
     for out in (native, emulated):
-        assert _relative(out, full) < 20 * u
+        assert u / 100 < _relative(out, full) < 20 * u  # rounded, and by a few u only
     assert _relative(native, emulated) < 40 * u
-    assert math.isfinite(_relative(native, full))

@@ -389,5 +389,6 @@ def test_cuda_matches_cpu(op: str) -> None:
     arity = {"sqrt": 1, "fma": 3}.get(op, 2)
     for mode in DETERMINISTIC:
         cpu = run_op(op, columns[:arity], "e3m2", mode)
-        cuda = run_op(op, [c.cuda() for c in columns[:arity]], "e3m2", mode).cpu()
-        assert_same(cuda, cpu, *columns[:arity])
+        cuda = run_op(op, [c.cuda() for c in columns[:arity]], "e3m2", mode)
+        assert cuda.device.type == "cuda"
+        assert_same(cuda.cpu(), cpu, *columns[:arity])

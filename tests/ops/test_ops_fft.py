@@ -330,7 +330,9 @@ def test_cuda_within_bound(n: int) -> None:
     float64 complex products differently, so bits may differ from the CPU model's in rare
     near-ties; the bound must hold regardless)."""
     x = mperror.round(random_complex((4, n), seed=n), "fp16")
-    got = ops.fft(x.cuda(), "fp16").cpu()
+    got = ops.fft(x.cuda(), "fp16")
+    assert got.device.type == "cuda"
+    got = got.cpu()
     assert (relative_error(got, torch.fft.fft(x)) <= bound(n, 2.0**-11) + 2.0**-50).all()
 
 

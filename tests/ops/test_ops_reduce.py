@@ -419,5 +419,6 @@ def test_cuda_matches_cpu(model: Accumulation) -> None:
     b = random_values("fp16", (2, 33, 5), seed=12)
     for mode in ("nearest_even", "toward_negative"):
         cpu = ops.matmul(a, b, "fp16", accumulate=model, mode=mode)
-        cuda = ops.matmul(a.cuda(), b.cuda(), "fp16", accumulate=model, mode=mode).cpu()
-        assert same_bits(cuda, cpu).all()
+        cuda = ops.matmul(a.cuda(), b.cuda(), "fp16", accumulate=model, mode=mode)
+        assert cuda.device.type == "cuda"
+        assert same_bits(cuda.cpu(), cpu).all()

@@ -83,6 +83,53 @@ def test_trace_columns_follow_their_definitions() -> None:
     assert t["unchanged_fraction"] == [0.0] * STEPS  # Adam moves every float32 weight
 
 
+def test_secant_column_is_the_secant_of_the_plain_loop() -> None:
+    """Oracle: a hand-written float32 Adam loop (the trainer's float32 trace is that loop, test
+    above) and the secant L_k = ||g_k - g_(k-1)|| / ||theta_k - theta_(k-1)|| over its weight
+    matrices, in float64, as Hayford et al. estimate L."""
+    result = train(RunConfig(problem="regression", policy="fp32", iterations=STEPS))
+    cfg = result.config
+    inst = problems.get("regression").build("quick", seed=0)
+    matrices = [p for p in inst.model.parameters() if p.ndim >= 2]
+    opt = torch.optim.Adam(inst.model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+    history = []
+    for _ in range(STEPS):
+        opt.zero_grad()
+        inst.loss(inst.model).backward()
+        history.append(
+            (
+                torch.cat([p.detach().double().flatten() for p in matrices]),
+                torch.cat([p.grad.double().flatten() for p in matrices]),
+            )
+        )
+        opt.step()
+    for k in range(1, STEPS):
+        (theta0, g0), (theta1, g1) = history[k - 1], history[k]
+        secant = float((g1 - g0).norm() / (theta1 - theta0).norm())
+        assert result.trace["lipschitz"][k] == pytest.approx(secant, rel=1e-12)
+
+
+def test_gradient_comparison_of_a_mixed_run_by_hand() -> None:
+    """Oracle: at step 0 the run's gradient g~ is the gradient of the fresh model under the
+    emulated CUDA autocast lists (what mixed-fp16 runs on a CPU), and g the float32 one;
+    ||g~ - g|| and 1 - cos(g~, g) computed here. (A float32 run compares g with itself.)"""
+    t = train(RunConfig(problem="regression", policy="mixed-fp16", iterations=1)).trace
+    inst = problems.get("regression").build("quick", seed=0)
+    params = list(inst.model.parameters())
+
+    def flat(grads) -> torch.Tensor:
+        return torch.cat([g.double().flatten() for g in grads])
+
+    g = flat(torch.autograd.grad(inst.loss(inst.model), params))
+    with mperror.emulate(mperror.emulate.autocast("fp16")):
+        g_run = flat(torch.autograd.grad(inst.loss(inst.model), params))
+    error = float((g_run - g).norm())
+    assert error > 0
+    assert t["grad_error"][0] == pytest.approx(error, rel=1e-12)
+    cosine = 1 - float(g_run @ g) / float(g_run.norm() * g.norm())
+    assert t["cosine_distance"][0] == pytest.approx(cosine, rel=1e-6)
+
+
 def test_same_seed_same_trace_and_seeds_differ() -> None:
     """Oracle: reproducibility (the problem is built from the seed alone)."""
     cfg = RunConfig(problem="regression", policy="mixed-fp16", iterations=5, eval_every=5)
