@@ -574,8 +574,12 @@ def _addition_kernel(
             r -= (spacing & rounded_up).view(torch.float32)  # truncation
             if mode is RoundMode.STOCHASTIC:
                 assert rand is not None
-                # f 2**31 = frac / s * 2**31, exact: s and 2**31 are powers of two
-                threshold = (a - r).div_(spacing.view(torch.float32)).mul_(2.0**31).ceil_().int()
+                # f 2**31 = frac * (2**31 / s), exact: the factor is a power of two, formed
+                # from s's exponent bits (s = 2**e has pattern (e + 127) << 23, the factor
+                # 2**(31 - e) pattern (285 << 23) - that). A product, not a quotient: Triton
+                # may compile float32 division to an approximate instruction.
+                factor = ((285 << 23) - spacing).view(torch.float32)
+                threshold = (a - r).mul_(factor).ceil_().int()
                 up = ((rand & 0x7FFFFFFF) - threshold) >> 31  # -1 where R < threshold
             elif mode is RoundMode.STOCHASTIC_EQUAL:
                 assert rand is not None
