@@ -32,7 +32,7 @@ COLUMNS: dict[str, str] = {
     "nonfinite": "1 if the loss or a gradient was inf or NaN",
     "skipped": "1 if GradScaler skipped the step",
     "loss_scale": "GradScaler's scale used for step k (1 without a scaler)",
-    "seconds": "cumulative seconds spent in training steps (evaluation excluded)",
+    "seconds": "cumulative seconds of the training steps (evaluation and measurement excluded)",
     # CUDA: the largest torch.cuda.max_memory_allocated of the training work so far (forward,
     # backward, optimizer step), without the float32 shadow's evaluations; CPU: max RSS.
     "peak_memory": "bytes: CUDA peak of the training work so far (no shadow), CPU max RSS",

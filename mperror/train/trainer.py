@@ -233,14 +233,14 @@ def _loop(
                 (scaler.scale(loss) if scaler else loss).backward()
             if scaler:
                 scaler.unscale_(optimizer)
+            if cuda:
+                torch.cuda.synchronize(device)
+                peak = max(peak, _peak_memory(device))
+            seconds += time.perf_counter() - start  # the measurements below are not training
             grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
             loss_value = float(loss.detach())
             grad_norm = _norm(grads)
             theta_norm = _norm(params)
-            if cuda:
-                torch.cuda.synchronize(device)
-                peak = max(peak, _peak_memory(device))
-            seconds += time.perf_counter() - start
             secant = tracker.update([p.grad for p in matrices])
             lipschitz = secant.value if secant.value is not None else math.nan
             row = {
