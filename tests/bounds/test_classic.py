@@ -174,6 +174,9 @@ def test_bad_arguments_are_named() -> None:
 
 
 def test_records() -> None:
+    """Oracle: the record contracts (BoundResult, EntrywiseBound): a deterministic bound has no
+    probability, to_dict keeps the values, and a zero observed error holds with ratio 0 by
+    definition, also where the bound is 0 (the off-diagonal entries of I @ I)."""
     r = recursive_sum_bound([1.0, 2.0, 3.0], "fp16")
     assert isinstance(r, BoundResult) and r.theorem == "T-gamma.recursive-sum"
     assert r.to_dict()["bound"] == r.bound and r.probability is None

@@ -470,6 +470,9 @@ def test_lost_updates_worked_example() -> None:
 
 
 def test_lost_updates_edge_cases() -> None:
+    """Oracle: the contract (delta = 0 is no update; NaN or infinite inputs give False) and fp16's
+    gaps by hand: 2**-12 is below half the spacing 2**-10 above 1, and 2**-26 below half the
+    smallest subnormal 2**-24 (fl gives -0.0 == 0)."""
     w = torch.tensor([1.0, 1.0, math.inf, 1.0, 0.0])
     d = torch.tensor([0.0, math.nan, 1.0, 2.0**-12, -(2.0**-26)])
     assert lost_updates(w, d, "fp16").tolist() == [False, False, False, True, True]
@@ -515,5 +518,7 @@ def test_lost_update_probability_frequency(
 
 
 def test_lost_update_probability_deterministic_modes() -> None:
+    """Oracle: fp16's spacing 2**-10 above 1, by hand: 1 + 2**-12 rounds back to 1 (probability 1)
+    and 1 + 2**-10 is the neighbour (probability 0)."""
     w, d = torch.tensor([1.0, 1.0]), torch.tensor([2.0**-12, 2.0**-10])
     assert lost_update_probability(w, d, FP16, "nearest_even").tolist() == [1.0, 0.0]

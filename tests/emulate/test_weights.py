@@ -31,6 +31,8 @@ LOST = torch.tensor([lost for _, lost in CASES])
 
 
 def test_manufactured_lost_updates() -> None:
+    """Oracle: the hand derivation in the module docstring (fp16 gaps either side of -0.5, ties
+    to even); the fraction is the count of derived losses over all 8 weights."""
     w = torch.full((len(CASES),), -0.5)
     stored = mperror.round(w + DELTA, "fp16")
     assert torch.equal(stored == w, LOST | (DELTA == 0))

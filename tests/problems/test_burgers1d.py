@@ -87,6 +87,9 @@ def test_galilean_invariance() -> None:
 
 
 def test_zero_time_and_batching() -> None:
+    """Oracle: the definition u(., 0) = u0, returned unchanged. Batching has no independent
+    oracle: each row is its own problem, so the batched solve must match the one-sample solve
+    (a self-consistency check; measured identical)."""
     x = torch.rand(3, 16, dtype=torch.float64)
     torch.testing.assert_close(solve_periodic_burgers(x, nu=0.1, t_final=0.0), x)
     batch = solve_periodic_burgers(x, nu=0.1, t_final=0.1, dt=1e-2)

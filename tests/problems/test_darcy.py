@@ -64,6 +64,8 @@ def test_bad_coefficients() -> None:
 
 
 def test_dataset_shapes_values_and_maximum_principle() -> None:
+    """Oracles: the construction (a takes only a_low = 3 and a_high = 12; u = 0 on the boundary,
+    exactly) and the discrete maximum principle, stated at the check."""
     a, u = darcy_dataset(3, 9, seed=0, fine_resolution=33)
     assert a.shape == u.shape == (3, 9, 9)
     assert a.dtype == u.dtype == torch.float32

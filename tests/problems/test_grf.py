@@ -49,6 +49,9 @@ def test_coefficient_variances_match_the_law() -> None:
 
 
 def test_zero_mean_switches() -> None:
+    """Oracle: the construction: the constant mode's coefficient is the mean, and zero_mean sets
+    its standard deviation to 0, so it is exactly 0; a periodic X_0 = a_0 is real because
+    sin(0 x) = 0 has no coefficient (b_0 = 0)."""
     assert torch.all(neumann_1d(FIELD, 5, generator=_gen(), zero_mean=True)[:, 0] == 0)
     assert torch.all(neumann_2d(FIELD, 5, generator=_gen(), zero_mean=True)[:, 0, 0] == 0)
     assert torch.all(periodic_1d(FIELD, 5, generator=_gen())[:, 0] == 0)
@@ -79,6 +82,8 @@ def test_cosine_values_by_direct_summation() -> None:
 
 
 def test_cosine_values_2d_by_direct_summation() -> None:
+    """Oracle: the double series sum_(k, m) c_km phi_k(x) phi_m(y), term by term in Python and
+    summed with math.fsum."""
     c = neumann_2d(FIELD, 1, generator=_gen())[0]
     x = torch.tensor([0.1, 0.55, 0.9], dtype=torch.float64)
     grid = cosine_values_2d(c.unsqueeze(0), x)[0]
@@ -124,6 +129,9 @@ def test_periodic_values_by_direct_summation() -> None:
 
 
 def test_periodic_values_are_consistent_across_resolutions() -> None:
+    """Oracle: the truncated series is the sample, so grids that share points (x = j/16 = 4j/64)
+    share values, up to the inverse FFTs' round-off. The values themselves are checked by
+    direct summation above."""
     c = periodic_1d(FIELD, 2, generator=_gen())
     fine = periodic_values_1d(c, 64)
     torch.testing.assert_close(periodic_values_1d(c, 16), fine[:, ::4], rtol=0, atol=1e-14)

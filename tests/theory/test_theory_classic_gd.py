@@ -162,6 +162,9 @@ def test_critical_factors_equal_sympy_roots() -> None:
     # The validation figure's constant (u = 2**-11): exact, u L ||theta|| being a power of two.
     published = t1.validation_constants(11)["published"]
     assert critical_gradient_norm(1.0, 1.0, "fp16") == float(published)
+    # The values quoted in theory/T1-gd-mixed-precision.md: (4 + 3 sqrt 2) / 2**11
+    # = 8.2426407 / 2048 = 4.02473e-3, and the earlier version's (2 + sqrt 6) / 2**11
+    # = 4.4494897 / 2048 = 2.17260e-3 (REFERENCES section 4), both to the 5 digits quoted.
     assert critical_gradient_norm(1.0, 1.0, "fp16") == pytest.approx(4.0247e-3, rel=1e-4)
     assert float(t1.validation_constants(11)["earlier"]) == pytest.approx(2.1726e-3, rel=1e-4)
     for lip, norm in ((0.25, 8.0), (64.0, 2.0**-5)):

@@ -36,6 +36,8 @@ fft_theory = _load("mperror_theory_fft_bound", THEORY / "fft_bound.py")
 
 
 def test_c1_exact() -> None:
+    """Oracle: sympy integrates E|U[-1/2, 1/2]| = 2 int_0^(1/2) x dx to exactly 1/4, which the
+    code's 0.25 represents exactly."""
     assert fno_theory.c1() == sp.Rational(1, 4)
     assert fno.c_d(1) == float(fno_theory.c1())
 
@@ -49,11 +51,15 @@ def test_c2_exact() -> None:
 
 
 def test_corner_constant_doubles() -> None:
+    """Oracle: sympy integrates sqrt(x^2 + y^2) over the corner cell [0, 1]^2 to exactly 2 c_2
+    (a quarter of the centred square, scaled by 2); doubling a float is exact."""
     assert sp.simplify(fno_theory.c2_corner() - 2 * fno_theory.c2()) == 0
     assert fno.c_d(2, "corner") == 2 * fno.c_d(2)
 
 
 def test_c3_mpmath_two_ways_and_code_rounds_up() -> None:
+    """Oracle: two mpmath quadratures (the cube's 48 symmetries at 30 digits, a plain 2-D one at
+    15) that agree to 1e-13; the code's float must be the 30-digit value rounded up."""
     reduced = fno_theory.c3_mpmath(dps=30)
     direct = fno_theory.c3_mpmath_direct(dps=15)
     assert abs(reduced - direct) < 1e-13
@@ -88,6 +94,9 @@ def test_triangle_coefficients(k: int) -> None:
 
 
 def test_fft_constants() -> None:
+    """Oracle: sympy: solveset shows eta_ours <= eta_higham on 0 < u < 1/4; limits give
+    1 + 4 sqrt 2 (the code's constant is its correctly rounded float) and 2 + 2 sqrt 2; the
+    complex-product lemma's residual expands to 0; d/dx e^x (1 - x) = -x e^x."""
     assert fft_theory.eta_ours_below_higham()
     assert fft_theory.leading_constant() == 1 + 4 * sp.sqrt(2)
     assert float(fft_theory.leading_constant()) == fftb.FFT_ETA_LEADING_CONSTANT
@@ -99,6 +108,8 @@ def test_fft_constants() -> None:
 
 @pytest.mark.parametrize("name", ["fp16", "bf16", "e5m2", "e4m3fn"])
 def test_twiddle_error_matches(name: str) -> None:
+    """Oracle: mpmath's sqrt(u^2 + 2 h^2) (h half the subnormal spacing) in theory/fft_bound.py,
+    with p, emin and subnormals typed from REFERENCES section 1, not read from mperror."""
     p, emin, subnormals = fft_theory.FORMATS[name]
     expected = fft_theory.twiddle_error(p, emin, subnormals)
     assert fftb.default_twiddle_error(name) == pytest.approx(float(expected), rel=1e-15)
@@ -144,6 +155,9 @@ def test_layer_bound_matches_sympy_expression() -> None:
 
 
 def test_layer_first_order() -> None:
+    """Oracle: the expansion by hand: to first order the rms bound over r sqrt(c_in) M is
+    delta/M + rho (input FFT) + rho (output FFT) + (r_abs/r)(u + g_store); sympy's series must
+    equal it."""
     sym = fno_theory.layer_bound()[1]
     expected = (
         sym["delta"] / sym["M"]
