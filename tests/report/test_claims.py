@@ -265,6 +265,17 @@ def test_speed_needs_cuda(template) -> None:
     )
     claim = _by_id(evaluate(cuda))["pinn.mixed-speed-memory"]
     assert claim.holds is True and "2.00x speed, memory 0.50x" in claim.measured
+    # float32 on the CPU beside a CUDA mixed run: time and memory of different machines
+    claim = _by_id(evaluate([runs[0], cuda[1]]))["pinn.mixed-speed-memory"]
+    assert claim.holds is None and "CUDA" in claim.note
+
+
+def test_fno_super_resolution_fails_a_run_with_no_finite_error(template) -> None:
+    """A model whose errors are NaN (diverged) does not evaluate at 4x (inf <= 2 inf held)."""
+    runs = [_fno(template, m) for m in _FNO_MODES if m != "half+tanh"]
+    nan = dict.fromkeys(("test_error_1x", "test_error_2x", "test_error_4x"), math.nan)
+    runs.append(_fno(template, "half+tanh", **nan))
+    assert _by_id(evaluate(runs))["fno.super-resolution"].holds is False
 
 
 def test_report_files(template, tmp_path) -> None:
@@ -367,19 +378,50 @@ def test_fno_claims_without_their_metrics_are_undecided(template) -> None:
 def test_fno_diverged_seed_counts_against_its_mode(template) -> None:
     """Oracle: of three mixed+tanh seeds one diverged (NaN error): the median of (0.05, 0.05,
     inf) is 0.05, of (0.05, inf, inf) infinite; dropping the NaN would give 0.05 for both."""
-    base = [_fno(template, m) for m in _FNO_MODES if m != "mixed+tanh"]
 
-    def seeds(errors):
+    def seeds(mode, errors):
         return [
-            replace(r, summary=replace(r.summary, seed=k, run_id=f"mixed-{k}"))
+            replace(r, summary=replace(r.summary, seed=k, run_id=f"{mode}-{k}"))
             for k, e in enumerate(errors)
-            for r in [_fno(template, "mixed+tanh", test_error_1x=e)]
+            for r in [_fno(template, mode, test_error_1x=e)]
         ]
 
-    one = _by_id(evaluate(base + seeds([0.05, 0.05, math.nan])))
-    two = _by_id(evaluate(base + seeds([0.05, math.nan, math.nan])))
+    base = [_fno(template, m) for m in _FNO_MODES if m not in ("mixed+tanh", "full+tanh")]
+    base += seeds("full+tanh", [0.05, 0.05, 0.05])
+    one = _by_id(evaluate(base + seeds("mixed+tanh", [0.05, 0.05, math.nan])))
+    two = _by_id(evaluate(base + seeds("mixed+tanh", [0.05, math.nan, math.nan])))
     assert one["fno.reduced-precision-accuracy"].holds is True
     assert two["fno.reduced-precision-accuracy"].holds is False
+
+
+def test_fno_accuracy_pairs_seeds_and_needs_a_trained_baseline(template) -> None:
+    """The ratio compares medians over the seeds run in both modes (the module's rule; half on
+    seeds 1-3 against full on seed 0 was judged); a full+tanh that did not train (NaN) leaves
+    it undecided (a ratio to inf held)."""
+
+    def at(mode, seed, error):
+        run = _fno(template, mode, test_error_1x=error)
+        return replace(run, summary=replace(run.summary, seed=seed, run_id=f"{mode}-{seed}"))
+
+    others = [_fno(template, m) for m in _FNO_MODES if m not in ("half+tanh", "full+tanh")]
+    disjoint = others + [at("full+tanh", 0, 0.05)] + [at("half+tanh", s, 0.07) for s in (1, 2, 3)]
+    claim = _by_id(evaluate(disjoint))["fno.reduced-precision-accuracy"]
+    assert claim.holds is None and "half+tanh: no seed run beside full+tanh" in claim.measured
+    diverged = [*others, at("full+tanh", 0, math.nan), at("half+tanh", 0, 0.01)]
+    claim = _by_id(evaluate(diverged))["fno.reduced-precision-accuracy"]
+    assert claim.holds is None and "not finite" in claim.note
+
+
+def test_fno_overflow_counts_any_seed(template) -> None:
+    """The criterion says "no overflow event in any +tanh run": one overflowing seed of three
+    fails it (a median over seeds was 0)."""
+    runs = [_fno(template, m) for m in _FNO_MODES if m not in ("half", "half+tanh")]
+    runs.append(_fno(template, "half", overflow_events=3.0, spectral_input_max=900.0))
+    for seed, events in enumerate([0.0, 0.0, 7.0]):
+        run = _fno(template, "half+tanh", overflow_events=events)
+        runs.append(replace(run, summary=replace(run.summary, seed=seed, run_id=f"ht-{seed}")))
+    claim = _by_id(evaluate(runs))["fno.tanh-prevents-overflow"]
+    assert claim.holds is False and "half+tanh: 7 events" in claim.measured
 
 
 def test_fno_claims_need_their_runs(template) -> None:
