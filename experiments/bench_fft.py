@@ -8,7 +8,9 @@ the first call). Then ``repeats`` rounds each time one call of each, back to bac
 see the same machine load; the ratio of the medians is the result (the ratio of the minima is
 printed too). torch's thread count is pinned to ``threads`` for both (default 1: on a shared
 machine more threads mostly measure the neighbours). The emulated output is checked against
-torch.fft in float64 on the same rounded input, so a fast wrong answer cannot pass.
+torch.fft in float64 on the same rounded input, and the verdict needs both the time ratio and
+that error within Higham's bound (``mperror.bounds.fft_error_bound``), so a fast wrong answer
+cannot pass.
 
     PYTHONPATH=. python experiments/bench_fft.py            # 2**16 points, fp16
     PYTHONPATH=. python experiments/bench_fft.py --quick    # 2**12 points, 5 rounds
@@ -83,6 +85,7 @@ def run(config: Config) -> dict[str, object]:
         "ratio_of_medians": emulated_median / native_median,
         "ratio_of_minima": min(emulated_times) / min(native_times),
         "relative_error_vs_float64": error.item(),
+        "error_bound": mperror.bounds.fft_error_bound(config.n, config.fmt).bound,
         "goal_ratio": 20.0,
     }
 
@@ -96,6 +99,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args()
+    for name in ("n", "repeats", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name} must be >= 1, got {value}")
+    if args.n is not None and args.n & (args.n - 1):
+        parser.error(f"--n must be a power of two (the staged radix-2 FFT), got {args.n}")
     base = QUICK if args.quick else Config()
     overrides = {k: getattr(args, k) for k in ("n", "fmt", "repeats", "threads")}
     config = Config(**{**asdict(base), **{k: v for k, v in overrides.items() if v is not None}})
@@ -109,7 +118,11 @@ def main() -> None:
         f"  ratio of medians {result['ratio_of_medians']:.1f}x "
         f"(of minima {result['ratio_of_minima']:.1f}x; goal <= {result['goal_ratio']:.0f}x)"
     )
-    print(f"  relative 2-norm error vs float64: {result['relative_error_vs_float64']:.2e}")
+    error, bound = result["relative_error_vs_float64"], result["error_bound"]
+    print(f"  relative 2-norm error vs float64: {error:.2e} (Higham's bound {bound:.2e})")
+    met = result["ratio_of_medians"] <= result["goal_ratio"] and error <= bound
+    goal = f"ratio <= {result['goal_ratio']:.0f}x and error within the bound"
+    print(f"  goal {'met' if met else 'MISSED'}: {goal}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(result, out, indent=2)

@@ -123,7 +123,7 @@ def status(key):
         return next(int(l.split()[1]) for l in f if l.startswith(key)) * 1024
 
 x = torch.randn(n)
-mperror.round(x[:100000], name, mode)  # first-call allocations (caches, plans) out of the way
+mperror.round(torch.randn(n // 100), name, mode)  # first-call allocations out of the way
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # reset the peak resident set size (VmHWM) to the current one
 before = status("VmRSS:")
@@ -157,6 +157,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda needs CUDA (torch.cuda.is_available() is False)")
+    if args.n < 1 or args.repeats < 1:
+        parser.error(f"--n and --repeats must be >= 1, got {args.n} and {args.repeats}")
+    if args.memory and args.n < 10**6:
+        parser.error("--memory needs --n >= 10**6 (page-level peaks of smaller inputs are noise)")
     throughput_table(args)
     if args.memory:
         memory_table(args)

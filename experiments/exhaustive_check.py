@@ -89,6 +89,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda needs CUDA (torch.cuda.is_available() is False)")
+    if not 0 <= args.log2_chunk <= 30:
+        parser.error(f"--log2-chunk must lie in [0, 30], got {args.log2_chunk}")
     rounding._NATIVE_CASTS.clear()  # check the kernel, not torch against itself
     if not args.addition:
         rounding._addition_applies = lambda fmt, mode: False
@@ -99,7 +101,8 @@ def main() -> None:
         print(
             f"{name}: {verdict} ({time.perf_counter() - start:.0f} s, {args.device}, "
             f"torch {torch.__version__}, compiled={args.compiled}, float64={args.float64}, "
-            f"addition={args.addition})"
+            f"addition={args.addition})",
+            flush=True,  # a finished format's verdict survives an interruption
         )
     print(f"mperror {mperror.__version__}")
 

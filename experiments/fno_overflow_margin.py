@@ -11,7 +11,8 @@ full-batch Adam with its learning rate, epsilon and step count, as ``mperror run
 seed; spectral convolutions emulated on a CPU), then evaluates each model on one test input at
 growing resolutions (zero-shot) and prints, over the four spectral convolutions' FFT inputs
 (after tanh where there is one): ``N``, ``M``, ``N M``, the largest ``N |mean|`` of a channel,
-and whether the model counted an overflow.
+whether the model counted an overflow, and how many layers saw a finite input (after an
+overflow the later layers see NaN; the maxima are over the finite ones).
 
 Inputs: fno-burgers, the first test function (band-limited) resampled by trigonometric
 interpolation to ``2**13 .. 2**17`` points; fno-darcy, the first test permeability, thresholded
@@ -35,6 +36,7 @@ Takes about five minutes on two CPU cores. Nothing is asserted; RESULTS.md recor
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import torch
@@ -88,9 +90,11 @@ def train(problem: str, mode: str, seed: int, input_scale: float):
     return instance
 
 
-def fft_input_stats(model: FNO, x: torch.Tensor) -> tuple[float, float, bool]:
-    """(max |v|, largest |channel mean|, overflowed) over the spectral convolutions' FFT inputs
-    of one forward pass."""
+def fft_input_stats(model: FNO, x: torch.Tensor) -> tuple[float, float, bool, int, int]:
+    """(max |v|, largest |channel mean|, overflowed, finite layers, layers) over the spectral
+    convolutions' FFT inputs of one forward pass. The maxima are over the layers whose input
+    was finite: after an overflow the later layers see NaN, and a NaN must not hide (or, by
+    ``max``'s argument order, replace) the finite layers' values."""
     seen: list[tuple[float, float]] = []
 
     def hook(layer, args) -> None:
@@ -107,7 +111,10 @@ def fft_input_stats(model: FNO, x: torch.Tensor) -> tuple[float, float, bool]:
     finally:
         for handle in handles:
             handle.remove()
-    return max(m for m, _ in seen), max(c for _, c in seen), model.overflow_events > before
+    finite = [(m, c) for m, c in seen if math.isfinite(m) and math.isfinite(c)]
+    m = max((m for m, _ in finite), default=math.nan)
+    c = max((c for _, c in finite), default=math.nan)
+    return m, c, model.overflow_events > before, len(finite), len(seen)
 
 
 def main() -> None:
@@ -136,15 +143,17 @@ def main() -> None:
             print(
                 f"\n{problem} {mode}: trained in {time.perf_counter() - start:.0f} s, "
                 f"{events} overflow events in training, test error "
-                f"{instance.test_error(model):.3e} (its own mode, training resolution)"
+                f"{instance.test_error(model):.3e} (its own mode, training resolution)",
+                flush=True,
             )
-            print(f"  {'N':>7s} {'M':>6s} {'N M':>9s} {'N |mean|':>9s}  overflow")
+            print(f"  {'N':>7s} {'M':>6s} {'N M':>9s} {'N |mean|':>9s}  overflow  finite layers")
             for n, x in makers[problem](instance).items():
-                m, mean, overflowed = fft_input_stats(model, x * args.input_scale)
+                m, mean, overflowed, finite, layers = fft_input_stats(model, x * args.input_scale)
                 print(
                     f"  {n:7d} {m:6.3f} {n * m:9.0f} {n * mean:9.0f}  "
-                    f"{'yes' if overflowed else 'no'}"
-                    + ("   (N M > 65504)" if n * m > FP16_MAX else "")
+                    f"{'yes' if overflowed else 'no ':3s}       {finite}/{layers}"
+                    + ("   (N M > 65504)" if n * m > FP16_MAX else ""),
+                    flush=True,
                 )
 
 
