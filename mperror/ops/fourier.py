@@ -305,10 +305,13 @@ def _bluestein(z: torch.Tensor, setting: _Setting, inverse: bool) -> torch.Tenso
     d, spectrum = _chirp(n, setting.fmt, z.device, inverse)
     size = spectrum.shape[0]
     a = torch.zeros(rows, size, dtype=torch.complex128, device=z.device)
-    a[:, :n] = setting.round(z * d.conj())
+    # conj_physical, not the lazy conj(): inside a TorchDispatchMode handler (mperror.emulate
+    # routes FFTs here) torch multiplies by d itself when handed a lazily conjugated view.
+    d_conj = torch.conj_physical(d)
+    a[:, :n] = setting.round(z * d_conj)
     product = setting.round(_radix2(a, setting, inverse=False) * spectrum)
     q = _radix2(product, setting, inverse=True)
-    return setting.round(q[:, :n] * d.conj())
+    return setting.round(q[:, :n] * d_conj)
 
 
 def _unnormalised(z: torch.Tensor, dim: int, setting: _Setting, inverse: bool) -> torch.Tensor:
@@ -454,7 +457,7 @@ def irfft(
     real_bins = [0] if last is None else [0, last]
     half = half.clone()
     half[..., real_bins] = half[..., real_bins].real.to(torch.complex128)
-    mirrored = half[..., 1 : (length + 1) // 2].flip(-1).conj()
+    mirrored = torch.conj_physical(half[..., 1 : (length + 1) // 2].flip(-1))  # see _bluestein
     spectrum = torch.cat([half, mirrored], dim=-1)
     factor = setting.factor(length, inverse=True)
     if setting.scale_first:
