@@ -590,7 +590,12 @@ class _Engine:
         """An operator computed by mperror.ops (see :mod:`mperror.emulate.routed`), its result
         rounded once more to the class's format and stored in the caller's dtype."""
         info = entry.info
-        if not _float_dtypes(args, kwargs, info):
+        requested = kwargs.get("dtype")
+        integer_result = isinstance(requested, torch.dtype) and not (
+            requested.is_floating_point or requested.is_complex
+        )
+        if integer_result or not _float_dtypes(args, kwargs, info):
+            # sum(x, dtype=int64) converts every element first: exact, natively
             return func(*args, **kwargs)
         fmt = entry.fmt
         policy = self.policy

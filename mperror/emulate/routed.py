@@ -57,24 +57,35 @@ def accumulation_model(accumulation: object, fmt: FloatFormat) -> Accumulation:
     return dataclasses.replace(model, fmt=model.format_for(fmt))
 
 
+def _ops_format(model: Accumulation, fmt: FloatFormat) -> FloatFormat:
+    """The output format to hand mperror.ops, which rounds operands to it first: the
+    accumulation format ``A`` where ``A`` holds every value of ``fmt`` (the operands, values
+    of ``fmt``, pass unchanged and the accumulated value comes back unrounded), else ``fmt``
+    itself (rounding the operands to a narrower ``A`` first would be a rounding the model
+    does not make; the accumulated value then comes back rounded to ``fmt``, once more for a
+    mean's division)."""
+    return model.fmt if mperror.rounding._holds(model.fmt, fmt) else fmt
+
+
 def _wide(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to(torch.complex128 if t.is_complex() else torch.float64).resolve_conj()
 
 
 def _real_product(
-    a: torch.Tensor, b: torch.Tensor, model: Accumulation, mode: RoundMode, generator
+    a: torch.Tensor, b: torch.Tensor, model: Accumulation, out: FloatFormat, mode, generator
 ) -> torch.Tensor:
-    """``a @ b`` (2-D or batched, float64 values of F) accumulated into the model's format."""
-    return mperror.ops.matmul(a, b, model.fmt, accumulate=model, mode=mode, generator=generator)
+    """``a @ b`` (2-D or batched, float64 values of F) accumulated into the model's format
+    (``out``: see :func:`_ops_format`)."""
+    return mperror.ops.matmul(a, b, out, accumulate=model, mode=mode, generator=generator)
 
 
-def _product(a, b, model, mode, generator) -> torch.Tensor:
+def _product(a, b, model, out, mode, generator) -> torch.Tensor:
     if not (a.is_complex() or b.is_complex()):
-        return _real_product(a, b, model, mode, generator)
+        return _real_product(a, b, model, out, mode, generator)
     a, b = a.to(torch.complex128), b.to(torch.complex128)
 
     def prod(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return _real_product(x.contiguous(), y.contiguous(), model, mode, generator)
+        return _real_product(x.contiguous(), y.contiguous(), model, out, mode, generator)
 
     real = prod(a.real, b.real) - prod(a.imag, b.imag)
     imag = prod(a.real, b.imag) + prod(a.imag, b.real)
@@ -94,22 +105,27 @@ def matmul(
     """The unrounded (float64) ``alpha * P + beta * bias`` of a matmul-class operator, ``P``
     accumulated by the model; the caller rounds it to ``fmt`` once."""
     model = accumulation_model(accumulation, fmt)
+    out = _ops_format(model, fmt)
     operands = [_wide(round_input(t)) if isinstance(t, torch.Tensor) else t for t in args]
     beta = kwargs.get("beta", 1)
     alpha = kwargs.get("alpha", 1)
     if name in ("mm", "bmm"):
-        return _product(operands[0], operands[1], model, mode, generator)
+        return _product(operands[0], operands[1], model, out, mode, generator)
     if name == "mv":
-        return _product(operands[0], operands[1][:, None], model, mode, generator)[:, 0]
+        return _product(operands[0], operands[1][:, None], model, out, mode, generator)[:, 0]
     if name == "dot":
-        return _product(operands[0][None, :], operands[1][:, None], model, mode, generator)[0, 0]
+        return _product(operands[0][None, :], operands[1][:, None], model, out, mode, generator)[
+            0, 0
+        ]
     bias, a, b = operands[0], operands[1], operands[2]
     if name == "addmv":
-        product = _product(a, b[:, None], model, mode, generator)[:, 0]
+        product = _product(a, b[:, None], model, out, mode, generator)[:, 0]
     else:  # addmm, baddbmm
-        product = _product(a, b, model, mode, generator)
+        product = _product(a, b, model, out, mode, generator)
     if beta == 0:  # torch ignores the bias then, NaN included
         return alpha * product
+    if alpha == 0 and name in ("addmm", "addmv"):  # and the product (baddbmm keeps 0 * inf)
+        return beta * bias
     return alpha * product + beta * bias
 
 
@@ -136,7 +152,7 @@ def reduction(
     def total(values: torch.Tensor) -> torch.Tensor:
         return mperror.ops.sum(
             values,
-            model.fmt,
+            _ops_format(model, fmt),
             dim=dims,
             keepdim=keepdim,
             accumulate=model,

@@ -12,8 +12,9 @@ neighbour). Such lost updates freeze training: the PINN study of Hayford et al. 
 Two ways to emulate pure low precision, both measured by :class:`LostUpdateMeter`:
 
 * optimizer arithmetic in float32, weights stored in ``fmt``: run ``optimizer.step()`` as usual
-  and round the weights with :func:`store_` (the meter does it when given ``fmt``); the update
-  the optimizer intended is then known exactly;
+  and round the weights with :func:`store_` (the meter does it when given ``fmt``); a weight's
+  update counts as intended where the float32 step moved it or its gradient is nonzero (an
+  update so small that float32 itself loses it is lost too);
 * everything in ``fmt``: run ``optimizer.step()`` inside ``mperror.emulate(pure(fmt))``; the
   optimizer's state is then rounded too. (torch's Adam keeps its step counter in a float32
   tensor, which the emulation rounds as well: in float16 it stops at 2048, and the bias
@@ -148,9 +149,10 @@ class LostUpdateMeter:
     Args:
         params: the weights (e.g. ``model.parameters()``).
         fmt: the format the weights are stored in. Given, the meter rounds the weights to it
-            after the step (:func:`store_`) and compares with the update the optimizer
-            intended; ``None`` leaves the weights as the step wrote them (e.g. a step run inside
-            ``mperror.emulate``) and takes a weight's update as nonzero where its gradient is.
+            after the step (:func:`store_`) and takes a weight's update as intended where the
+            float32 step moved it or its gradient is nonzero; ``None`` leaves the weights as
+            the step wrote them (e.g. a step run inside ``mperror.emulate``) and takes a
+            weight's update as nonzero where its gradient is.
         mode, generator: the rounding of :func:`store_`.
 
     Usage, one line per step; each costs a copy of the weights and a few comparisons::
@@ -190,13 +192,12 @@ class LostUpdateMeter:
             before = [p.detach().clone() for p in self.params]
         yield
         with torch.no_grad():
-            if self.fmt is None:
-                moved = [
-                    torch.zeros_like(p, dtype=torch.bool) if p.grad is None else p.grad != 0
-                    for p in self.params
-                ]
-            else:
-                moved = [p != b for p, b in zip(self.params, before, strict=True)]
+            moved = [
+                torch.zeros_like(p, dtype=torch.bool) if p.grad is None else p.grad != 0
+                for p in self.params
+            ]
+            if self.fmt is not None:
+                moved = [m | (p != b) for m, p, b in zip(moved, self.params, before, strict=True)]
                 self.store()
             weights = updated = lost = unchanged = 0
             for p, b, m in zip(self.params, before, moved, strict=True):

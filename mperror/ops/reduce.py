@@ -9,13 +9,16 @@ dot and matrix products whether the products are rounded. With output format ``F
   models: each product rounded to the accumulation format, as a multiply-then-add unit does),
   or ``t_i = x_i y_i`` exactly (the block-FMA model below). Inputs are first rounded to ``F``
   (round to nearest even): matmul-class ops take low-precision inputs.
-* ``order="recursive"``: ``s_1 = fl_A(t_1)``, ``s_i = fl_A(s_{i-1} + t_i)``. Every term
-  suffers at most ``n - 1`` roundings (``n`` with a rounded product).
+* ``order="recursive"``: ``s_1 = fl_A(t_1)``, ``s_i = fl_A(s_{i-1} + t_i)``: a later term
+  enters its addition exactly, not rounded to ``A`` first (which matters when ``A`` is
+  narrower than ``F``). Every term suffers at most ``n - 1`` roundings (``n`` with a rounded
+  product).
 * ``order="pairwise"``: leaves ``fl_A(t_i)``; each level adds neighbours ``(1,2), (3,4), ...``
   with one rounding each, an odd last element passing up unchanged; ``ceil(log2 n)`` levels,
   so at most ``ceil(log2 n)`` roundings per term (plus the product's).
-* ``order="blocked"``, ``block=b``: consecutive blocks of ``b`` leaves (the last may be
-  shorter), each summed recursively, then the ``m = ceil(n/b)`` block sums summed recursively:
+* ``order="blocked"``, ``block=b``: consecutive blocks of ``b`` terms (the last may be
+  shorter), each summed recursively as above, then the ``m = ceil(n/b)`` block sums summed
+  recursively:
   at most ``(b - 1) + (m - 1)`` roundings per term (plus the product's).
 * **Block FMA** (``chunk=k``; Blanchard, Higham, Lopez, Mary and Pranesh, "Mixed precision
   block fused multiply-add: error analysis and application to GPU tensor cores", SISC 42(3),
@@ -155,6 +158,7 @@ class _Plan:
         self.model = _model(accumulate, order, block)
         self.acc = self.model.format_for(self.fmt)
         self.generator = generator
+        self.products = products
         self.native = _common.check_accumulation_format(self.acc, self.mode, "accumulate")
         exact_products_needed = self.model.chunk is not None or not self.native
         if products and exact_products_needed:
@@ -174,23 +178,29 @@ class _Plan:
         if terms.shape[0] == 0:
             return terms.new_zeros(terms.shape[1:])
         model = self.model
-        if model.chunk is not None:
+        if model.chunk is not None:  # block FMA: exact products, chunk sums rounded to A
             s = _recursive(self.to_acc(_blocks(terms, model.chunk, self.add)), self.add)
-        elif model.order == "recursive":
-            s = _recursive(self.to_acc(terms), self.add)
-        elif model.order == "pairwise":
+            return _common.round_to(s, self.fmt, self.mode, self.generator)
+        if self.products:  # the scalar models' terms: t_i = fl_A(x_i y_i)
+            terms = self.to_acc(terms)
+        if model.order == "recursive":  # s_1 = fl_A(t_1); later terms enter the sums as they are
+            s = _recursive(terms, self.add, first=self.to_acc)
+        elif model.order == "pairwise":  # leaves fl_A(t_i)
             s = _pairwise(self.to_acc(terms), self.add)
         else:
             assert model.block is not None
-            s = _recursive(_blocks(self.to_acc(terms), model.block, self.add), self.add)
+            blocks = _blocks(terms, model.block, self.add, first=self.to_acc)
+            s = _recursive(blocks, self.add)
         return _common.round_to(s, self.fmt, self.mode, self.generator)
 
 
 Add = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _recursive(t: torch.Tensor, add: Add) -> torch.Tensor:
-    s = t[0]
+def _recursive(t: torch.Tensor, add: Add, first: Callable | None = None) -> torch.Tensor:
+    """``s_1 = first(t_1)`` (the first term as it enters the accumulator), then
+    ``s_i = add(s_{i-1}, t_i)``."""
+    s = t[0] if first is None else first(t[0])
     for i in builtins.range(1, t.shape[0]):
         s = add(s, t[i])
     return s
@@ -204,15 +214,16 @@ def _pairwise(t: torch.Tensor, add: Add) -> torch.Tensor:
     return t[0]
 
 
-def _blocks(t: torch.Tensor, b: int, add: Add) -> torch.Tensor:
+def _blocks(t: torch.Tensor, b: int, add: Add, first: Callable | None = None) -> torch.Tensor:
     """Recursive sums of consecutive blocks of ``b`` rows, all blocks at once: shape
-    ``(ceil(n/b), *rest)``. The first row of each block enters unrounded."""
+    ``(ceil(n/b), *rest)``. The first row of each block enters as ``first`` makes it
+    (unrounded by default, as block-FMA products do)."""
     n = t.shape[0]
     m = -(-n // b)
     last = n - (m - 1) * b  # rows in the last block, 1..b
     padded = torch.cat([t, t.new_zeros((m * b - n, *t.shape[1:]))])
     by_position = padded.view(m, b, *t.shape[1:]).transpose(0, 1)  # [i, j] = t[j*b + i]
-    s = by_position[0]
+    s = by_position[0] if first is None else first(by_position[0])
     for i in builtins.range(1, b):
         if i < last:
             s = add(s, by_position[i])

@@ -67,6 +67,36 @@ def test_matmul_and_linear_follow_the_accumulation_model() -> None:
     assert ((c.double() - exact).abs() <= gamma * (ra.abs() @ rb.abs())).all()
 
 
+def test_an_accumulator_narrower_than_the_format_does_not_round_the_inputs() -> None:
+    """Oracle: the documented models by hand. fp32 values into an fp16 accumulator: s_2 =
+    fl16((1 + 2**-10) + t) with t = 2**-11 (1 - 2**-13) just under half an fp16 spacing, so
+    1 + 2**-10 (rounding t to fp16 first made a tie, to even: 1 + 2**-9). A bf16 accumulator's
+    product fl_bf16((1 + 2**-8)**2) = 1 + 2**-7 (rounding the inputs to bf16 first gave 1)."""
+    x = torch.tensor([1 + 2.0**-10, 2.0**-11 * (1 - 2.0**-13)])
+    a = torch.tensor([[1 + 2.0**-8]])
+    with emulate(pure("fp32", accumulation="fp16")):
+        total = x.sum()
+    with emulate(pure("fp32", accumulation="bf16")):
+        product = a @ a
+    assert total.item() == 1 + 2.0**-10
+    assert product.item() == 1 + 2.0**-7
+
+
+def test_routed_edge_cases_follow_torch() -> None:
+    """Oracle: torch without emulation. An integer dtype= sum converts each element first
+    (0 + 0 + 0 = 0; summing in floating point first gave 1); addmm and addmv with alpha = 0
+    return beta * bias, an infinite product ignored (0 * inf gave NaN)."""
+    x = torch.tensor([0.5, 0.5, 0.75])
+    bias, a, b = torch.ones(1, 2), torch.tensor([[1.0, math.inf]]), torch.ones(2, 2)
+    with emulate(pure("fp16", accumulation="fp16")):
+        total = x.sum(dtype=torch.int64)
+        mm = torch.addmm(bias, a, b, alpha=0)
+        mv = torch.addmv(bias[0], b, a[0], alpha=0)
+    assert total.item() == x.sum(dtype=torch.int64).item() == 0
+    assert torch.equal(mm, torch.addmm(bias, a, b, alpha=0))
+    assert torch.equal(mv, torch.addmv(bias[0], b, a[0], alpha=0))
+
+
 def test_complex_products_run_as_four_real_ones() -> None:
     """Oracle: the four real products accumulated in fp32 by mperror.ops, combined in float64
     and rounded once to fp16 (the model of routed.py)."""

@@ -91,11 +91,26 @@ def test_store_rounds_in_place_and_errors_are_clear() -> None:
         lost_update_fraction([1.0], [1.0], [1.0])  # type: ignore[list-item]
 
 
+def test_meter_counts_an_update_float32_itself_lost() -> None:
+    """Oracle: by hand. Both weights 1.0 get nonzero gradients 2**-30 and 2**-12 (SGD, lr 1):
+    float32 keeps 1 - 2**-30 at 1.0, fp16 storage keeps 1 - 2**-12 at 1.0: both updates lost
+    (the meter counted only the one float32 carried out)."""
+    param = torch.nn.Parameter(torch.ones(2))
+    meter = LostUpdateMeter([param], "fp16")
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    param.grad = torch.tensor([2.0**-30, 2.0**-12])
+    with meter.step():
+        optimizer.step()
+    assert (meter.last.updated, meter.last.lost) == (2, 2)
+    assert torch.equal(param.detach(), torch.ones(2))
+
+
 def test_meter_agrees_with_the_spacing_rule_on_random_updates() -> None:
     """Oracle: mperror.bounds.gd.lost_updates, which predicts a loss from the spacing of fp16
     around each weight without rounding anything. The step itself is float32 arithmetic
     (w - lr g, rounded to float32), so the update the storage rounding sees is the float32
-    result minus w, exact in float64."""
+    result minus w, exact in float64; an update float32 itself lost (a nonzero gradient, no
+    float32 change) was intended and is lost too."""
     from mperror.bounds.gd import lost_updates
 
     gen = torch.Generator().manual_seed(5)
@@ -110,5 +125,7 @@ def test_meter_agrees_with_the_spacing_rule_on_random_updates() -> None:
         optimizer.step()
         effective = param.detach().double() - w0.double()
     expected = lost_updates(w0, effective, "fp16")
-    assert meter.last.lost == int(expected.sum())
+    lost_in_float32 = (effective == 0) & (grad != 0)
+    assert int(lost_in_float32.sum()) > 0  # the case occurs here
+    assert meter.last.lost == int(expected.sum()) + int(lost_in_float32.sum())
     assert 0 < meter.last.lost < meter.last.updated  # both kinds occur
