@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -231,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_round = sub.add_parser("round", help="round numbers to a format")
     p_round.add_argument("values", nargs="+", type=float, metavar="X")
+    # argparse takes "-1e-9" and "-inf" for options (only "-1.5"-like strings for numbers): widen
+    # this parser's test for a negative number (it has no option that looks like one).
+    p_round._negative_number_matcher = re.compile(
+        r"^-(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$|^-(?:inf|infinity|nan)$", re.IGNORECASE
+    )
     p_round.add_argument("--format", "-f", default="fp16", help="a preset name (default fp16)")
     p_round.add_argument(
         "--mode", "-m", default="nearest_even", choices=[m.value for m in RoundMode]

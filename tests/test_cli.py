@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -106,3 +107,14 @@ def test_unknown_problem_is_an_argparse_error(capsys) -> None:
         main(["run", "navier-stokes"])
     assert exit_info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_round_command_takes_negative_numbers_in_any_notation(capsys) -> None:
+    """Oracle: mperror.reference.round_scalar. argparse read "-1e-9" and "-inf" as options."""
+    from mperror.reference import round_scalar
+
+    assert main(["round", "-1e-9", "-inf", "-2.5", "--format", "bf16", "-m", "toward_zero"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:4]
+    got = [float(row.split()[1]) for row in rows]
+    expected = [round_scalar(v, "bf16", "toward_zero") for v in (-1e-9, -math.inf, -2.5)]
+    assert got == expected

@@ -49,7 +49,8 @@ def _markdown(
         "# mperror claims report",
         "",
         f"Setting: **{header['setting']}**, device **{header['device']}** "
-        f"({header['device_name']}), torch {header['torch']}.",
+        f"({header['device_name']}), trained with torch {header['torch']} (this report: "
+        f"torch {header['report_torch']}).",
         "",
         "Each claim is judged by a criterion fixed in `mperror/report/claims.py` before the "
         "runs, with two later additions made after seeing runs (error ratios compare medians "
@@ -106,7 +107,9 @@ def write_report(
         "setting": setting,
         "device": ", ".join(devices),
         "device_name": ", ".join(names),
-        "torch": torch.__version__,
+        # The runs' torch (what trained them), and the one judging them now.
+        "torch": ", ".join(sorted({r.summary.torch_version for r in runs})) or "-",
+        "report_torch": torch.__version__,
     }
     write_atomic(directory / "report.md", _markdown(claims, runs, figures, extra, header))
     payload = {

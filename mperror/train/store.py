@@ -77,9 +77,15 @@ def load_run(path: str | os.PathLike) -> StoredRun:
     path = Path(path)
     if not (path / "summary.json").is_file():
         raise ValueError(f"{path} holds no finished run (no summary.json)")
-    config = RunConfig.from_dict(json.loads((path / "config.json").read_text()))
-    trace = Trace.from_csv((path / "trace.csv").read_text())
-    summary = RunSummary.from_dict(json.loads((path / "summary.json").read_text()))
+    name = "config.json"
+    try:
+        config = RunConfig.from_dict(json.loads((path / name).read_text()))
+        name = "trace.csv"
+        trace = Trace.from_csv((path / name).read_text())
+        name = "summary.json"
+        summary = RunSummary.from_dict(json.loads((path / name).read_text()))
+    except (OSError, ValueError, TypeError, KeyError) as error:  # JSONDecodeError is a ValueError
+        raise ValueError(f"{path / name} cannot be read as a run's {name}: {error}") from error
     return StoredRun(path=path, config=config, trace=trace, summary=summary)
 
 

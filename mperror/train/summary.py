@@ -66,22 +66,24 @@ class RunSummary(Record):
         nonfinite_steps: steps whose loss or gradient was inf/NaN.
         skipped_steps: steps GradScaler skipped.
         final_loss, min_loss: the last and the smallest finite training loss.
-        final_test_error, best_test_error: the test error of the weights training ended with
-            (NaN for a diverged run: they are not finite) and the smallest one evaluated.
+        final_test_error, best_test_error: the test error of the weights training ended with,
+            after the last step (NaN for a diverged run: they are not finite), and the smallest
+            one evaluated (the trace's evaluations and that final one).
         unchanged_final: mean share of weights unchanged per step over the last tenth of the run
             (the statistic Hayford et al. report as 97% for pure float16 at 10,000 steps).
         unchanged_at: that share at steps 100, 1,000, 10,000 (those the run reached), each the
             mean over the ten steps ending there.
         lost_final: mean share of weights whose nonzero update was lost, last tenth (steps
             GradScaler skipped requested no update and are left out).
-        theta_norm_initial, theta_norm_final: the weight norm at the first and the last step
-            (NaN for a diverged run).
+        theta_norm_initial, theta_norm_final: the weight norm before the first step and after
+            the last (NaN for a diverged run).
         critical_entry_step: first step of :data:`CRITICAL_WINDOW` consecutive steps in Theorem
             1's critical zone (``None`` if never); ``critical_steps``: steps in it.
         test_error_at_entry: the test error at the last evaluation at or before that step.
-        cosine_checks, cosine_bound_holds: gradient comparisons made, and those where the
-            observed ``1 - cos`` was within ``2 delta / (g + delta)`` (non-vacuous ones only
-            counted in ``cosine_nonvacuous``).
+        cosine_checks, cosine_bound_holds: gradient comparisons with a bound (a finite secant
+            ``L``), and those where the observed ``1 - cos`` was within ``2 delta / (g +
+            delta)`` (non-vacuous ones only counted in ``cosine_nonvacuous``); a comparison
+            without a cosine (the run's gradient zero or not finite) did not hold.
         delta_holds: comparisons where ``||g~ - g|| <= delta = u L ||theta||`` (of those
             :func:`delta_comparisons` counts).
         seconds_per_step: mean training seconds per step; peak_memory: bytes (see the trace).
@@ -163,10 +165,13 @@ def summarise(
     *,
     run_id: str,
     diverged: bool,
+    final: tuple[float, float] | None = None,
     extra: dict[str, float] | None = None,
 ) -> RunSummary:
     """The :class:`RunSummary` of a run's trace (``run_id``: the requested config's;
-    ``diverged``: the weights became non-finite; ``extra``: the problem's final metrics)."""
+    ``diverged``: the weights became non-finite; ``final``: the test error and weight norm of
+    the weights training ended with, after the last step, which no trace row measures (``None``:
+    the last row's, a step earlier); ``extra``: the problem's final metrics)."""
     steps = len(trace)
     unchanged = np.asarray(trace["unchanged_fraction"], dtype=np.float64)
     lost = np.asarray(trace["lost_fraction"], dtype=np.float64)
@@ -189,7 +194,9 @@ def summarise(
     if entry is not None:
         at_entry = _last(test[: entry + 1])
     cos, cos_bound = trace["cosine_distance"], trace["cosine_bound"]
-    pairs = [(c, b) for c, b in zip(cos, cos_bound, strict=True) if not math.isnan(c + b)]
+    # A comparison with a bound but no cosine (the run's gradient was zero or not finite) is a
+    # check that failed, as delta_comparisons counts it: NaN <= b is False.
+    pairs = [(c, b) for c, b in zip(cos, cos_bound, strict=True) if not math.isnan(b)]
     nonvacuous = [(c, b) for c, b in pairs if b < 2.0]
     return RunSummary(
         run_id=run_id,
@@ -206,13 +213,17 @@ def summarise(
         skipped_steps=int(np.nansum(trace["skipped"])),
         final_loss=_last([v if math.isfinite(v) else math.nan for v in trace["loss"]]),
         min_loss=_nanmin(trace["loss"]),
-        final_test_error=math.nan if diverged else _last(test),
-        best_test_error=_nanmin(test),
+        final_test_error=math.nan if diverged else (_last(test) if final is None else final[0]),
+        best_test_error=_nanmin([*test, math.nan if final is None else final[0]]),
         unchanged_final=float(unchanged[-tail:].mean()) if steps else math.nan,
         unchanged_at={m: float(unchanged[m - 10 : m].mean()) for m in _MARKS if steps >= m},
         lost_final=_nanmean(lost[-tail:]),
         theta_norm_initial=trace["theta_norm"][0] if steps else math.nan,
-        theta_norm_final=trace["theta_norm"][-1] if steps and not diverged else math.nan,
+        theta_norm_final=(
+            math.nan
+            if diverged or not steps
+            else (trace["theta_norm"][-1] if final is None else final[1])
+        ),
         critical_entry_step=entry,
         critical_steps=sum(r is bounds.Regime.CRITICAL_ZONE for r in check.regime) if check else 0,
         test_error_at_entry=at_entry,

@@ -170,10 +170,12 @@ def train(
     cfg = config.resolved(instance.defaults)
     precision = parse(cfg.policy, backend=cfg.backend)
     with _fp32_pinned(device):
-        trace, diverged = _loop(cfg, precision, instance, device, progress, checkpoint)
+        trace, diverged, final = _loop(cfg, precision, instance, device, progress, checkpoint)
         metrics = getattr(instance, "final_metrics", None)
         extra = metrics(instance.model) if metrics is not None else {}
-    summary = summarise(cfg, precision, trace, run_id=config.run_id, diverged=diverged, extra=extra)
+    summary = summarise(
+        cfg, precision, trace, run_id=config.run_id, diverged=diverged, final=final, extra=extra
+    )
     return RunResult(config=cfg, trace=trace, summary=summary)
 
 
@@ -184,8 +186,10 @@ def _loop(
     device: torch.device,
     progress: bool,
     checkpoint: Callable[[RunConfig, Trace], None] | None,
-) -> tuple[Trace, bool]:
-    """The trace, and whether the weights became non-finite (training stops there)."""
+) -> tuple[Trace, bool, tuple[float, float]]:
+    """The trace, whether the weights became non-finite (training stops there), and the test
+    error and weight norm of the weights training ended with (after the last step; a trace row
+    measures the weights its step starts from). Both NaN for a diverged run."""
     from tqdm.auto import tqdm  # imported here: only training shows progress bars
 
     model = instance.model.to(precision.param_dtype)
@@ -294,7 +298,8 @@ def _loop(
                 break
     finally:
         bar.close()
-    return trace, diverged
+    final = (math.nan, math.nan) if diverged else (shadow.test_error(), _norm(params))
+    return trace, diverged, final
 
 
 def _compare_gradients(

@@ -287,6 +287,10 @@ def test_report_files(template, tmp_path) -> None:
     data = json.loads((tmp_path / "report.json").read_text())
     assert [c["id"] for c in data["claims"]] == [c.id for c in claims]
     assert len(data["runs"]) == 2
+    # the header's torch is the runs' (a GPU run reported on a laptop keeps its own)
+    gpu = [replace(r, summary=replace(r.summary, torch_version="2.11.0+cu128")) for r in runs]
+    write_report(gpu, tmp_path, setting="quick")
+    assert "trained with torch 2.11.0+cu128" in (tmp_path / "report.md").read_text()
     for name in data["figures"].values():
         assert (tmp_path / name).stat().st_size > 1000
         assert f"]({name})" in text

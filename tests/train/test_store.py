@@ -35,6 +35,22 @@ def test_trace_csv_round_trip_is_exact() -> None:
         trace.append({"stepp": 1})
 
 
+def test_a_damaged_run_file_is_named(tmp_path) -> None:
+    """A summary.json that is not JSON, or lacks a field, is one clear error naming the file
+    (a missing field gave a TypeError traceback from the dataclass)."""
+    (config,) = _configs()[:1]
+    (run,) = run_study([config], tmp_path)
+    summary = run.path / "summary.json"
+    data = json.loads(summary.read_text())
+    del data["lost_final"]
+    summary.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"summary.json cannot be read as a run's summary.json"):
+        load_runs(tmp_path)
+    summary.write_text("{")
+    with pytest.raises(ValueError, match=r"summary\.json"):
+        load_runs(tmp_path)
+
+
 def test_write_atomic_gives_the_permissions_of_open(tmp_path) -> None:
     """Oracle: a file made by plain ``open`` in the same directory (mkstemp alone gives 0600)."""
     write_atomic(tmp_path / "a.json", "x")

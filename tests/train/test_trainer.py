@@ -9,7 +9,7 @@ import torch
 
 import mperror
 from mperror import problems
-from mperror.train import COLUMNS, RunConfig, initial_scale, train
+from mperror.train import COLUMNS, RunConfig, Trace, initial_scale, train
 from mperror.train.optim import KerasAdam
 
 STEPS = 12
@@ -128,6 +128,46 @@ def test_gradient_comparison_of_a_mixed_run_by_hand() -> None:
     assert t["grad_error"][0] == pytest.approx(error, rel=1e-12)
     cosine = 1 - float(g_run @ g) / float(g_run.norm() * g.norm())
     assert t["cosine_distance"][0] == pytest.approx(cosine, rel=1e-6)
+
+
+def test_final_values_are_those_of_the_final_weights() -> None:
+    """Oracle: a plain float32 Adam loop of two steps, its model's test error and weight norm
+    after the second step (a trace row measures the weights its step starts from, so the last
+    row is a step early: the summary took it)."""
+    result = train(RunConfig(problem="regression", policy="fp32", iterations=2))
+    cfg = result.config
+    inst = problems.get("regression").build("quick", seed=0)
+    opt = torch.optim.Adam(inst.model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+    for _ in range(2):
+        opt.zero_grad()
+        inst.loss(inst.model).backward()
+        opt.step()
+    norm = math.sqrt(sum(float((p.detach().double() ** 2).sum()) for p in inst.model.parameters()))
+    s = result.summary
+    assert s.final_test_error == pytest.approx(inst.test_error(inst.model), rel=1e-12)
+    assert s.final_test_error != result.trace["test_error"][-1]
+    assert s.theta_norm_final == pytest.approx(norm, rel=1e-12)
+    assert s.best_test_error == min(
+        s.final_test_error, *(e for e in result.trace["test_error"] if not math.isnan(e))
+    )
+
+
+def test_a_comparison_without_a_cosine_fails_the_cosine_bound() -> None:
+    """Oracle: the counts by hand on a manufactured two-step trace: step 0 compares (1 - cos =
+    1e-6 within 1e-3), step 1's run gradient overflowed (no cosine, a bound all the same): two
+    checks, one held, as delta_comparisons counts the same two steps (it was 1 of 1)."""
+    from mperror.train.precision import parse
+    from mperror.train.summary import delta_comparisons, summarise
+
+    cfg = RunConfig(problem="regression", policy="mixed-fp16", iterations=2)
+    common = {"loss": 1.0, "theta_norm": 1.0, "lipschitz": 1.0, "cosine_bound": 1e-3}
+    common |= {"delta": 1e-3, "seconds": 0.1, "peak_memory": 1.0}
+    t = Trace()
+    t.append({**common, "step": 0, "grad_norm": 1.0, "cosine_distance": 1e-6, "grad_error": 1e-6})
+    t.append({**common, "step": 1, "grad_norm": math.inf, "grad_error": math.inf})
+    s = summarise(cfg, parse("mixed-fp16"), t, run_id="x", diverged=False)
+    assert (s.cosine_checks, s.cosine_nonvacuous, s.cosine_bound_holds) == (2, 2, 1)
+    assert delta_comparisons(t) == (2, 1)
 
 
 def test_same_seed_same_trace_and_seeds_differ() -> None:
