@@ -2,8 +2,10 @@
 
 Computed once per ``OpOverload`` and cached. The schema says whether an operator returns an
 alias of an input (a view) and which arguments it writes to (in-place and ``out=`` variants);
-torch's operator tags say which operators are pointwise, reductions, or draw random numbers. Names
-settle the rest.
+torch's operator tags say which operators are pointwise, reductions, or draw random numbers (a
+tag on any overload of an operator counts for all of them: torch tags some only). Names settle
+the rest; what is left (linear algebra, quantised and sparse kernels, fused CUDA attention) is
+unclassified, computed and rounded as elementwise, and listed by the emulation's report.
 """
 
 from __future__ import annotations
@@ -17,8 +19,12 @@ from mperror.emulate.policy import OpClass
 
 __all__ = ["OpInfo", "classify"]
 
-# Aliases whose schema does not say so: _unsafe_view reshapes a fresh temporary in place.
-_VIEW = {"_unsafe_view", "lift_fresh", "alias", "detach", "_reshape_alias"}
+# Aliases whose schema does not say so: _unsafe_view reshapes a fresh temporary in place; the
+# unsafe splits (GRU and LSTM cells split their gates with them) return views as split does.
+_VIEW = {
+    "_unsafe_view", "lift_fresh", "alias", "detach", "_reshape_alias", "unsafe_split",
+    "unsafe_split_with_sizes", "unsafe_chunk",
+}  # fmt: skip
 
 # Operators with no floating-point values to round.
 _PASS = {
@@ -40,7 +46,7 @@ _MATMUL = {
     "_addmm_activation", "convolution", "_convolution", "convolution_backward", "conv_tbc",
     "conv_tbc_backward", "linalg_vecdot", "_prelu_kernel", "_prelu_kernel_backward",
     "_scaled_dot_product_flash_attention_for_cpu",
-    "_scaled_dot_product_flash_attention_for_cpu_backward",
+    "_scaled_dot_product_flash_attention_for_cpu_backward", "linear", "linear_backward",
 }  # fmt: skip
 
 _FFT = {"_fft_r2c", "_fft_c2c", "_fft_c2r"}
@@ -66,7 +72,11 @@ _DATA = {
     "searchsorted", "bucketize", "tril", "triu", "diag", "diag_embed", "embedding",
     "max_pool1d", "max_pool2d", "max_pool3d", "max_pool2d_with_indices",
     "max_pool3d_with_indices", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle",
-    "im2col", "index_fill", "repeat_interleave",
+    "im2col", "index_fill", "repeat_interleave", "adaptive_max_pool2d", "adaptive_max_pool3d",
+    "fractional_max_pool2d", "fractional_max_pool3d", "max_unpool2d", "max_unpool3d", "rot90",
+    "diagonal_copy", "as_strided_copy", "block_diag", "unbind_copy", "split_copy",
+    "split_with_sizes_copy", "_reshape_copy", "_unsafe_masked_index", "masked_scatter_backward",
+    "hardtanh_backward", "clip", "heaviside",
 }  # fmt: skip
 
 # Sums inside: softmax, normalisation layers, losses, pooling, scatter-adds, interpolation.
@@ -104,6 +114,15 @@ _REDUCTION = {
     "_upsample_bilinear2d_aa_backward", "upsample_trilinear3d_backward",
     "upsample_bicubic2d_backward", "_upsample_bicubic2d_aa_backward", "grid_sampler_2d",
     "grid_sampler_2d_backward", "grid_sampler_3d", "grid_sampler_3d_backward",
+    "adaptive_max_pool2d_backward", "adaptive_max_pool3d_backward",
+    "fractional_max_pool2d_backward", "fractional_max_pool3d_backward",
+    "reflection_pad1d_backward", "reflection_pad2d_backward", "reflection_pad3d_backward",
+    "replication_pad1d_backward", "replication_pad2d_backward", "replication_pad3d_backward",
+    "_embedding_bag", "_embedding_bag_forward_only", "_embedding_bag_backward",
+    "_embedding_bag_dense_backward", "_embedding_bag_per_sample_weights_backward",
+    "_weight_norm_interface", "_weight_norm_interface_backward", "_safe_softmax", "histc",
+    "segment_reduce", "_segment_reduce_backward", "_upsample_lanczos2d_aa",
+    "_upsample_lanczos2d_aa_backward",
 }  # fmt: skip
 
 # Operators that write to arguments their schema does not mark as written (batch norm's
@@ -115,10 +134,15 @@ _UNDECLARED_WRITES = {
     "miopen_batch_norm": (3, 4),
 }
 
-# Elementwise without torch's pointwise tag (writes at indices, fused optimizer steps).
+# Elementwise without torch's pointwise tag on any overload (writes at indices, fused optimizer
+# steps, activations and their derivatives).
 _ELEMENTWISE = {
     "index_put", "_index_put_impl", "index_copy", "masked_scatter", "put", "scatter",
     "polar", "complex", "_fused_adam", "_fused_adamw", "_fused_sgd", "_fused_adagrad",
+    "hardswish", "hardswish_backward", "hardsigmoid_backward", "elu_backward",
+    "leaky_relu_backward", "log_sigmoid_forward", "log_sigmoid_backward", "softplus_backward",
+    "glu", "glu_backward", "rrelu_with_noise_backward", "_add_relu", "_masked_scale",
+    "floor_divide",
 }  # fmt: skip
 
 
@@ -150,6 +174,28 @@ class OpInfo:
 _DTYPE_FROM_VALUES = {"_softmax", "_log_softmax"}
 
 
+# Tags that hold for every overload of an operator once one overload carries them: torch tags
+# some overloads only (``gelu.default`` is pointwise, ``gelu.out`` and ``gelu_.default`` carry
+# no tag), so an operator's class is read from its whole family.
+_FAMILY_TAGS = frozenset(
+    {torch.Tag.pointwise, torch.Tag.reduction, torch.Tag.nondeterministic_seeded}
+)
+
+
+def _family_tags(func: torch._ops.OpOverload, name: str) -> set:
+    """The tags of ``func`` and, of :data:`_FAMILY_TAGS`, those of any overload of its operator
+    or of its functional base ``name`` (``aten::gelu`` for ``gelu_`` and ``gelu.out``)."""
+    tags = set(func.tags)
+    packets = [func.overloadpacket]
+    base = getattr(torch.ops.aten, name, None) if func.namespace == "aten" else None
+    if base is not None and base is not func.overloadpacket:
+        packets.append(base)
+    for packet in packets:
+        for overload in packet.overloads():
+            tags.update(_FAMILY_TAGS.intersection(getattr(packet, overload).tags))
+    return tags
+
+
 def _base_name(func: torch._ops.OpOverload) -> str:
     name = func._schema.name.split("::", 1)[-1]
     if name.endswith("_") and not name.endswith("__"):
@@ -162,7 +208,7 @@ def classify(func: torch._ops.OpOverload) -> OpInfo:
     """The :class:`OpInfo` of an ATen ``OpOverload`` (cached)."""
     schema = func._schema
     name = _base_name(func)
-    tags = set(func.tags)
+    tags = _family_tags(func, name)
     arguments = schema.arguments
 
     mutated: list[tuple[int, str, bool]] = []

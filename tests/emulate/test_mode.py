@@ -540,11 +540,75 @@ def test_classification_of_representative_operators() -> None:
         aten.full.default: OpClass.SOURCE,
         aten._local_scalar_dense.default: OpClass.PASS,
         aten.linalg_solve_ex.default: OpClass.UNCLASSIFIED,
+        # overloads torch tags no class on: their operator's other overloads say it
+        aten.gelu_.default: OpClass.ELEMENTWISE,
+        aten.gelu.out: OpClass.ELEMENTWISE,
+        aten.rsub.Tensor: OpClass.ELEMENTWISE,
+        aten.mul.Scalar_out: OpClass.ELEMENTWISE,
+        # operators with no tag at all, classed by what they compute (torch's documentation)
+        aten.hardswish.default: OpClass.ELEMENTWISE,
+        aten.elu_backward.default: OpClass.ELEMENTWISE,
+        aten.unsafe_split.Tensor: OpClass.VIEW,  # GRU gates; views, as split returns
+        aten.adaptive_max_pool2d.default: OpClass.DATA,  # a selection of input values
+        aten.hardtanh_backward.default: OpClass.DATA,  # the gradient or zero
+        aten.reflection_pad1d_backward.default: OpClass.REDUCTION,  # adds mirrored gradients
+        aten.adaptive_max_pool2d_backward.default: OpClass.REDUCTION,  # windows may overlap
+        aten.linear.out: OpClass.MATMUL,
     }
     for op, cls in expected.items():
         assert classify(op).op_class is cls, op
     assert classify(aten.add_.Tensor).mutated == ((0, "self", False),)
     assert classify(aten.add.out).returns_mutated == (0,)
+
+
+def test_common_layers_run_without_unclassified_operators() -> None:
+    """Oracle: the emulator's report. Layers of torch.nn that third-party models use, forward
+    and backward, leave no operator without a class (each would otherwise be rounded as
+    elementwise whatever it computes, and listed)."""
+    torch.manual_seed(0)
+    layers = [
+        (torch.nn.GRU(4, 8, batch_first=True), torch.randn(2, 5, 4)),
+        (torch.nn.Conv1d(2, 3, 3, padding=1, padding_mode="reflect"), torch.randn(2, 2, 8)),
+        (torch.nn.Conv1d(2, 3, 3, padding=1, padding_mode="replicate"), torch.randn(2, 2, 8)),
+        (torch.nn.AdaptiveMaxPool2d(3), torch.randn(2, 2, 7, 7)),
+        (torch.nn.Hardswish(), torch.randn(8)),
+        (torch.nn.Hardsigmoid(), torch.randn(8)),
+        (torch.nn.ELU(), torch.randn(8)),
+        (torch.nn.LeakyReLU(), torch.randn(8)),
+        (torch.nn.Softplus(), torch.randn(8)),
+        (torch.nn.GLU(), torch.randn(2, 8)),
+        (torch.nn.LogSigmoid(), torch.randn(8)),
+        (torch.nn.Hardtanh(), torch.randn(8)),
+        (torch.nn.GELU(), torch.randn(8)),
+        (torch.nn.EmbeddingBag(10, 4, mode="mean"), torch.randint(0, 10, (2, 3))),
+        (torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True),
+         torch.randn(2, 3, 8)),
+    ]  # fmt: skip
+    for layer, x in layers:
+        x.requires_grad_(x.is_floating_point())
+        with emulate("fp16") as em:
+            out = layer(x)
+            (out[0] if isinstance(out, tuple) else out).square().sum().backward()
+        assert em.report().unclassified == (), type(layer).__name__
+
+
+def test_a_padding_gradient_is_rounded_to_the_reduction_format() -> None:
+    """Oracle: torch's reflection padding. The gradient of a reflect-padded input adds the
+    gradients of a value and its mirror image (a sum), so under a policy whose reduction
+    format is e4m3fn and whose other formats are float32 it holds e4m3fn values: the input
+    gradient of sum(w * pad(x)) with w = 1 + 2**-10 (a float32 value, not an e4m3fn one) is
+    [w, 2 w, 2 w, w] (pad(x) = [x1, x0, x1, x2, x3, x2]), rounded to [1, 2, 2, 1]; were the
+    backward classed elementwise, it would stay in float32."""
+    fp32 = formats.get("fp32")
+    policy = mperror.emulate.Policy(
+        elementwise=fp32, matmul=fp32, reduction=formats.get("e4m3fn"), fft=fp32
+    )
+    x = torch.zeros(1, 1, 4, requires_grad=True)
+    w = torch.full((1, 1, 6), 1 + 2.0**-10)
+    with emulate(policy):
+        (torch.nn.functional.pad(x, (1, 1), mode="reflect") * w).sum().backward()
+    assert x.grad is not None
+    assert x.grad.flatten().tolist() == [1.0, 2.0, 2.0, 1.0]
 
 
 def test_integer_arguments_of_arithmetic_keep_their_dtype() -> None:
