@@ -47,6 +47,7 @@ _MATMUL = {
     "conv_tbc_backward", "linalg_vecdot", "_prelu_kernel", "_prelu_kernel_backward",
     "_scaled_dot_product_flash_attention_for_cpu",
     "_scaled_dot_product_flash_attention_for_cpu_backward", "linear", "linear_backward",
+    "mkldnn_rnn_layer", "mkldnn_rnn_layer_backward", "_trilinear",
 }  # fmt: skip
 
 _FFT = {"_fft_r2c", "_fft_c2c", "_fft_c2r"}
@@ -142,7 +143,7 @@ _ELEMENTWISE = {
     "hardswish", "hardswish_backward", "hardsigmoid_backward", "elu_backward",
     "leaky_relu_backward", "log_sigmoid_forward", "log_sigmoid_backward", "softplus_backward",
     "glu", "glu_backward", "rrelu_with_noise_backward", "_add_relu", "_masked_scale",
-    "floor_divide",
+    "floor_divide", "mish_backward",
 }  # fmt: skip
 
 

@@ -16,6 +16,10 @@ through it as well as the forward ones. For each operator it looks up (once, cac
   widened; every floating output is rounded once to the policy format of the operator's class
   and stored in the dtype the operator would have returned without emulation;
 * operators named in ``policy.keep_fp32`` run in float32;
+* a fused kernel torch has for float32 and bfloat16 only (oneDNN's LSTM layer, which
+  ``nn.LSTM`` runs on a CPU) runs in float32 and only its outputs are rounded: the gates inside
+  are not. With torch's global switch ``torch.backends.mkldnn.enabled = False`` torch runs
+  the LSTM as separate operators, each emulated;
 * with ``policy.accumulation`` or ``policy.fft_algorithm="staged"``, matrix products, sums and
   FFTs are computed by :mod:`mperror.ops` (see :mod:`mperror.emulate.routed`);
 * mutated arguments (in-place and ``out=`` variants) receive the rounded result in place, and the
@@ -179,9 +183,14 @@ class _Mode(TorchDispatchMode):
 _FAST_DTYPES = (torch.float32, torch.float64)
 _KEEP, _ROUND, _WIDEN = "keep", "round", "widen"  # what _round does for a (format, dtype)
 # How an entry is handled: natively, in the working precision, natively then rounded (data,
-# sources), in float32, or by mperror.ops; and which fast path its shape allows.
+# sources), in float32, by mperror.ops, or in float32 then rounded (kernels without float64);
+# and which fast path its shape allows.
 _NATIVE, _WIDE, _DATA, _SOURCE, _FP32 = "native", "wide", "data", "source", "fp32"
-_ROUTED = "routed"
+_ROUTED, _NARROW = "routed", "narrow"
+
+# Fused kernels torch has for float32 and bfloat16 only (oneDNN's LSTM layer, which nn.LSTM
+# runs on a CPU when oneDNN is enabled): computed in float32, their outputs rounded once.
+_FLOAT32_KERNELS = frozenset({"mkldnn_rnn_layer", "mkldnn_rnn_layer_backward"})
 _FUNCTIONAL, _INPLACE = "functional", "inplace"
 
 
@@ -331,6 +340,8 @@ class _Engine:
             or (route is not routed.TRANSFORMS and self.policy.accumulation is not None)
         ):
             return _Entry(info, _ROUTED, self.policy.format_of(cls), cls is OpClass.MATMUL)
+        if info.name in _FLOAT32_KERNELS:
+            return _Entry(info, _NARROW, self.policy.format_of(cls), cls is OpClass.MATMUL)
         if cls is OpClass.SOURCE:
             return _Entry(info, _SOURCE, self.policy.elementwise, False)
         if cls is OpClass.DATA:
@@ -380,6 +391,10 @@ class _Engine:
                 return self._source(entry.info, func, args, kwargs)
             if kind is _ROUTED:
                 return self._routed(entry, func, args, kwargs)
+            if kind is _NARROW:
+                return self._wide(
+                    entry.info, entry.fmt, entry.round_inputs, func, args, kwargs, narrow=True
+                )
             return self._float32(entry.info, func, args, kwargs)
         finally:
             _ACTIVE.depth = 0
@@ -462,11 +477,18 @@ class _Engine:
         kwargs,
         *,
         exact: bool = False,
+        narrow: bool = False,
         compute: Callable | None = None,
     ):
-        """Compute in the working precision (float64 when ``exact``), round every floating
-        output to ``fmt`` once (``compute``: what computes in place of ``func``)."""
-        real, cplx = (torch.float64, torch.complex128) if exact else (self.real, self.complex)
+        """Compute in the working precision (float64 when ``exact``, float32 when ``narrow``),
+        round every floating output to ``fmt`` once (``compute``: what computes in place of
+        ``func``)."""
+        if exact:
+            real, cplx = torch.float64, torch.complex128
+        elif narrow:
+            real, cplx = torch.float32, torch.complex64
+        else:
+            real, cplx = self.real, self.complex
         # A pointwise operator on integer tensors alone with a floating result (int / int,
         # int * 0.1) would compute in torch's default dtype: its operands are widened instead.
         integers_too = (
@@ -784,6 +806,8 @@ class _Engine:
                     label = "fp32"
                 elif entry.kind is _ROUTED:
                     label = f"{cls.value}/ops"
+                elif entry.kind is _NARROW:
+                    label = f"{cls.value}/float32 kernel"
                 else:
                     label = cls.value
                 if name not in classes:

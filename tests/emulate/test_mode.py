@@ -580,6 +580,8 @@ def test_common_layers_run_without_unclassified_operators() -> None:
         (torch.nn.LogSigmoid(), torch.randn(8)),
         (torch.nn.Hardtanh(), torch.randn(8)),
         (torch.nn.GELU(), torch.randn(8)),
+        (torch.nn.Mish(), torch.randn(8)),
+        (torch.nn.Bilinear(3, 3, 2), torch.randn(2, 3)),
         (torch.nn.EmbeddingBag(10, 4, mode="mean"), torch.randint(0, 10, (2, 3))),
         (torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True),
          torch.randn(2, 3, 8)),
@@ -587,7 +589,7 @@ def test_common_layers_run_without_unclassified_operators() -> None:
     for layer, x in layers:
         x.requires_grad_(x.is_floating_point())
         with emulate("fp16") as em:
-            out = layer(x)
+            out = layer(x, x) if isinstance(layer, torch.nn.Bilinear) else layer(x)
             (out[0] if isinstance(out, tuple) else out).square().sum().backward()
         assert em.report().unclassified == (), type(layer).__name__
 
@@ -729,3 +731,34 @@ def test_mutating_ops_write_the_rounded_result_in_place(name: str) -> None:
         returned = MUTATIONS[name](t)
     assert returned is t and t.data_ptr() == ptr
     assert torch.equal(t, expected)
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="needs oneDNN")
+def test_a_fused_lstm_layer_runs_in_float32_and_its_outputs_are_rounded() -> None:
+    """oneDNN's LSTM layer has no float64 kernel. Oracle: torch's own LSTM on fp16-rounded
+    weights and input (the layer is matmul-class, so its inputs are rounded first), its output
+    rounded to fp16: the same bits. With oneDNN disabled torch runs the LSTM as separate
+    operators, each emulated, and no fused kernel appears."""
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(4, 8, batch_first=True)
+    x = torch.randn(2, 5, 4, requires_grad=True)
+    with emulate("fp16") as em:
+        out, _ = lstm(x)
+        out.sum().backward()
+    assert em.report().op_classes["aten.mkldnn_rnn_layer.default"] == "matmul/float32 kernel"
+    assert x.grad is not None and torch.equal(x.grad, rounded(x.grad))
+    reference = torch.nn.LSTM(4, 8, batch_first=True)
+    with torch.no_grad():
+        for name, p in lstm.named_parameters():
+            getattr(reference, name).copy_(rounded(p))
+        expected = rounded(reference(rounded(x))[0])
+    assert torch.equal(out.detach(), expected)
+    enabled = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        with emulate("fp16") as em_split:
+            split, _ = lstm(x)
+    finally:
+        torch.backends.mkldnn.enabled = enabled
+    assert not any("mkldnn" in op for op in em_split.report().ops)
+    assert torch.equal(split.detach(), rounded(split.detach()))
