@@ -34,6 +34,7 @@ _PASS = {
     "is_nonzero", "record_stream", "_assert_async", "_assert_scalar", "sym_size", "sym_stride",
     "sym_numel", "sym_storage_offset", "is_set_to", "_pin_memory", "resolve_conj",
     "resolve_neg", "_make_dep_token", "_functional_assert_async", "_linalg_check_errors",
+    "_new_zeros_with_same_feature_meta", "_has_same_storage_numel",
 }  # fmt: skip
 
 # GradScaler's bookkeeping keeps the scale and the found-inf flag in float32 by design.
@@ -185,10 +186,13 @@ _FAMILY_TAGS = frozenset(
 
 def _family_tags(func: torch._ops.OpOverload, name: str) -> set:
     """The tags of ``func`` and, of :data:`_FAMILY_TAGS`, those of any overload of its operator
-    or of its functional base ``name`` (``aten::gelu`` for ``gelu_`` and ``gelu.out``)."""
+    or of its functional base ``name`` in aten (``aten::gelu`` for ``gelu_``, ``gelu.out`` and
+    ``prims::gelu``)."""
     tags = set(func.tags)
     packets = [func.overloadpacket]
-    base = getattr(torch.ops.aten, name, None) if func.namespace == "aten" else None
+    # prims (torch's primitive operators, which torch.func's decompositions run) are named
+    # after their aten counterparts
+    base = getattr(torch.ops.aten, name, None) if func.namespace in ("aten", "prims") else None
     if base is not None and base is not func.overloadpacket:
         packets.append(base)
     for packet in packets:

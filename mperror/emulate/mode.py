@@ -2,7 +2,9 @@
 
 The emulator is a :class:`~torch.utils._python_dispatch.TorchDispatchMode`: it sees every ATen
 operator below autograd, so the operators autograd runs in backward and double backward go
-through it as well as the forward ones. For each operator it looks up (once, cached per
+through it as well as the forward ones, and so do those of torch.func's transforms (vmap,
+forward-mode jvp, hessian; the primitives they run on meta tensors to propagate shapes carry no
+values and pass untouched). For each operator it looks up (once, cached per
 ``OpOverload``) its :class:`~mperror.emulate.policy.OpClass` and then:
 
 * views and metadata operators run natively and are returned untouched (aliasing preserved);
@@ -699,9 +701,11 @@ class _Engine:
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = self._plan(fmt, v.dtype, dtype or v.dtype)
-        action, rounder, narrow_rounder = plan
+        action, rounder, narrow_rounder, out = plan
         if action is _KEEP:
             return v
+        if v.is_meta:  # no values (torch.func's shape propagation): only the dtype follows
+            return v.to(out)
         if action is _WIDEN:
             v = v.to(torch.complex128 if v.is_complex() else torch.float64)
         if v.is_complex():
@@ -721,11 +725,11 @@ class _Engine:
         return r
 
     def _plan(self, fmt: FloatFormat, dtype: torch.dtype, out: torch.dtype) -> tuple:
-        """(action, rounder from the working dtype, rounder from float32 or None) for a ``dtype``
-        tensor whose rounded values are wanted in ``out``."""
+        """(action, rounder from the working dtype, rounder from float32 or None, the rounded
+        result's dtype) for a ``dtype`` tensor whose rounded values are wanted in ``out``."""
         part = _REAL_OF.get(dtype, dtype)
         if _holds(fmt, part) and out is dtype:
-            return _KEEP, None, None
+            return _KEEP, None, None, dtype
         if _holds_dtype(part, fmt):
             action, work = _ROUND, dtype
         else:
@@ -743,7 +747,7 @@ class _Engine:
             and not mperror.rounding._float32_detour_is_exact(fmt, self.mode)
         ):
             narrow = route(torch.float32)
-        return action, route(work), narrow
+        return action, route(work), narrow, out
 
     def _store(self, v: torch.Tensor, fmt: FloatFormat, dtype: torch.dtype) -> torch.Tensor:
         """``v`` rounded to ``fmt`` and stored in ``dtype``."""

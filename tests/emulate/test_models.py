@@ -158,3 +158,38 @@ def test_pinn_under_a_format_that_changes_nothing_is_bit_identical() -> None:
         loss, grads = pinn_loss_and_grads(model, points)
     assert loss.item() == ref_loss.item()
     assert all(torch.equal(g, r) for g, r in zip(grads, ref_grads, strict=True))
+
+
+@pytest.mark.parametrize("name", ["fp16", "bf16"])
+def test_pinn_laplacian_through_torch_func_under_emulation(name: str) -> None:
+    """torch.func's Laplacian (vmap of hessian, forward over reverse mode; the PINN codes that
+    use functorch write it so). Oracles: (1) every value is one of the format; (2) the float64
+    computation of the same model agrees to 10 u relative (normwise), as the autograd PINN test
+    above; (3) the per-point evaluation (a loop over row views, no vmap) gives the same bits: a
+    point's result does not depend on its batch. torch.func runs primitives on meta tensors and
+    builds tangents with the primal's memory layout, both of which the emulator must leave be."""
+    from torch.func import functional_call, hessian, vmap
+
+    fmt = formats.get(name)
+    model = pinn_mlp()
+    points = torch.rand(16, 2, generator=torch.Generator().manual_seed(5)) * 2 - 1
+
+    def laplacian(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        params = dict(net.named_parameters())
+
+        def u(p: dict, xi: torch.Tensor) -> torch.Tensor:
+            return functional_call(net, p, (xi,)).squeeze()
+
+        return vmap(lambda xi: torch.trace(hessian(u, argnums=1)(params, xi)))(x)
+
+    with emulate(fmt):
+        batched = laplacian(model, points)
+        single = torch.stack(
+            [torch.trace(torch.func.hessian(model)(xi).squeeze()) for xi in points]
+        )
+    reference = laplacian(copy.deepcopy(model).double(), points.double())
+    assert fmt.is_representable(batched).all()
+    assert (
+        batched.detach().double() - reference
+    ).norm() <= 10 * fmt.unit_roundoff * reference.norm()
+    assert torch.equal(batched, single)
