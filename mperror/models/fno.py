@@ -48,6 +48,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -239,12 +240,34 @@ def _vjp(fn, inputs, grads, needs, *, create_graph: bool = False, outs=None):
         with torch.enable_grad():
             out = fn(*inputs)
         outs = out if isinstance(out, tuple) else (out,)
-    found = torch.autograd.grad(
-        outs, wanted, grads, retain_graph=True, create_graph=create_graph, allow_unused=True
+    # An output that depends on no input needing a gradient (a constant first-order gradient,
+    # from a loss linear in the layer) contributes nothing; autograd refuses it.
+    live = [(o, g) for o, g in zip(outs, grads, strict=True) if o.requires_grad]
+    found = (
+        torch.autograd.grad(
+            [o for o, _ in live],
+            wanted,
+            [g for _, g in live],
+            retain_graph=True,
+            create_graph=create_graph,
+            allow_unused=True,
+        )
+        if live
+        else (None,) * len(wanted)
     )
     return tuple(
         torch.zeros_like(t) if g is None else g for t, g in zip(wanted, found, strict=True)
     )
+
+
+def _positive_index(m: object) -> bool:
+    """``m`` is an integer >= 1 (a Python, numpy or 0-d torch integer; not a bool or float)."""
+    if isinstance(m, bool) or (isinstance(m, torch.Tensor) and m.dtype == torch.bool):
+        return False
+    try:
+        return operator.index(m) >= 1  # type: ignore[arg-type]
+    except TypeError:
+        return False
 
 
 class SpectralConv(nn.Module):
@@ -261,11 +284,9 @@ class SpectralConv(nn.Module):
     ) -> None:
         super().__init__()
         modes = tuple(modes)
-        if len(modes) not in (1, 2) or not all(
-            isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in modes
-        ):
+        if len(modes) not in (1, 2) or not all(_positive_index(m) for m in modes):
             raise ValueError(f"modes must be 1 or 2 positive ints, got {modes!r}")
-        self.modes = modes
+        self.modes = tuple(operator.index(m) for m in modes)
         kept = self.modes if len(self.modes) == 1 else (2 * self.modes[0], self.modes[1])
         scale = 1.0 / (channels_in * channels_out)
         shape = (channels_in, channels_out, *kept, 2)

@@ -4,6 +4,7 @@ the contraction path, bad input."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -107,6 +108,22 @@ def test_emulated_modes_have_second_derivatives(mode: str) -> None:
     loss.backward()
     for p, g in zip(emulated.parameters(), first, strict=True):
         assert torch.equal(p.grad, 2 * g)
+
+
+@pytest.mark.parametrize("mode", ["half", "mixed"])
+def test_a_loss_linear_in_the_layer_has_a_zero_hessian(mode: str) -> None:
+    """Oracle: calculus. sum(c * layer(v)) is linear in the weights, so its Hessian-vector
+    product is 0, as the full mode gives; the emulated block's double backward raised (its
+    first-order gradient is a constant, with no graph to differentiate)."""
+    layer = _model().spectral[0]
+    v, c = _input(1), _input(1, seed=5)
+    direction = torch.randn(layer.weight.shape, generator=torch.Generator().manual_seed(3))
+    for precision in (SpectralPrecision("full"), SpectralPrecision(mode, "fp16")):
+        loss = (layer(v, precision) * c).sum()
+        (g,) = torch.autograd.grad(loss, layer.weight, create_graph=True)
+        if g.requires_grad:  # the emulated block's gradient keeps a graph; full's is constant
+            (h,) = torch.autograd.grad((g * direction).sum(), layer.weight, allow_unused=True)
+            assert h is None or torch.count_nonzero(h) == 0
 
 
 @pytest.mark.parametrize("mode", ["half", "mixed"])
@@ -246,6 +263,10 @@ def test_bad_input() -> None:
             FNO(**args)
     with pytest.raises(ValueError, match="mode must be one of"):
         SpectralPrecision("quarter")
+    # numpy and torch integers are integers (operator.index), stored as Python ints
+    for m in (np.int64(4), torch.tensor(4)):
+        modes = FNO(dim=1, width=4, layers=1, modes=(m,)).spectral[0].modes
+        assert modes == (4,) and type(modes[0]) is int
 
 
 def test_build_leaves_the_global_generator_alone() -> None:
