@@ -84,7 +84,9 @@ def load_run(path: str | os.PathLike) -> StoredRun:
         trace = Trace.from_csv((path / name).read_text())
         name = "summary.json"
         summary = RunSummary.from_dict(json.loads((path / name).read_text()))
-    except (OSError, ValueError, TypeError, KeyError) as error:  # JSONDecodeError is a ValueError
+    # JSONDecodeError is a ValueError; a field of the wrong JSON type (null for a mapping) gives
+    # TypeError or AttributeError
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
         raise ValueError(f"{path / name} cannot be read as a run's {name}: {error}") from error
     return StoredRun(path=path, config=config, trace=trace, summary=summary)
 

@@ -72,7 +72,9 @@ class Trace:
     def from_csv(cls, text: str) -> Trace:
         """The trace :meth:`to_csv` wrote."""
         reader = csv.reader(io.StringIO(text))
-        header = next(reader)
+        header = next(reader, None)
+        if header is None:
+            raise ValueError("the trace is empty (no header row)")
         trace = cls(header)
         for row in reader:
             trace.append({name: float(v) for name, v in zip(header, row, strict=True)})

@@ -411,6 +411,11 @@ def test_fno_accuracy_pairs_seeds_and_needs_a_trained_baseline(template) -> None
     disjoint = others + [at("full+tanh", 0, 0.05)] + [at("half+tanh", s, 0.07) for s in (1, 2, 3)]
     claim = _by_id(evaluate(disjoint))["fno.reduced-precision-accuracy"]
     assert claim.holds is None and "half+tanh: no seed run beside full+tanh" in claim.measured
+    assert len(claim.runs) == len(set(claim.runs))  # full+tanh was listed once per mode
+    # "each of" the three: a mode ten times worse fails the claim, whatever the unpaired one
+    failing = [r for r in disjoint if r.summary.run_id != "fno-mixed+tanh"]
+    claim = _by_id(evaluate([*failing, at("mixed+tanh", 0, 0.5)]))["fno.reduced-precision-accuracy"]
+    assert claim.holds is False
     diverged = [*others, at("full+tanh", 0, math.nan), at("half+tanh", 0, 0.01)]
     claim = _by_id(evaluate(diverged))["fno.reduced-precision-accuracy"]
     assert claim.holds is None and "not finite" in claim.note

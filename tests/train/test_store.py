@@ -49,6 +49,12 @@ def test_a_damaged_run_file_is_named(tmp_path) -> None:
     summary.write_text("{")
     with pytest.raises(ValueError, match=r"summary\.json"):
         load_runs(tmp_path)
+    summary.write_text(json.dumps({**data, "lost_final": 0.0, "unchanged_at": None}))
+    with pytest.raises(ValueError, match=r"summary\.json"):  # AttributeError escaped
+        load_runs(tmp_path)
+    (run.path / "trace.csv").write_text("")  # StopIteration escaped
+    with pytest.raises(ValueError, match=r"trace\.csv"):
+        load_runs(tmp_path)
 
 
 def test_write_atomic_gives_the_permissions_of_open(tmp_path) -> None:
