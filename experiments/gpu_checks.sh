@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Every short GPU check the issues ask for, as one batch sized for a device lease (at most 8 min:
-# the limits below add up to 470 s, under a device command's 600 s; each step has its own limit,
-# so one slow step cannot starve the others, and a step stopped at its limit keeps what it
-# printed: output is unbuffered and the stop is a SIGINT, on which pytest still prints its
-# summary). Run from the repository root on a machine with CUDA:
+# Every short GPU check the issues ask for, as one batch sized for a device lease (at most
+# 9.5 min: the limits below add up to 470 s, 560 s with the 15 s grace after each of the six,
+# under a device command's 600 s; each step has its own limit, so one slow step cannot starve
+# the others, and a step stopped at its limit keeps what it printed: output is unbuffered and
+# the stop is a SIGINT, on which pytest still prints its summary). Run from the repository root
+# on a machine with CUDA:
 #
 #   OUT=/some/dir PYTHONPATH=. bash experiments/gpu_checks.sh
 #

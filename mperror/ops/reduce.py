@@ -11,15 +11,17 @@ dot and matrix products whether the products are rounded. With output format ``F
   (round to nearest even): matmul-class ops take low-precision inputs.
 * ``order="recursive"``: ``s_1 = fl_A(t_1)``, ``s_i = fl_A(s_{i-1} + t_i)``: a later term
   enters its addition exactly, not rounded to ``A`` first (which matters when ``A`` is
-  narrower than ``F``). Every term suffers at most ``n - 1`` roundings (``n`` with a rounded
-  product).
+  narrower than ``F``). Every term suffers at most ``n - 1`` roundings, one more when it is
+  not a value of ``A`` (``t_1``'s own rounding, or a rounded product).
 * ``order="pairwise"``: leaves ``fl_A(t_i)``; each level adds neighbours ``(1,2), (3,4), ...``
   with one rounding each, an odd last element passing up unchanged; ``ceil(log2 n)`` levels,
-  so at most ``ceil(log2 n)`` roundings per term (plus the product's).
+  so at most ``ceil(log2 n)`` roundings per term (plus the leaf's own, where ``t_i`` is not a
+  value of ``A``).
 * ``order="blocked"``, ``block=b``: consecutive blocks of ``b`` terms (the last may be
   shorter), each summed recursively as above, then the ``m = ceil(n/b)`` block sums summed
   recursively:
-  at most ``(b - 1) + (m - 1)`` roundings per term (plus the product's).
+  at most ``(b - 1) + (m - 1)`` roundings per term (plus a block's first term's own, where it
+  is not a value of ``A``).
 * **Block FMA** (``chunk=k``; Blanchard, Higham, Lopez, Mary and Pranesh, "Mixed precision
   block fused multiply-add: error analysis and application to GPU tensor cores", SISC 42(3),
   2020): products exact; the ``k`` products of each chunk summed recursively in ``A``

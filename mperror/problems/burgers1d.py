@@ -11,7 +11,7 @@ Solver: Fourier pseudo-spectral in space, :math:`\hat u_k' = -\nu (2\pi k)^2 \ha
 - \tfrac{i}{2} (2\pi k) \widehat{(u^2)}_k`, with the stiff diagonal part integrated exactly by
 ETDRK4 (Cox and Matthews 2002; the phi-functions evaluated by contour integrals as in Kassam and
 Trefethen 2005) and the quadratic term dealiased by the 2/3 rule (the field is truncated to
-wavenumbers ``|k| <= n/3`` before squaring and the product is truncated again). The mode
+wavenumbers ``|k| < n/3`` before squaring and the product is truncated again). The mode
 ``k = 0`` is untouched by both terms, so the mean is conserved to round-off. Everything runs in
 float64, batched over samples, with :mod:`scipy.fft` (single-threaded: torch's threaded FFT
 is many times slower on these small transforms when the cores are shared).
