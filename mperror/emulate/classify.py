@@ -79,6 +79,8 @@ _DATA = {
     "diagonal_copy", "as_strided_copy", "block_diag", "unbind_copy", "split_copy",
     "split_with_sizes_copy", "_reshape_copy", "_unsafe_masked_index", "masked_scatter_backward",
     "hardtanh_backward", "clip", "heaviside",
+    # out= overloads of the unsafe views (the views themselves are classed above)
+    "_unsafe_view", "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk",
 }  # fmt: skip
 
 # Sums inside: softmax, normalisation layers, losses, pooling, scatter-adds, interpolation.
@@ -187,7 +189,7 @@ _FAMILY_TAGS = frozenset(
 def _family_tags(func: torch._ops.OpOverload, name: str) -> set:
     """The tags of ``func`` and, of :data:`_FAMILY_TAGS`, those of any overload of its operator
     or of its functional base ``name`` in aten (``aten::gelu`` for ``gelu_``, ``gelu.out`` and
-    ``prims::gelu``)."""
+    ``prims::add``)."""
     tags = set(func.tags)
     packets = [func.overloadpacket]
     # prims (torch's primitive operators, which torch.func's decompositions run) are named
@@ -255,7 +257,12 @@ def classify(func: torch._ops.OpOverload) -> OpInfo:
     namespace = schema.name.split("::", 1)[0]
     if namespace == "profiler":
         op_class = OpClass.PASS
-    elif func.is_view or returns_view or torch.Tag.inplace_view in tags or name in _VIEW:
+    elif (
+        func.is_view
+        or returns_view
+        or torch.Tag.inplace_view in tags
+        or (name in _VIEW and not mutated)  # an out= overload writes a copy
+    ):
         op_class = OpClass.VIEW
     elif name in _NATIVE:
         op_class = OpClass.NATIVE

@@ -19,9 +19,10 @@ values and pass untouched). For each operator it looks up (once, cached per
   and stored in the dtype the operator would have returned without emulation;
 * operators named in ``policy.keep_fp32`` run in float32;
 * a fused kernel torch has for float32 and bfloat16 only (oneDNN's LSTM layer, which
-  ``nn.LSTM`` runs on a CPU) runs in float32 and only its outputs are rounded: the gates inside
-  are not. With torch's global switch ``torch.backends.mkldnn.enabled = False`` torch runs
-  the LSTM as separate operators, each emulated;
+  ``nn.LSTM`` runs on a CPU) runs in float32, its inputs and outputs rounded (it is
+  matmul-class) but not the gates inside. With torch's global switch
+  ``torch.backends.mkldnn.enabled = False`` torch runs the LSTM as separate operators, each
+  emulated;
 * with ``policy.accumulation`` or ``policy.fft_algorithm="staged"``, matrix products, sums and
   FFTs are computed by :mod:`mperror.ops` (see :mod:`mperror.emulate.routed`);
 * mutated arguments (in-place and ``out=`` variants) receive the rounded result in place, and the
@@ -191,7 +192,8 @@ _NATIVE, _WIDE, _DATA, _SOURCE, _FP32 = "native", "wide", "data", "source", "fp3
 _ROUTED, _NARROW = "routed", "narrow"
 
 # Fused kernels torch has for float32 and bfloat16 only (oneDNN's LSTM layer, which nn.LSTM
-# runs on a CPU when oneDNN is enabled): computed in float32, their outputs rounded once.
+# runs on a CPU when oneDNN is enabled): computed in float32 from rounded inputs, their
+# outputs rounded once.
 _FLOAT32_KERNELS = frozenset({"mkldnn_rnn_layer", "mkldnn_rnn_layer_backward"})
 _FUNCTIONAL, _INPLACE = "functional", "inplace"
 
@@ -755,6 +757,8 @@ class _Engine:
         if r.dtype is dtype:
             return r
         part = _REAL_OF.get(dtype, dtype)
+        if r.is_meta:
+            return r.to(dtype)
         if part.is_floating_point and not _holds_dtype(part, fmt):
             # The storage dtype is narrower than the format: a second rounding, done exactly.
             r = mperror.rounding.round(

@@ -549,6 +549,7 @@ def test_classification_of_representative_operators() -> None:
         aten.hardswish.default: OpClass.ELEMENTWISE,
         aten.elu_backward.default: OpClass.ELEMENTWISE,
         aten.unsafe_split.Tensor: OpClass.VIEW,  # GRU gates; views, as split returns
+        aten.unsafe_split.Tensor_out: OpClass.DATA,  # copies into out=, not views
         aten.adaptive_max_pool2d.default: OpClass.DATA,  # a selection of input values
         aten.hardtanh_backward.default: OpClass.DATA,  # the gradient or zero
         aten.reflection_pad1d_backward.default: OpClass.REDUCTION,  # adds mirrored gradients
@@ -762,3 +763,14 @@ def test_a_fused_lstm_layer_runs_in_float32_and_its_outputs_are_rounded() -> Non
         torch.backends.mkldnn.enabled = enabled
     assert not any("mkldnn" in op for op in em_split.report().ops)
     assert torch.equal(split.detach(), rounded(split.detach()))
+
+
+def test_meta_tensors_pass_with_their_dtype() -> None:
+    """A meta tensor has no values to round (torch.func propagates shapes with them): the result
+    keeps the dtype the operator returns, also where a second rounding into a storage dtype
+    narrower than the format would follow (bf16 values stored in float16). Oracle: the same
+    operator on a CPU tensor."""
+    for name, dtype in [("fp16", torch.float32), ("bf16", torch.float16), ("fp32", torch.bfloat16)]:
+        with emulate(name):
+            y = torch.ones(3, device="meta", dtype=dtype) * 0.1
+        assert y.is_meta and y.dtype == (torch.ones(3, dtype=dtype) * 0.1).dtype
