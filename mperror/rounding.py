@@ -324,7 +324,8 @@ def _round_small(
     ``F != floor(F)`` or'ed in is rounded with ``drop = guard``. With ``guard >= 2`` the kept
     bits, the round bit and the sticky bit decide every deterministic mode exactly; stochastic
     rounding sees the fraction to ``guard`` bits, the sticky bit making the probability exceed the
-    exact one by less than ``2**-guard``.
+    exact one by less than ``2**-guard``. Few-bit stochastic rounding (``random_bits``) gets no
+    sticky bit: it truncates what lies below its bits, here below the ``guard`` bits too.
     """
     layout = plan.layout
     x = m.view(layout.float_dtype).to(torch.float64)
@@ -335,7 +336,9 @@ def _round_small(
     sticky = scaled != whole
     if plan.may_underflow:
         sticky |= (whole == 0) & (x != 0)
-    fixed = whole.to(torch.int64) | sticky.to(torch.int64)
+    fixed = whole.to(torch.int64)
+    if not (plan.mode is RoundMode.STOCHASTIC and plan.random_bits is not None):
+        fixed |= sticky.to(torch.int64)  # few-bit SR truncates what it does not see: no sticky
     wide_rand = None if rand is None else rand.to(torch.int64)
     kept = _round_integer(fixed, plan.guard, plan, negative, wide_rand)
     value = (kept >> plan.guard).to(torch.float64) * plan.q_scale
@@ -704,7 +707,9 @@ def round(
             are added just below the kept bits and the rest is truncated, so the value goes up with
             probability ``floor(2**k f) / 2**k`` instead of ``f`` (the distance fraction). It is
             biased toward zero by up to ``2**-k`` spacings (exact when ``f`` has at most ``k``
-            bits, e.g. whenever ``k`` is at least the number of bits dropped).
+            bits, e.g. whenever ``k`` is at least the number of bits dropped). Below ``2**emin``
+            at most ``G`` bits of ``f`` are seen (the guard bits, see below), so there it goes
+            up with probability ``floor(2**j f) / 2**j``, ``j = min(k, G)``.
         compiled: run the kernel fused by :func:`torch.compile` (compiled once per format, mode,
             dtype and device, then cached; the first call pays the compilation). Deterministic
             modes give the eager path's values bit for bit (NaN payloads aside: the fused
@@ -723,8 +728,10 @@ def round(
     payload and sign are kept by the integer kernel on float32 and float64 inputs, and are not
     promised otherwise: torch's widening of float16 and bfloat16 NaNs, the float32 detour of
     float64 inputs and torch's native casts (nearest even to fp16, bf16, e5m2, e4m3fn) may each
-    return a NaN of their own. Without subnormals, values below the smallest normal are
-    rounded by the mode to the set ``{0, ±2**emin}`` (nearest ties go to 0, round-to-odd goes to
+    return a NaN of their own, and so may the float64 kernel that formats with ``emin < -126``
+    take for float32 inputs (it quiets a signalling NaN). Without subnormals, values below the
+    smallest normal are rounded by the mode to the set ``{0, ±2**emin}`` (a tie, ``2**emin / 2``,
+    goes to 0 under nearest even and to ``±2**emin`` under nearest away, round-to-odd goes to
     ``±2**emin``, stochastic rounding goes up with probability ``|x| / 2**emin``).
 
     Stochastic rounding goes up with probability exactly the distance fraction ``f`` in the

@@ -403,6 +403,26 @@ def test_few_bit_stochastic_has_the_documented_bias(k: int) -> None:
     assert abs(measured - expected) <= _tolerance(expected)
 
 
+def test_few_bit_stochastic_below_emin_truncates_what_it_does_not_see(monkeypatch) -> None:
+    """Oracle: the documented probability floor(2**j f) / 2**j, j = min(k, G), below 2**emin.
+    With the largest possible draw (all ones) a value goes up exactly when that probability is
+    positive: 2**-149 to fp16 has f = 2**-125 (0 at j = 31 bits), 1.5 * 2**-25 has f = 3/4;
+    for float64 input to a 53-bit format with emin = -1000 (G = 62 - 53 = 9), 2**-1074 has
+    f = 2**-22 (0 at j = 9 bits whatever k). The kernel's sticky bit made both small ones go
+    up (by up to 2**-G)."""
+    monkeypatch.setattr(
+        mperror.rounding, "_draw", lambda bits, mode, generator: torch.full_like(bits, -1)
+    )
+    x = torch.tensor([2.0**-149, 1.5 * 2.0**-25])
+    r = mperror.round(x, "fp16", "stochastic", random_bits=31)
+    assert r.tolist() == [0.0, 2.0**-24]
+    wide = mperror.FloatFormat(precision=53, emax=1023, emin=-1000)
+    for k in (9, 20, 31):
+        y = mperror.round(torch.tensor([2.0**-1074], dtype=torch.float64), wide, "stochastic",
+                          random_bits=k)  # fmt: skip
+        assert y.item() == 0.0, k
+
+
 def test_stochastic_equal_and_exact_values() -> None:
     """Oracle: the definition: inexact values go either way with probability 1/2; exact values
     never move in any stochastic mode."""
