@@ -26,7 +26,10 @@ values and pass untouched). For each operator it looks up (once, cached per
 * with ``policy.accumulation`` or ``policy.fft_algorithm="staged"``, matrix products, sums and
   FFTs are computed by :mod:`mperror.ops` (see :mod:`mperror.emulate.routed`);
 * mutated arguments (in-place and ``out=`` variants) receive the rounded result in place, and the
-  operator returns them, as the native operator does.
+  operator returns them, as the native operator does. The whole result is rounded: on a tensor
+  holding values outside the format (made outside the block), ``index_put_`` or
+  ``masked_fill_`` also rounds the elements it did not write, while a slice assignment writes
+  through a view and rounds the slice only.
 
 Exactness of the default working precision. A result computed in float64 and rounded once to a
 format of precision ``p`` is the correctly rounded exact result whenever float64 computes it
@@ -299,6 +302,37 @@ def _exact_sum(func, name: str, toward_negative: bool) -> Callable:
     return run
 
 
+def _format_aware(func, name: str, fmt: FloatFormat) -> Callable:
+    """``nan_to_num`` or ``nextafter`` (any overload) as the format has them: computed on a wide
+    copy, their defaults would be the wide dtype's (``nan_to_num``'s ``±inf`` become float64's
+    largest value, which rounds to inf; ``nextafter(1, 2)`` moves one float64 step, which
+    rounds back to 1). Here ``±inf`` become the format's ``±max``, and ``nextafter`` steps to
+    the neighbouring value of the format (the float64 step rounded toward ``other``)."""
+    if name == "nan_to_num":
+
+        def nan_to_num(a, nan=None, posinf=None, neginf=None, **kwargs):
+            posinf = fmt.max if posinf is None else posinf
+            neginf = -fmt.max if neginf is None else neginf
+            return func(a, nan, posinf, neginf, **kwargs)
+
+        return nan_to_num
+    inplace = func._schema.arguments[0].alias_info is not None
+
+    def nextafter(a, b, **kwargs):
+        y = torch.nextafter(a, b)
+        if mperror.rounding._holds(format_of_dtype(y.dtype), fmt):
+            up = mperror.rounding.round(y, fmt, RoundMode.TOWARD_POSITIVE)
+            down = mperror.rounding.round(y, fmt, RoundMode.TOWARD_NEGATIVE)
+            y = torch.where(b > a, up, torch.where(b < a, down, y))
+        target = kwargs.get("out", a if inplace else None)
+        return y if target is None else target.copy_(y)
+
+    return nextafter
+
+
+_FORMAT_AWARE = frozenset({"nan_to_num", "nextafter"})
+
+
 class _Engine:
     """The per-emulation state: policy, one entry per operator, counters."""
 
@@ -359,6 +393,8 @@ class _Engine:
             and fmt.precision + 2 <= 53
         ):
             impl = _exact_sum(func, info.name, self.mode is RoundMode.TOWARD_NEGATIVE)
+        elif info.name in _FORMAT_AWARE:
+            impl = _format_aware(func, info.name, fmt)
         return _Entry(info, _WIDE, fmt, cls is OpClass.MATMUL, impl)
 
     def dispatch(self, func, args: tuple, kwargs: dict):
@@ -722,6 +758,12 @@ class _Engine:
             if torch.equal(narrow.double(), v):
                 v, rounder = narrow, narrow_rounder
         r = rounder(v, self.generator)
+        if r.stride() != v.stride() and r.numel() > 1:
+            # The kernels return contiguous results; torch's operators keep the layout of
+            # their inputs (permuted, channels_last), which later views may rely on.
+            laid = torch.empty_like(v, dtype=r.dtype)
+            if laid.stride() == v.stride():
+                r = laid.copy_(r)
         if self.count:
             self._tally(v, r, fmt)
         return r
@@ -1003,8 +1045,15 @@ def _mutated_arg(info: OpInfo, k: int, args, kwargs) -> Any:
     return args[pos] if pos < len(args) else None
 
 
+# Batch norms whose running statistics (written, undeclared; see classify) are written only
+# in training: the argument ``training`` is their sixth.
+_TRAINING_WRITES = frozenset({"native_batch_norm", "cudnn_batch_norm", "miopen_batch_norm"})
+
+
 def _mutated_pairs(info: OpInfo, args, kwargs, wargs, wkwargs) -> Iterator[tuple]:
     """(original, working copy) for every tensor an operator writes to."""
+    if info.name in _TRAINING_WRITES and not (args[5] if len(args) > 5 else kwargs["training"]):
+        return  # an evaluation reads the running statistics and writes nothing
     for k in range(len(info.mutated)):
         orig = _mutated_arg(info, k, args, kwargs)
         wide = _mutated_arg(info, k, wargs, wkwargs)

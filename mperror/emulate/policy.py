@@ -313,8 +313,18 @@ _AUTOCAST_FP32_BACKWARD = (
     "_fused_rms_norm_backward",
 )  # fmt: skip
 
-#: ATen operators that :func:`autocast` keeps in float32 (torch's CUDA autocast fp32 lists).
-AUTOCAST_FP32_OPS: tuple[str, ...] = tuple(sorted(_AUTOCAST_FP32_FORWARD + _AUTOCAST_FP32_BACKWARD))
+# Factories (no tensor input): autocast casts no factory, so their results stay float32 (or the
+# dtype asked for); rounded to fmt, GradScaler's scale, made lazily by torch.full((), 65536.0),
+# became fp16's inf, and every step was skipped.
+_AUTOCAST_FACTORIES = (
+    "full", "ones", "arange", "linspace", "logspace", "eye", "scalar_tensor", "rand", "randn",
+)  # fmt: skip
+
+#: ATen operators that :func:`autocast` keeps in float32 (torch's CUDA autocast fp32 lists, and
+#: the factories, which autocast never casts).
+AUTOCAST_FP32_OPS: tuple[str, ...] = tuple(
+    sorted(_AUTOCAST_FP32_FORWARD + _AUTOCAST_FP32_BACKWARD + _AUTOCAST_FACTORIES)
+)
 
 
 def autocast(
@@ -333,7 +343,8 @@ def autocast(
     ``einsum`` decompose into) to ``fmt``: here they are :attr:`OpClass.MATMUL` with format
     ``fmt``, their inputs rounded first. Its fp32 list (exp, log, pow, softmax, log_softmax,
     layer and group norm, sum, prod, cumsum, norms, logsumexp, losses, upsampling; see
-    :data:`AUTOCAST_FP32_OPS`) runs in float32. Everything else runs in ``fmt``: reductions that
+    :data:`AUTOCAST_FP32_OPS`) runs in float32, and factories (``full``, ``arange``, ``randn``,
+    ...; autocast casts none) keep torch's float32. Everything else runs in ``fmt``: reductions that
     are not on the fp32 list (mean, var, amax; batch norm, which cuDNN accumulates in float32
     and returns in ``fmt``) are accumulated exactly and rounded to ``fmt``.
 
@@ -360,7 +371,7 @@ def autocast(
         accumulation=accumulation,
         fft_algorithm=fft_algorithm,
         keep_fp32=AUTOCAST_FP32_OPS,
-        keep_fp32_backward=tuple(sorted(_AUTOCAST_FP32_BACKWARD)),
+        keep_fp32_backward=tuple(sorted(_AUTOCAST_FP32_BACKWARD + _AUTOCAST_FACTORIES)),
         compute=compute,
         name=f"autocast({fmt})",
     )

@@ -774,3 +774,80 @@ def test_meta_tensors_pass_with_their_dtype() -> None:
         with emulate(name):
             y = torch.ones(3, device="meta", dtype=dtype) * 0.1
         assert y.is_meta and y.dtype == (torch.ones(3, dtype=dtype) * 0.1).dtype
+
+
+def test_eval_batch_norm_leaves_its_running_statistics_alone() -> None:
+    """Oracle: torch's eval-mode batch norm reads the running statistics and writes nothing; the
+    emulator wrote them back rounded (they are written only in training)."""
+    bn = torch.nn.BatchNorm1d(4)
+    with torch.no_grad():
+        bn(torch.randn(16, 4, generator=torch.Generator().manual_seed(0)) * 3 + 0.3)
+    bn.eval()
+    before = (bn.running_mean.clone(), bn.running_var.clone())
+    with emulate("fp16"), torch.no_grad():
+        bn(torch.randn(3, 4))
+    assert torch.equal(bn.running_mean, before[0]) and torch.equal(bn.running_var, before[1])
+    bn.train()
+    with emulate("fp16"), torch.no_grad():
+        bn(torch.randn(3, 4))
+    assert torch.equal(bn.running_var, rounded(bn.running_var))  # training writes, rounded
+
+
+def test_results_keep_the_layout_torch_gives_them() -> None:
+    """Oracle: torch's own output strides. An elementwise operator on a permuted tensor keeps
+    the permuted layout, and code may view the result accordingly (the emulator's results were
+    contiguous, and this view raised); a channels_last convolution stays channels_last."""
+    x = torch.randn(3, 4, 5, 2).permute(0, 3, 1, 2)
+    with emulate("fp16"):
+        y = torch.tanh(x)
+        conv = torch.nn.Conv2d(2, 2, 1)(
+            torch.randn(1, 2, 4, 4).to(memory_format=torch.channels_last)
+        )
+    assert y.stride() == torch.tanh(x).stride()
+    y.permute(0, 2, 3, 1).view(-1)  # raises unless y has x's layout
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_autocast_leaves_factories_and_grad_scaler_in_float32() -> None:
+    """CUDA autocast casts no factory: torch.full((), 65536.0) is float32's 65536 there, not
+    fp16's inf. GradScaler makes its scale so, lazily, on the first scale() call: inside the
+    emulated autocast every step was skipped for good (inf scale). Oracle: the same loop
+    without emulation trains; with it the scale stays finite and the weights move."""
+    steps = torch.arange(0.0, 1.0, 0.1)
+    with emulate(autocast("fp16")):
+        assert torch.full((), 65536.0).item() == 65536.0
+        assert torch.equal(torch.arange(0.0, 1.0, 0.1), steps)  # float32's, not fp16's
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu")
+    x, y = torch.randn(16, 4), torch.randn(16, 1)
+    before = model.weight.detach().clone()
+    with emulate(autocast("fp16")):
+        for _ in range(3):
+            scaler.scale(torch.nn.functional.mse_loss(model(x), y)).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad()
+    assert math.isfinite(scaler.get_scale()) and not torch.equal(model.weight, before)
+
+
+@pytest.mark.parametrize("name", ["fp16", "e4m3fn", "e2m1"])
+def test_nextafter_and_nan_to_num_follow_the_format(name: str) -> None:
+    """Oracle: the format's sorted finite values (finite_values). nextafter steps to the
+    neighbouring value of the format in the direction of other (it moved one float64 step,
+    which rounded back), and nan_to_num's default replacements of ±inf are the format's ±max
+    (float64's, rounded to inf, they were). In-place and out= variants agree."""
+    fmt = formats.get(name)
+    values = fmt.finite_values(dtype=torch.float32)
+    inner = values[1:-1]
+    with emulate(fmt):
+        up = torch.nextafter(inner, torch.full_like(inner, math.inf))
+        down = inner.clone().nextafter_(torch.full_like(inner, -math.inf))
+        out = torch.empty_like(inner)
+        torch.nextafter(inner, inner, out=out)
+        fixed = torch.nan_to_num(torch.tensor([math.inf, math.nan, -math.inf]))
+    assert torch.equal(up, values[2:])  # one zero in the list: nextafter(0, inf) is its next
+    assert torch.equal(down, values[:-2])
+    assert torch.equal(out, inner)
+    assert fixed.tolist() == [fmt.max, 0.0, -fmt.max]
