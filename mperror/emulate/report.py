@@ -21,7 +21,8 @@ class EmulationReport(Record):
             (:class:`~mperror.emulate.OpClass` values; ``"fp32"`` for the policy's float32
             operators; ``"<class>/ops"`` for those computed by :mod:`mperror.ops`;
             ``"<class>/float32 kernel"`` for fused kernels torch has no float64 version of,
-            computed in float32 and rounded once: oneDNN's LSTM layer).
+            computed in float32 from rounded inputs, their outputs rounded once: oneDNN's LSTM
+            layer).
         unclassified: operators the emulator has no class for; each was computed in the
             working precision and rounded as elementwise.
         counted: whether value counts were collected (``emulate(..., count=False)`` skips them);
