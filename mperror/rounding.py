@@ -742,8 +742,9 @@ def round(
     after the binary point of the spacing, and exceeds ``f`` by less than ``2**-G`` otherwise
     (for fp16 and a float64 input ``2**-24 + 2**-76``, ``f = 2**-52`` but ``P(up) = 2**-51``).
 
-    The gradient, when ``x`` requires one, is passed straight through (identity), as in
-    quantisation-aware training.
+    The result has ``x``'s layout (strides) where ``x``'s is dense, as torch's elementwise
+    operators give. The gradient, when ``x`` requires one, is passed straight through
+    (identity), as in quantisation-aware training.
 
     >>> x = torch.tensor([1.0, 1.0 + 2.0**-11, 1.0 + 3 * 2.0**-11, -0.0, 70000.0])
     >>> round(x, "fp16")
@@ -796,7 +797,17 @@ def _round(
 ) -> torch.Tensor:
     # A lazily negated view (``z.conj().imag``) cannot be viewed as integers: resolve it.
     x = x.resolve_neg()
-    return _route(fmt, mode, random_bits, compiled, x.dtype, dtype)(x, generator)
+    return _keep_layout(x, _route(fmt, mode, random_bits, compiled, x.dtype, dtype)(x, generator))
+
+
+def _keep_layout(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """``r``, the rounded values of ``x``, laid out as ``x`` is (permuted, channels_last), as
+    torch's elementwise operators lay out their results: the kernels work on flattened copies
+    and return contiguous tensors. Overlapping layouts (expanded inputs) stay contiguous."""
+    if r.stride() == x.stride() or r.numel() <= 1:
+        return r
+    laid = torch.empty_like(x, dtype=r.dtype)
+    return laid.copy_(r) if laid.stride() == x.stride() else r
 
 
 _Rounder = Callable[[torch.Tensor, "torch.Generator | None"], torch.Tensor]

@@ -647,3 +647,23 @@ def test_cuda_matches_cpu(name: str) -> None:
         | same_bits(r, mperror.round(x, fmt, "toward_positive"))
         | same_bits(r, mperror.round(x, fmt, "toward_negative"))
     ).all()
+
+
+@pytest.mark.parametrize("mode", ["nearest_even", "toward_zero", "stochastic"])
+def test_the_result_keeps_the_input_layout(mode: str) -> None:
+    """Oracle: torch's own cast, which keeps a permuted or channels_last layout (the kernels
+    work on flattened copies, whose results came back contiguous); values as for the
+    contiguous input."""
+    gen = torch.Generator().manual_seed(0)
+    for x in (
+        torch.randn(3, 4, 5, 2, generator=gen).permute(0, 3, 1, 2),
+        torch.randn(2, 3, 4, 4, generator=gen).to(memory_format=torch.channels_last),
+    ):
+        for fmt in ("fp16", "e4m3fn", "e2m1"):
+            r = mperror.round(x, fmt, mode, generator=torch.Generator().manual_seed(1))
+            flat = mperror.round(
+                x.contiguous(), fmt, mode, generator=torch.Generator().manual_seed(1)
+            )
+            assert r.stride() == x.half().stride(), (fmt, mode)
+            if mode != "stochastic":  # the draw follows the memory order
+                assert torch.equal(r, flat)

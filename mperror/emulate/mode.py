@@ -757,13 +757,8 @@ class _Engine:
             narrow = v.float()
             if torch.equal(narrow.double(), v):
                 v, rounder = narrow, narrow_rounder
-        r = rounder(v, self.generator)
-        if r.stride() != v.stride() and r.numel() > 1:
-            # The kernels return contiguous results; torch's operators keep the layout of
-            # their inputs (permuted, channels_last), which later views may rely on.
-            laid = torch.empty_like(v, dtype=r.dtype)
-            if laid.stride() == v.stride():
-                r = laid.copy_(r)
+        # torch's operators keep their inputs' layout, which later views may rely on
+        r = mperror.rounding._keep_layout(v, rounder(v, self.generator))
         if self.count:
             self._tally(v, r, fmt)
         return r
