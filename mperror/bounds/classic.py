@@ -554,7 +554,10 @@ def dot_bound_probabilistic(
 
     Assumptions: rounding errors are random with mean zero, ``|delta| <= u``, and independent
     (round to nearest: a model, not a theorem) or mean independent (``stochastic=True``:
-    stochastic rounding, a theorem). The underflow term is the deterministic one.
+    stochastic rounding, a theorem). The underflow term is deterministic: ``k`` tiny products
+    as in :func:`dot_bound`, each with ``eta_min`` half a subnormal step under round to nearest
+    and a whole step under stochastic rounding (which below ``2**emin`` errs by less than one
+    step, not half of one).
 
     >>> r = dot_bound_probabilistic([1.0] * 100, [1.0] * 100, "fp16", 5.0)
     >>> round(r.bound, 3)  # 100 * gamma~ ~ 100 * lambda sqrt(n) u = 100 * 50 * 2**-11 = 2.44
@@ -575,7 +578,8 @@ def dot_bound_probabilistic(
     deterministic = _gamma_unit(n, acc.unit_roundoff * (2.0 if stochastic else 1.0))
     weight = float((xv * yv).abs().sum())
     events = _tiny_products(xv, yv, acc) + (0 if acc.subnormals else max(n - 1, 0))
-    absolute = events * _underflow_step(acc) * (1.0 + deterministic)
+    step = _underflow_step(acc) * (2.0 if stochastic else 1.0)
+    absolute = events * step * (1.0 + deterministic)
     probability = failure_probability(lam, acc, terms=max(n, 1), stochastic=stochastic)
     model = (
         "stochastic rounding: errors mean independent, mean zero, |delta| < 2u (theorem)"
@@ -585,7 +589,11 @@ def dot_bound_probabilistic(
     assumptions = (
         model,
         "x and y are values of the input format (their own rounding is not included)",
-        "products below 2**emin may underflow: each adds at most eta_min (included)",
+        (
+            "products below 2**emin may underflow: each adds at most "
+            + ("a subnormal step" if stochastic else "eta_min")
+            + " (included)"
+        ),
         _NO_OVERFLOW,
     )
     return _scalar_result(

@@ -494,6 +494,26 @@ def test_dot_bound_probabilistic_frequency(mode: str) -> None:
     assert float(observed_scaled[0]) / 2.0**48 < worst
 
 
+def test_dot_bound_probabilistic_stochastic_underflow() -> None:
+    """Oracle: hand derivation. In fp16 the product 2**-13 * 2**-13 = 2**-26 lies below the
+    smallest subnormal 2**-24; stochastic rounding sends it to 2**-24 with probability 1/4, an
+    error of 3 * 2**-26 (round to nearest's bound, half a step, is 2 * 2**-26). The bound must
+    cover it with certainty: the underflow term is deterministic. Measured too, exactly: every
+    result is 0 or 2**-24, so the error is 2**-26 or 3 * 2**-26."""
+    x = torch.full((400, 1), 2.0**-13, dtype=torch.float64)
+    r = dot_bound_probabilistic(x[0], x[0], FP16, 8.0, stochastic=True)
+    assert r.bound >= 3 * 2.0**-26
+    generator = torch.Generator().manual_seed(0)
+    results = mperror.ops.dot(x, x, FP16, mode="stochastic", generator=generator)
+    errors = (results - 2.0**-26).abs()
+    assert set(results.tolist()) == {0.0, 2.0**-24}  # both outcomes occur in 400 draws
+    assert float(errors.max()) <= r.bound
+    rn = dot_bound_probabilistic(x[0], x[0], FP16, 8.0)
+    assert (
+        rn.bound >= 2.0**-26 == float((mperror.ops.dot(x[:1], x[:1], FP16) - 2.0**-26).abs().max())
+    )
+
+
 def test_probabilistic_vacuity() -> None:
     """Oracle: T-prob: failure bound 2 exp(-lambda**2 (1 - u)**2 / 2) >= 1 below ~1.178 (fp16)."""
     threshold = math.sqrt(2 * math.log(2)) / (1 - 2.0**-11)
