@@ -94,6 +94,18 @@ def check_positive_int(value: object, *, argument: str) -> None:
         raise ValueError(f"{argument} must be >= 1; got {value}")
 
 
+def check_tolerance(value: object, *, zero: bool) -> None:
+    """``tol``: None or a real number in [0, 1) (in (0, 1) unless ``zero``)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"tol must be a float or None; got {type(value).__name__}")
+    low = value >= 0.0 if zero else value > 0.0
+    if not (math.isfinite(value) and low and value < 1.0):
+        allowed = "[0, 1)" if zero else "(0, 1)"
+        raise ValueError(f"tol must be None or a float in {allowed}; got {value!r}")
+
+
 def check_radius(value: object, *, argument: str = "radius") -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{argument} must be a float; got {type(value).__name__}")

@@ -15,6 +15,7 @@ from mperror.lipschitz._params import (
     as_params,
     check_generator,
     check_positive_int,
+    check_tolerance,
     norm,
     preserved,
     random_unit,
@@ -41,9 +42,9 @@ class Lanczos:
     which puts an eigenvalue of H within ``tol·|θ|`` of θ.
 
     Args:
-        tol: ARPACK's relative tolerance; ``None`` uses √ε of the params' least precise dtype
-            (ARPACK's own default, float64 machine precision, is out of reach when the
-            products are computed in float32).
+        tol: ARPACK's relative tolerance, a float in (0, 1); ``None`` uses √ε of the params'
+            least precise dtype (ARPACK's own default, float64 machine precision, is out of
+            reach when the products are computed in float32).
         max_iter: ARPACK's ``maxiter`` (restarts); ``None`` keeps scipy's default (10 n).
         ncv: Lanczos vectors kept between restarts; ``None`` keeps scipy's default
             (min(n, 20)).
@@ -75,8 +76,7 @@ class Lanczos:
     generator: torch.Generator | None = None
 
     def __post_init__(self) -> None:
-        if self.tol is not None and not (isinstance(self.tol, (int, float)) and self.tol > 0):
-            raise ValueError(f"tol must be a float > 0 or None; got {self.tol!r}")
+        check_tolerance(self.tol, zero=False)
         if self.max_iter is not None:
             check_positive_int(self.max_iter, argument="max_iter")
         if self.ncv is not None:

@@ -103,6 +103,8 @@ def test_counts_products():
     ("kwargs", "argument"),
     [
         ({"tol": 0.0}, "tol"),
+        ({"tol": float("inf")}, "tol"),
+        ({"tol": True}, "tol"),
         ({"max_iter": 0}, "max_iter"),
         ({"ncv": 1}, "ncv"),
         ({"hvp": "exact"}, "hvp"),
