@@ -785,7 +785,10 @@ def block_fma_bound(
     how (see :func:`block_fma_depth`: ``"any"`` unspecified order, ``"c_last"``, ``"exact"``).
 
     Symbols: ``u_in`` -> ``fmt.unit_roundoff``, ``u_acc`` -> ``acc_fmt.unit_roundoff``,
-    ``m`` -> ``block_fma_depth(n, block, internal)`` (accumulation roundings per product),
+    ``m`` -> ``block_fma_depth(n, block, internal)`` (accumulation roundings per product), plus
+    one where a product of two ``fmt`` values need not be an ``acc_fmt`` value
+    (``2 p_in > p_acc``, e.g. bf16 products accumulated in bf16: adding one to ``C = 0``, or
+    a lone product, is then a rounding too),
     ``E_A = u_in |A|`` (plus ``eta_in`` where ``0 < |A| <= 2**emin_in``; 0 without
     conversion), likewise ``E_B``.
 
@@ -825,6 +828,11 @@ def block_fma_bound(
         raise TypeError(f"convert_inputs must be a bool, got {type(convert_inputs).__name__}")
     n = am.shape[1]
     depth = block_fma_depth(n, block, internal)
+    # The depth counts no rounding where a product meets C = 0 or stands alone: exact only if
+    # the product of two fmt values is an acc_fmt value (2 p_in <= p_acc); else one more each.
+    products_fit = 2 * fi.precision <= fa.precision
+    if not products_fit and n > 0:
+        depth += 1
     acc_gamma = _gamma_unit(depth, fa.unit_roundoff)
     u_in = fi.unit_roundoff
     coefficient = (1.0 + u_in) ** 2 * (1.0 + acc_gamma) - 1.0 if convert_inputs else acc_gamma
@@ -861,7 +869,8 @@ def block_fma_bound(
         reach = torch.full_like(reach, math.inf)
     assumptions = (
         f"inputs {'rounded to nearest in' if convert_inputs else 'already values of'} {fi}; "
-        "products formed exactly",
+        "products formed exactly"
+        + ("" if products_fit else f", rounded to {fa} where each enters the sum (included)"),
         f"block FMA of size {block} ({internal!r} internal order), accumulation rounded to "
         f"nearest in {fa}",
         "results below 2**emin_acc are exact"

@@ -403,6 +403,63 @@ def test_block_fma_bound_holds(
     assert bound.check(observed).holds
 
 
+def _rational_block_fma(
+    a: list[list[Fraction]], b: list[list[Fraction]], block: int, internal: str, acc: FloatFormat
+) -> list[list[Fraction]]:
+    """C = A B with a block FMA in rational arithmetic: exact products, and every addition (or,
+    for ``"exact"``, every block's exact sum) rounded to ``acc`` by the rational oracle, also
+    where a term meets C = 0. The ``"any"`` order is one fixed shuffle."""
+    rng = random.Random(0)
+    c = []
+    for row in a:
+        c_row = []
+        for j in range(len(b[0])):
+            total = Fraction(0)
+            for start in range(0, len(row), block):
+                products = [row[k] * b[k][j] for k in range(start, min(start + block, len(row)))]
+                if internal == "exact":
+                    total = round_scalar(total + sum(products, Fraction(0)), acc)
+                    continue
+                terms = [total, *products] if internal == "any" else [*products, total]
+                if internal == "any":
+                    rng.shuffle(terms)
+                total = terms[0]
+                for t in terms[1:]:
+                    total = round_scalar(total + t, acc)
+            c_row.append(total)
+        c.append(c_row)
+    return c
+
+
+@pytest.mark.parametrize("internal", ["any", "c_last", "exact"])
+@FEW
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 12), block=st.sampled_from([1, 2, 4]))
+def test_block_fma_bound_products_off_the_accumulator(
+    internal: str, seed: int, n: int, block: int
+) -> None:
+    """Oracle: rational block FMA (``_rational_block_fma``) of bf16 values accumulated in bf16,
+    whose products (up to 16 bits) are not bf16 values, against the exact Fraction A B. The
+    depth's exact first addition (C = 0 plus a product) is a rounding here: for n = 1 the
+    error of one rounded product, which a bound without the extra rounding puts at 0."""
+    rng = random.Random(seed)
+    values = BF16.finite_values()
+    ones = values[(values.abs() >= 0.5) & (values.abs() <= 2)].tolist()
+    a = [[rng.choice(ones) for _ in range(n)]]
+    b = [[rng.choice(ones)] for _ in range(n)]
+    exact = sum((Fraction(a[0][k]) * Fraction(b[k][0]) for k in range(n)), Fraction(0))
+    fa = [[Fraction(v) for v in row] for row in a]
+    fb = [[Fraction(v) for v in row] for row in b]
+    c = _rational_block_fma(fa, fb, block, internal, BF16)[0][0]
+    bound = block_fma_bound(
+        a, b, block, fmt=BF16, acc_fmt=BF16, convert_inputs=False, internal=internal
+    )
+    assert bound.check(torch.tensor([[float(abs(c - exact))]], dtype=torch.float64)).holds
+    lone = [[1 + 2.0**-7]]  # (1 + 2**-7)**2 = 1 + 2**-6 + 2**-14 rounds to 1 + 2**-6
+    assert block_fma_bound(lone, lone, 1, fmt=BF16, acc_fmt=BF16, convert_inputs=False).max >= (
+        2.0**-14
+    )
+
+
 def test_block_fma_inputs_term_dominates() -> None:
     """Oracle: 0.1 rounds to fp16 with relative error ~2.3e-4, so 0.1 * 1 computed from rounded
     inputs is off by ~2.3e-5; the bound's 2 u_in term (~1e-3 |A||B|) must cover it while the
