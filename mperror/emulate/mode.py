@@ -127,7 +127,10 @@ def emulate(
     Importing mperror changes nothing; the emulation is active only inside the block, on the
     thread that entered it (autograd's backward pass, run from inside the block, included);
     nested blocks work, the innermost winning; an exception leaves it as entered. The block can
-    be entered again later: the report accumulates.
+    be entered again later: the report accumulates. Under ``torch.inference_mode`` (and on
+    inference tensors) the same operators are emulated as with autograd on: composite operators
+    (matmul, einsum, the FFTs), which torch decomposes at the autograd keys that inference mode
+    skips, are decomposed by the emulator.
 
     >>> import torch, mperror
     >>> x = torch.tensor([1.0, 2.0**-11, 70000.0])
@@ -183,7 +186,25 @@ class _Mode(TorchDispatchMode):
         self.engine = engine
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        return self.engine.dispatch(func, args, kwargs or {})
+        kwargs = kwargs or {}
+        composite = _COMPOSITE.get(func)
+        if composite is None:
+            composite = _COMPOSITE[func] = torch._C._dispatch_has_kernel_for_dispatch_key(
+                func.name(), "CompositeImplicitAutograd"
+            )
+        if composite:
+            # Such operators (matmul, einsum, fft_rfft, ...) decompose at the autograd keys,
+            # which inference mode (and inference tensors) skip: decompose them here, so the
+            # emulator sees the same ATen operators as with autograd on.
+            with self:
+                out = func.decompose(*args, **kwargs)
+            if out is not NotImplemented:
+                return out
+        return self.engine.dispatch(func, args, kwargs)
+
+
+# operator -> whether it has a CompositeImplicitAutograd kernel
+_COMPOSITE: dict[Any, bool] = {}
 
 
 _FAST_DTYPES = (torch.float32, torch.float64)

@@ -851,3 +851,33 @@ def test_nextafter_and_nan_to_num_follow_the_format(name: str) -> None:
     assert torch.equal(down, values[:-2])
     assert torch.equal(out, inner)
     assert fixed.tolist() == [fmt.max, 0.0, -fmt.max]
+
+
+def test_inference_mode_sees_the_same_operators() -> None:
+    """Oracle: float64 computation rounded once, with matmul inputs rounded first
+    (round(round(x) @ round(w))), and the same code under no_grad. Inference mode (and inference
+    tensors) skip the autograd keys, where matmul, einsum and the FFTs decompose; without
+    decomposing them the emulator rounded x @ w once and computed the FFTs in one float64 step.
+    """
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 16, generator=generator)
+    w = torch.randn(16, 5, generator=generator)
+    want = rounded(rounded(x).double() @ rounded(w).double()).float()
+    policy = pure("fp16", fft_algorithm="staged")
+    programs = {
+        "matmul": lambda x, w: x @ w,
+        "einsum": lambda x, w: torch.einsum("bi,io->bo", x, w),
+        "rfft": lambda x, w: torch.view_as_real(torch.fft.rfft(x)),
+    }
+    for name, program in programs.items():
+        with torch.no_grad(), emulate(policy):
+            reference = program(x, w)
+        with torch.inference_mode(), emulate(policy):
+            inside = program(x, w)
+        with torch.inference_mode():
+            x_inf, w_inf = x.clone(), w.clone()  # inference tensors, used outside the mode
+        with emulate(policy):
+            outside = program(x_inf, w_inf)
+        assert torch.equal(inside, reference) and torch.equal(outside, reference), name
+        if name != "rfft":
+            assert torch.equal(reference, want), name
