@@ -15,9 +15,12 @@ tables; they are cached per ``(N, fmt, device, direction)``.
 
 Normalisation: torch's ``norm`` (``"backward"``: none on the forward transform, ``1/N`` on the
 inverse; ``"forward"``: the reverse; ``"ortho"``: ``1/sqrt(N)`` both ways). By default it is
-applied *after* the unnormalised transform, as cuFFT does: the factor (rounded to ``fmt`` once)
-multiplies the result, which is rounded again. So the model overflows, as a real half FFT does,
-whenever an intermediate exceeds ``fmt.max``, e.g. for a constant input ``v`` with
+applied *after* the unnormalised transform, as torch does with cuFFT's half transforms: the
+result times the factor is rounded to ``fmt`` once (the factor is not itself rounded to ``fmt``:
+torch scales a half transform in float32 arithmetic, and ``1/N`` may lie below the format's
+range, e.g. ``2**-10`` in e4m3fn; the product is evaluated in float64, exactly when the factor
+is a power of two, as ``1/N`` is for power-of-two sizes). So the model overflows, as a real half
+FFT does, whenever an intermediate exceeds ``fmt.max``, e.g. for a constant input ``v`` with
 ``N |v| > 65504`` in fp16, whatever ``norm`` says. ``scale_first=True`` multiplies the input by
 the factor (and rounds) before the transform instead, which avoids that overflow.
 
@@ -136,14 +139,11 @@ class _Setting:
         return 1 / n if self.norm == scaled else 1.0
 
     def scale(self, z: torch.Tensor, factor: float) -> torch.Tensor:
-        """``fl(z · fl(factor))``; the factor is stored in ``fmt`` (nearest even)."""
+        """``fl(z · factor)``, the product evaluated in float64 (module docstring)."""
         if factor == 1.0:
             return z
-        stored = _common.round_to(
-            torch.tensor(factor, dtype=torch.float64), self.fmt, RoundMode.NEAREST_EVEN, None
-        )
         wide = z.to(torch.complex128 if z.is_complex() else torch.float64)
-        return self.round(wide * stored.to(z.device))
+        return self.round(wide * factor)
 
 
 # -- inputs and outputs ----------------------------------------------------------------------

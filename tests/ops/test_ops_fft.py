@@ -209,6 +209,22 @@ def test_fp16_overflows_where_an_unnormalised_half_fft_does(norm: str | None) ->
         assert scaled_first[0].real.item() == 65536.0 * {"forward": 1 / n, "ortho": 1 / 32}[norm]
 
 
+def test_normalisation_factor_below_the_format_range() -> None:
+    """Oracle: hand derivation. The inverse DFT of ``256 δ₀`` on 1024 points is 256/1024 = 1/4
+    at every point, an e4m3fn value, and every butterfly of a delta is exact; the factor
+    2**-10 lies below e4m3fn's smallest subnormal 2**-9, so rounding it to the format first
+    (as the model did) made the whole result 0. Likewise p = 5 without subnormals, N = 128."""
+    delta = torch.zeros(1024)
+    delta[0] = 256.0
+    quarter = torch.full((1024,), 0.25)
+    assert torch.equal(ops.ifft(delta, "e4m3fn").real, quarter)
+    assert torch.equal(ops.irfft(delta[:513], "e4m3fn"), quarter)
+    flush = formats.FloatFormat(precision=5, emax=7, subnormals=False)
+    delta = torch.zeros(128)
+    delta[0] = 128.0
+    assert torch.equal(ops.ifft(delta, flush).real, torch.ones(128))
+
+
 def test_fp16_random_input_within_range_never_overflows() -> None:
     """Oracle: |stage-s values| <= 2**s max|v| (1 + rounding), so with N max|v| <= 65504 / 2
     no stage can reach fp16's overflow threshold 65520."""
