@@ -55,6 +55,7 @@ from __future__ import annotations
 import builtins
 import functools
 import math
+import operator
 from collections.abc import Sequence
 
 import torch
@@ -186,9 +187,16 @@ def _resize(z: torch.Tensor, n: int, dim: int) -> torch.Tensor:
     return torch.cat([z, z.new_zeros(pad)], dim=dim)
 
 
+def _is_int(value: object) -> bool:
+    """An integer, Python's or numpy's or a 0-d integer tensor's (anything with ``__index__``),
+    but not a bool."""
+    return not isinstance(value, bool) and hasattr(value, "__index__")
+
+
 def _dim(dim: int, ndim: int) -> int:
-    if isinstance(dim, bool) or not isinstance(dim, int):
+    if not _is_int(dim):
         raise TypeError(f"dim must be an int, got {type(dim).__name__}")
+    dim = operator.index(dim)
     if not -ndim <= dim < ndim:
         raise ValueError(f"dim {dim} is out of range for a tensor with {ndim} dimensions")
     return dim % ndim
@@ -197,9 +205,9 @@ def _dim(dim: int, ndim: int) -> int:
 def _length(n: int | None, default: int, argument: str = "n") -> int:
     if n is None:
         n = default
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if not _is_int(n) or operator.index(n) < 1:
         raise ValueError(f"{argument} must be a positive int (the transform length), got {n!r}")
-    return n
+    return operator.index(n)
 
 
 # -- tables ----------------------------------------------------------------------------------
@@ -471,8 +479,8 @@ def irfft(
 def fftn(
     x: torch.Tensor,
     fmt: FormatLike,
-    s: Sequence[int] | None = None,
-    dim: Sequence[int] | None = None,
+    s: Sequence[int] | int | None = None,
+    dim: Sequence[int] | int | None = None,
     norm: str | None = None,
     *,
     mode: RoundMode | str = RoundMode.NEAREST_EVEN,
@@ -481,7 +489,8 @@ def fftn(
 ) -> torch.Tensor:
     """Staged N-D transform in ``fmt`` (as :func:`torch.fft.fftn`): the unnormalised 1-D
     transforms along each of ``dim`` in turn, then one scaling by the product of the factors
-    (``1/N``, ``N`` the product of the lengths, for ``norm="forward"``).
+    (``1/N``, ``N`` the product of the lengths, for ``norm="forward"``). As in torch, ``s`` and
+    ``dim`` may be single ints, and a size of -1 in ``s`` keeps that dimension's length.
 
     >>> fftn(torch.ones(2, 4), "bf16")
     tensor([[8.+0.j, 0.+0.j, 0.+0.j, 0.+0.j],
@@ -490,6 +499,8 @@ def fftn(
     x = _check_input(x)
     setting = _Setting(fmt, norm, mode, generator, scale_first)
     real = _common.check_output_dtype(_component_dtype(x), setting.fmt)
+    s = [s] if _is_int(s) else s  # one int is one size / dimension, as in torch
+    dim = [dim] if _is_int(dim) else dim
     if dim is None:
         count = x.dim() if s is None else len(s)
         if count > x.dim():
@@ -507,7 +518,11 @@ def fftn(
     else:
         if len(s) != len(dims):
             raise ValueError(f"s and dim must have the same length; got {len(s)} and {len(dims)}")
-        sizes = [_length(size, x.shape[d], "s") for size, d in zip(s, dims, strict=True)]
+        # -1 keeps the dimension's size, as in torch
+        sizes = [
+            _length(x.shape[d] if _is_int(size) and size == -1 else size, x.shape[d], "s")
+            for size, d in zip(s, dims, strict=True)
+        ]
     z = _to_fmt(x, setting)
     for d, size in zip(dims, sizes, strict=True):
         z = _resize(z, size, d)

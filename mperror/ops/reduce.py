@@ -42,7 +42,8 @@ recursive dot product, ``gamma_{ceil log2 n}`` (plus one for products) for pairw
 
 Computation is vectorised over independent outputs: a loop over the reduction index (recursive,
 blocked) or one tensor operation per tree level (pairwise). A matrix product materialises its
-``n*m*k`` products, in row blocks of at most ``2**22`` terms.
+``n*m*k`` products (per batch entry), in blocks of at most ``2**22`` terms (of whole batch
+entries, or of rows of one entry; more only when one row, ``k*m`` terms, exceeds that).
 
 ``A = fp64`` with ``mode="nearest_even"`` uses native float64 arithmetic (it *is* that
 rounding); otherwise ``A`` needs precision at most 51, and with rounded or exact products the
@@ -164,6 +165,15 @@ class _Plan:
         self.native = _common.check_accumulation_format(self.acc, self.mode, "accumulate")
         exact_products_needed = self.model.chunk is not None or not self.native
         if products and exact_products_needed:
+            if self.fmt.precision > _common.ELEMENTWISE_MAX_PRECISION:
+                raise ValueError(
+                    f"fmt {self.fmt} has precision {self.fmt.precision}, but products are "
+                    "formed exactly through float64 only for precision <= "
+                    f"{_common.ELEMENTWISE_MAX_PRECISION} (53 >= 2p + 2), which the block-FMA "
+                    "model (Accumulation(chunk=...)) and every accumulate format other than "
+                    "fp64 need; use a narrower fmt, or accumulate=None / 'fp64' with mode "
+                    "'nearest_even' (native float64 arithmetic)"
+                )
             _common.check_product_format(self.fmt)
 
     def add(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -303,7 +313,7 @@ def sum(
     kept = [d for d in builtins.range(x.dim()) if d not in dims]
     values = _common.operand(x, plan.fmt).permute([*dims, *kept])
     kept_shape = [x.shape[d] for d in kept]
-    terms = values.reshape(-1, *kept_shape)
+    terms = values.reshape(math.prod(x.shape[d] for d in dims), *kept_shape)
     result = plan.reduce(terms)
     if keepdim:
         result = result.reshape([1 if d in dims else x.shape[d] for d in builtins.range(x.dim())])
@@ -376,14 +386,21 @@ def matmul(
     dtype = _common.check_output_dtype(torch.promote_types(a.dtype, b.dtype), plan.fmt)
     batch = _broadcast_shape(a.shape[:-2], b.shape[:-2])
     n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
-    left = _common.operand(a, plan.fmt).expand(*batch, n, k).movedim(-1, 0)  # (k, ..., n)
-    right = _common.operand(b, plan.fmt).expand(*batch, k, m).movedim(-2, 0)  # (k, ..., m)
-    per_row = max(1, k * math.prod(batch) * m)
-    rows = max(1, _MAX_TERMS // per_row)
-    parts = []
-    for start in builtins.range(0, n, rows):
-        products = left[..., start : start + rows, None] * right[..., None, :]
-        parts.append(plan.reduce(products))
-    if not parts:
+    count = math.prod(batch)
+    if 0 in (count, n, m):
         return torch.zeros(*batch, n, m, dtype=dtype, device=a.device)
-    return torch.cat(parts, dim=-2).to(dtype)
+    # (k, batch, n) and (k, batch, m), the batch flattened
+    left = _common.operand(a, plan.fmt).expand(*batch, n, k).reshape(count, n, k).movedim(-1, 0)
+    right = _common.operand(b, plan.fmt).expand(*batch, k, m).reshape(count, k, m).movedim(-2, 0)
+    # blocks of whole batch entries where one holds few enough terms, else of rows of one entry
+    per_entry = max(1, k * n * m)
+    entries = max(1, _MAX_TERMS // per_entry)
+    rows = n if per_entry <= _MAX_TERMS else max(1, _MAX_TERMS // max(1, k * m))
+    blocks = []
+    for first in builtins.range(0, count, entries):
+        parts = []
+        for start in builtins.range(0, n, rows):
+            lhs = left[:, first : first + entries, start : start + rows, None]
+            parts.append(plan.reduce(lhs * right[:, first : first + entries, None, :]))
+        blocks.append(torch.cat(parts, dim=-2))
+    return torch.cat(blocks).reshape(*batch, n, m).to(dtype)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import mpmath
+import numpy as np
 import pytest
 import torch
 
@@ -164,6 +165,17 @@ def test_fftn_and_lengths_agree_with_torch(norm: str | None) -> None:
             [8, 4],
         ),
         (ops.fft(x, "fp64", n=4, norm=norm), torch.fft.fft(x, n=4, norm=norm), [4]),
+        (ops.fftn(x, "fp64", dim=1, norm=norm), torch.fft.fftn(x, dim=1, norm=norm), [6]),
+        (
+            ops.fftn(x, "fp64", s=(-1, 16), norm=norm),
+            torch.fft.fftn(x, s=(-1, 16), norm=norm),
+            [6, 16],
+        ),
+        (
+            ops.fftn(x, "fp64", s=np.int64(5), dim=torch.tensor(1), norm=norm),
+            torch.fft.fftn(x, s=5, dim=1, norm=norm),
+            [5],
+        ),
         (
             ops.fft(x, "fp64", n=13, dim=0, norm=norm),
             torch.fft.fft(x, n=13, dim=0, norm=norm),

@@ -398,6 +398,9 @@ def test_bad_arguments_raise() -> None:
         ops.sum(x, "fp16", accumulate=FloatFormat(precision=52, emax=100))
     with pytest.raises(ValueError, match="precision <= 25"):
         ops.dot(x.double(), x.double(), "fp64", accumulate=Accumulation(chunk=4, fmt="fp64"))
+    with pytest.raises(ValueError, match="accumulate=None / 'fp64'") as refused:
+        ops.dot(x.double(), x.double(), "fp64", accumulate="fp32")
+    assert "or be fp64 itself" not in str(refused.value)  # it is fp64
     with pytest.raises(ValueError, match="cannot hold"):
         ops.sum(x.half(), "fp32")
     with pytest.raises(ValueError, match="out of range"):
@@ -424,3 +427,49 @@ def test_cuda_matches_cpu(model: Accumulation) -> None:
         cuda = ops.matmul(a.cuda(), b.cuda(), "fp16", accumulate=model, mode=mode)
         assert cuda.device.type == "cuda"
         assert same_bits(cuda.cpu(), cpu).all()
+
+
+def test_empty_dimensions_like_torch() -> None:
+    """Oracle: torch.sum, torch.matmul and a row-wise dot on the same empty tensors (shapes,
+    and zeros where an empty sum fills an output). A kept dimension of size 0 made sum's
+    reshape ambiguous and raise."""
+    for shape, dim in [((0, 3), 1), ((2, 0), 0), ((2, 0, 3), (0, 2)), ((0, 4), 0), ((0, 3), None)]:
+        x = torch.ones(shape)
+        for keepdim in (False, True):
+            got = ops.sum(x, "fp16", dim=dim, keepdim=keepdim)
+            want = torch.sum(x, dim=dim, keepdim=keepdim)
+            assert got.shape == want.shape and torch.equal(got, want), (shape, dim, keepdim)
+    for a, b in [((0, 3), (3, 2)), ((2, 3), (3, 0)), ((2, 0), (0, 4))]:
+        got = ops.matmul(torch.ones(a), torch.ones(b), "fp16")
+        assert torch.equal(got, torch.ones(a) @ torch.ones(b)), (a, b)
+    got = ops.dot(torch.ones(0, 3), torch.ones(0, 3), "fp16")
+    assert got.shape == (0,)
+
+
+def test_matmul_blocks_stay_within_their_cap(monkeypatch) -> None:
+    """Oracle: the same product computed in one block (the reduction is per output entry, so
+    blocking must not change a bit), and the documented cap on a block's terms, here lowered to
+    50 so that small batched shapes need blocks: whole batch entries where one fits (3 x 4 x 5
+    x 2 = 40 terms per entry), rows of one entry otherwise (6 x 10 x 3 = 180 per entry, 30 per
+    row). Blocks had covered every batch entry at once: the cap grew with the batch."""
+    from mperror.ops import reduce as module
+
+    cases = [((3, 4, 5), (3, 5, 2)), ((2, 6, 10), (1, 10, 3)), ((20, 1, 2), (2, 3))]
+    whole = {}
+    for a_shape, b_shape in cases:
+        a, b = random_values("fp16", a_shape, seed=1), random_values("fp16", b_shape, seed=2)
+        whole[a_shape] = (a, b, ops.matmul(a, b, "fp16", accumulate="fp32"))
+    sizes = []
+    reduce = module._Plan.reduce
+
+    def spy(self, terms):
+        sizes.append(terms.numel())
+        return reduce(self, terms)
+
+    monkeypatch.setattr(module, "_MAX_TERMS", 50)
+    monkeypatch.setattr(module._Plan, "reduce", spy)
+    for a, b, want in whole.values():
+        sizes.clear()
+        got = ops.matmul(a, b, "fp16", accumulate="fp32")
+        assert torch.equal(got, want)
+        assert len(sizes) > 1 and max(sizes) <= 50, sizes
