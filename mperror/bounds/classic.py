@@ -284,13 +284,26 @@ def _as_float64(x: object, name: str, ndim: int | None = None) -> torch.Tensor:
 
 
 def _underflow_step(fmt: FloatFormat) -> float:
-    """``eta_min``: the largest absolute error of a rounding below ``2**emin`` (half a step)."""
-    return fmt.smallest_subnormal / 2.0
+    """``eta_min``: the largest absolute error of a rounding below ``2**emin`` (half a step),
+    rounded up to a float64 value (fp64's half step, ``2**-1075``, is not one)."""
+    return max(fmt.smallest_subnormal / 2.0, math.ulp(0.0))
+
+
+def _tiny(a: torch.Tensor, b: torch.Tensor, limit: float) -> torch.Tensor:
+    """``0 < |a b| <= limit`` elementwise (broadcast), decided without forming ``a b``, which
+    underflows in float64 for data below ``2**-537`` (fp64's own products): with
+    ``a = ma 2**ea``, ``b = mb 2**eb`` (frexp), ``|a b| <= limit`` iff
+    ``|ma mb| <= limit 2**-(ea + eb)``; the rounded ``ma mb`` in [1/4, 1) errs only toward
+    counting a product (both sides of the comparison are then float64 values)."""
+    ma, ea = torch.frexp(a)
+    mb, eb = torch.frexp(b)
+    mantissas = (ma * mb).abs()
+    scale = torch.ldexp(torch.full_like(mantissas, limit), -(ea + eb))
+    return (mantissas > 0) & (mantissas <= scale)
 
 
 def _tiny_products(x: torch.Tensor, y: torch.Tensor, fmt: FloatFormat) -> int:
-    products = (x * y).abs()  # exact for data from formats of <= 26 bits; <= errs on the safe side
-    return int(((products > 0) & (products <= fmt.smallest_normal)).sum())
+    return int(_tiny(x, y, fmt.smallest_normal).sum())
 
 
 def _scalar_result(
@@ -685,8 +698,8 @@ def _tiny_product_counts(a: torch.Tensor, b: torch.Tensor, limit: float) -> torc
         return counts
     step = max(1, (1 << 22) // max(1, m * p))
     for start in range(0, n, step):
-        prod = a[:, start : start + step, None].abs() * b[None, start : start + step, :].abs()
-        counts += ((prod > 0) & (prod <= limit)).sum(dim=1).to(torch.float64)
+        tiny = _tiny(a[:, start : start + step, None], b[None, start : start + step, :], limit)
+        counts += tiny.sum(dim=1).to(torch.float64)
     return counts
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+from mperror.bounds._checks import integer, is_integer, nonnegative
 from mperror.bounds._result import BoundResult
 from mperror.bounds.classic import _gamma_unit
 from mperror.formats import FloatFormat, FormatLike, as_format
@@ -38,18 +39,9 @@ _THEOREM = "T-fft-higham"
 
 
 def _check_power_of_two(n: object, argument: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1 or n & (n - 1):
+    if not is_integer(n) or n < 1 or int(n) & (int(n) - 1):
         raise ValueError(f"{argument} must be a power of two (an int >= 1), got {n!r}")
-    return n
-
-
-def _check_nonnegative(value: object, argument: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{argument} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{argument} must be finite and >= 0, got {value!r}")
-    return value
+    return int(n)
 
 
 def default_twiddle_error(fmt: FormatLike) -> float:
@@ -84,7 +76,7 @@ def fft_eta(fmt: FormatLike, *, twiddle_error: float | None = None) -> float:
     mu = (
         default_twiddle_error(fmt)
         if twiddle_error is None
-        else _check_nonnegative(twiddle_error, "twiddle_error")
+        else nonnegative(twiddle_error, "twiddle_error")
     )
     return mu + _gamma_unit(4, fmt.unit_roundoff) * (math.sqrt(2) + mu)
 
@@ -191,7 +183,7 @@ def fft_forward_mode_bound(
     """
     fmt = as_format(fmt, argument="fmt")
     n = _check_power_of_two(n, "n")
-    max_abs = _check_nonnegative(max_abs, "max_abs")
+    max_abs = nonnegative(max_abs, "max_abs")
     rho = fft_relative_factor(n, fmt, twiddle_error=twiddle_error)
     bound = 0.0 if max_abs == 0 else rho * max_abs
     return BoundResult(
@@ -233,7 +225,6 @@ def fft_overflows(n_total: int, max_abs: float, fmt: FormatLike) -> bool:
     ``max_abs = 1``: 128**2 points are safe, 256**2 are not.
     """
     fmt = as_format(fmt, argument="fmt")
-    if isinstance(n_total, bool) or not isinstance(n_total, int) or n_total < 1:
-        raise ValueError(f"n_total must be an int >= 1, got {n_total!r}")
-    max_abs = _check_nonnegative(max_abs, "max_abs")
+    n_total = integer(n_total, "n_total", 1)
+    max_abs = nonnegative(max_abs, "max_abs")
     return n_total * max_abs > fmt.max

@@ -21,7 +21,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from mperror._records import Record
+from mperror.bounds._checks import integer, is_integer, nonnegative
 from mperror.bounds._result import BoundResult
 from mperror.bounds.classic import _gamma_unit
 from mperror.bounds.fft import fft_eta, fft_overflows, fft_relative_factor
@@ -51,21 +54,6 @@ _C3 = float.fromhex("0x1.ebd2b57b8cdb1p-2")
 _FNO_ASSUMPTIONS = ("v is M-bounded and L-Lipschitz (Euclidean norm) on the torus [0, 1)^d",)
 
 
-def _check_int(value: object, argument: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{argument} must be an int >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_nonnegative(value: object, argument: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{argument} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{argument} must be finite and >= 0, got {value!r}")
-    return value
-
-
 def _check_grid(grid: object) -> str:
     if grid not in GRIDS:
         raise ValueError(f"grid must be one of {GRIDS}, got {grid!r}")
@@ -74,17 +62,17 @@ def _check_grid(grid: object) -> str:
 
 def _mode_norm(w: int | Sequence[int], d: int) -> float:
     """``||w||_2`` of an integer mode given as an int (``d == 1``) or ``d`` ints."""
-    if isinstance(w, bool):
+    if isinstance(w, (bool, np.bool_)):
         raise TypeError("w must be an int or a sequence of ints, got bool")
-    if isinstance(w, int):
+    if is_integer(w):
         if d != 1:
             raise ValueError(f"w must be a sequence of d={d} ints when d > 1, got the int {w!r}")
         return float(abs(w))
     if not isinstance(w, Sequence) or isinstance(w, str):
         raise TypeError(f"w must be an int or a sequence of ints, got {type(w).__name__}")
-    if len(w) != d or not all(isinstance(k, int) and not isinstance(k, bool) for k in w):
+    if len(w) != d or not all(is_integer(k) for k in w):
         raise ValueError(f"w must hold exactly d={d} ints, got {w!r}")
-    return math.sqrt(sum(k * k for k in w))
+    return math.sqrt(sum(int(k) ** 2 for k in w))
 
 
 def c_d(d: int, grid: str = "centred") -> float:
@@ -105,7 +93,7 @@ def c_d(d: int, grid: str = "centred") -> float:
     Possible issues: for ``d >= 4`` the value is an upper bound, not ``E||U||`` itself (at
     ``d = 3`` the two differ by 4%).
     """
-    d = _check_int(d, "d", 1)
+    d = integer(d, "d", 1)
     grid = _check_grid(grid)
     centred = {1: _C1, 2: _C2, 3: _C3}.get(d, math.sqrt(d / 12))
     return centred if grid == "centred" else 2 * centred
@@ -146,12 +134,12 @@ def discretisation_bound(
     exactly ``M/2``), but worst case: smooth inputs converge much faster than ``1/n``. Vacuous
     (``>= 2M``, the trivial bound) when ``n`` is small against ``||w|| + L/M``.
     """
-    n = _check_int(n, "n", 1)
-    d = _check_int(d, "d", 1)
+    n = integer(n, "n", 1)
+    d = integer(d, "d", 1)
     grid = _check_grid(grid)
     norm_w = _mode_norm(w, d)
-    lipschitz = _check_nonnegative(lipschitz, "lipschitz")
-    bound_m = _check_nonnegative(bound_m, "bound_m")
+    lipschitz = nonnegative(lipschitz, "lipschitz")
+    bound_m = nonnegative(bound_m, "bound_m")
     bound = c_d(d, grid) * (lipschitz + 2 * math.pi * norm_w * bound_m) / n
     return BoundResult(
         theorem="T-fno-disc",
@@ -194,7 +182,7 @@ def input_rounding_bound(bound_m: float, fmt: FormatLike) -> BoundResult:
     the absolute error ``h`` replaces ``u M``.
     """
     fmt = as_format(fmt, argument="fmt")
-    bound_m = _check_nonnegative(bound_m, "bound_m")
+    bound_m = nonnegative(bound_m, "bound_m")
     bound = _input_rounding(bound_m, fmt)
     return BoundResult(
         theorem="T-fno-prec",
@@ -242,15 +230,15 @@ def fft_precision_bound(
     at every ``N >= 2``. Worst case: measured fp16 errors sit near ``0.3 u M``.
     """
     fmt = as_format(fmt, argument="fmt")
-    n = _check_int(n, "n", 1)
-    d = _check_int(d, "d", 1)
+    n = integer(n, "n", 1)
+    d = integer(d, "d", 1)
     if n & (n - 1):
         raise ValueError(f"n must be a power of two (radix-2 FFT), got {n}")
-    bound_m = _check_nonnegative(bound_m, "bound_m")
+    bound_m = nonnegative(bound_m, "bound_m")
     delta = (
         _input_rounding(bound_m, fmt)
         if input_error is None
-        else _check_nonnegative(input_error, "input_error")
+        else nonnegative(input_error, "input_error")
     )
     n_total = n**d
     rho = fft_relative_factor(n_total, fmt, twiddle_error=twiddle_error)
@@ -341,10 +329,10 @@ def crossover_resolution(
     ``fft_arithmetic=True`` the crossing lies between ``n = 1`` and ``2``.
     """
     fmt = as_format(fmt, argument="fmt")
-    d = _check_int(d, "d", 1)
+    d = integer(d, "d", 1)
     grid = _check_grid(grid)
-    lipschitz = _check_nonnegative(lipschitz, "lipschitz")
-    bound_m = _check_nonnegative(bound_m, "bound_m")
+    lipschitz = nonnegative(lipschitz, "lipschitz")
+    bound_m = nonnegative(bound_m, "bound_m")
     if not isinstance(fft_arithmetic, bool):
         raise TypeError(f"fft_arithmetic must be a bool, got {type(fft_arithmetic).__name__}")
     norm_w = 0.0 if w is None else _mode_norm(w, d)
@@ -472,22 +460,22 @@ def fourier_layer_bound(
     (``r sqrt(c_in) M``, times ``sqrt(m)`` for the max norm).
     """
     fmt = as_format(fmt, argument="fmt")
-    n = _check_int(n, "n", 1)
-    d = _check_int(d, "d", 1)
+    n = integer(n, "n", 1)
+    d = integer(d, "d", 1)
     if n & (n - 1):
         raise ValueError(f"n must be a power of two (radix-2 FFT), got {n}")
-    c_in = _check_int(c_in, "c_in", 1)
-    c_out = _check_int(c_out, "c_out", 1)
+    c_in = integer(c_in, "c_in", 1)
+    c_out = integer(c_out, "c_out", 1)
     n_total = n**d
-    kept_modes = _check_int(kept_modes, "kept_modes", 1)
+    kept_modes = integer(kept_modes, "kept_modes", 1)
     if kept_modes > n_total:
         raise ValueError(f"kept_modes must be <= n**d = {n_total}, got {kept_modes}")
-    bound_m = _check_nonnegative(bound_m, "bound_m")
-    r = _check_nonnegative(weight_norm, "weight_norm")
+    bound_m = nonnegative(bound_m, "bound_m")
+    r = nonnegative(weight_norm, "weight_norm")
     if weight_abs_norm is None:
         r_abs = math.sqrt(min(c_in, c_out)) * r
     else:
-        r_abs = _check_nonnegative(weight_abs_norm, "weight_abs_norm")
+        r_abs = nonnegative(weight_abs_norm, "weight_abs_norm")
         if r_abs < r:
             raise ValueError(
                 "weight_abs_norm bounds max_k || |R(k)| ||_2, which is >= max_k ||R(k)||_2; "
@@ -504,7 +492,7 @@ def fourier_layer_bound(
     delta = (
         _input_rounding(bound_m, fmt)
         if input_error is None
-        else _check_nonnegative(input_error, "input_error")
+        else nonnegative(input_error, "input_error")
     )
     u = fmt.unit_roundoff
     rho = fft_relative_factor(n_total, fmt, twiddle_error=twiddle_error)

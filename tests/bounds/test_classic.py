@@ -571,6 +571,21 @@ def test_dot_bound_probabilistic_stochastic_underflow() -> None:
     )
 
 
+def test_fp64_products_below_the_float64_range() -> None:
+    """Oracle: exact Fraction arithmetic against native float64. The product 2**-600 * 2**-600
+    = 2**-1200 underflows to 0 in float64, so the computed dot product is 0 with error 2**-1200;
+    counting tiny products from float64 products had missed it (and fp64's half step 2**-1075
+    rounds to 0.0 as a float64), so the bound was 0."""
+    x, y = [2.0**-600, 1.0], [2.0**-600, 0.0]
+    computed = Fraction(x[0] * y[0] + x[1] * y[1])  # native float64 arithmetic
+    error = abs(computed - Fraction(x[0]) * Fraction(y[0]))
+    assert error == Fraction(2) ** -1200
+    assert Fraction(dot_bound(x, y, "fp64").bound) >= error > 0
+    assert Fraction(dot_bound_probabilistic(x, y, "fp64", 10.0).bound) >= error
+    entry = matmul_bound([x], [[v] for v in y], "fp64").max
+    assert Fraction(entry) >= error
+
+
 def test_probabilistic_vacuity() -> None:
     """Oracle: T-prob: failure bound 2 exp(-lambda**2 (1 - u)**2 / 2) >= 1 below ~1.178 (fp16)."""
     threshold = math.sqrt(2 * math.log(2)) / (1 - 2.0**-11)

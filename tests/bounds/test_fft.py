@@ -135,6 +135,17 @@ def test_per_mode_bound_is_rho_times_max() -> None:
     assert fftb.fft_forward_mode_bound(4, 0.0, "fp16").bound == 0.0
 
 
+def test_numpy_scalars_are_numbers() -> None:
+    """Oracle: the same call with Python scalars (numpy's integers and floats had been refused
+    with messages that contradicted the value given)."""
+    assert fftb.fft_error_bound(np.int64(8), "fp16") == fftb.fft_error_bound(8, "fp16")
+    got = fftb.fft_forward_mode_bound(np.int32(8), np.float32(1.0), "fp16").bound
+    assert got == fftb.fft_forward_mode_bound(8, 1.0, "fp16").bound
+    assert fftb.fft_overflows(np.int64(4096), np.float64(16.0), "fp16")
+    with pytest.raises(ValueError):
+        fftb.fft_error_bound(np.bool_(True), "fp16")
+
+
 @pytest.mark.parametrize(
     ("call", "error"),
     [

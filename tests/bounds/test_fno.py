@@ -273,6 +273,16 @@ def test_discretisation_bound_by_hand_and_vacuous() -> None:
     assert corner.bound == pytest.approx(2 * fno.c_d(2) * 2 * math.pi * math.sqrt(2) / 8, rel=1e-15)
 
 
+def test_numpy_scalars_are_numbers() -> None:
+    """Oracle: the same call with Python scalars."""
+    want = fno.discretisation_bound(16, (1, 2), 1.0, 1.0, 2).bound
+    got = fno.discretisation_bound(np.int64(16), (np.int64(1), 2), np.float32(1), 1.0, 2).bound
+    assert got == want
+    assert fno.discretisation_bound(16, np.int64(2), 0.0, 1.0).bound == (
+        fno.discretisation_bound(16, 2, 0.0, 1.0).bound
+    )
+
+
 @pytest.mark.parametrize(
     ("call", "error"),
     [
