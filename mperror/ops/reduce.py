@@ -345,6 +345,13 @@ def dot(
     y = _common.real_tensor(y, "y")
     if x.dim() == 0 or y.dim() == 0:
         raise ValueError("dot needs x and y with at least one dimension (the reduced one)")
+    try:
+        _broadcast_shape(x.shape, y.shape)
+    except ValueError:
+        raise ValueError(
+            f"x and y must broadcast against each other; got shapes {tuple(x.shape)} and "
+            f"{tuple(y.shape)}"
+        ) from None
     plan = _Plan(fmt, accumulate, order, block, mode, generator, products=True)
     dtype = _common.check_output_dtype(torch.promote_types(x.dtype, y.dtype), plan.fmt)
     a, b = torch.broadcast_tensors(_common.operand(x, plan.fmt), _common.operand(y, plan.fmt))

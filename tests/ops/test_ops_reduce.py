@@ -398,6 +398,8 @@ def test_bad_arguments_raise() -> None:
         ops.sum(x, "fp16", accumulate=FloatFormat(precision=52, emax=100))
     with pytest.raises(ValueError, match="precision <= 25"):
         ops.dot(x.double(), x.double(), "fp64", accumulate=Accumulation(chunk=4, fmt="fp64"))
+    with pytest.raises(ValueError, match="x and y must broadcast"):
+        ops.dot(torch.ones(3), torch.ones(4), "fp16")
     with pytest.raises(ValueError, match="accumulate=None / 'fp64'") as refused:
         ops.dot(x.double(), x.double(), "fp64", accumulate="fp32")
     assert "or be fp64 itself" not in str(refused.value)  # it is fp64
