@@ -3,8 +3,9 @@
 The network is Li et al.'s FNO (ICLR 2021): a pointwise lifting to ``width`` channels, blocks
 ``v -> gelu(K v + W v)`` with ``K`` a spectral convolution (FFT, multiply the lowest modes by
 learnt complex weights, inverse FFT) and ``W`` a pointwise linear map, and a pointwise
-projection; 1-D or 2-D, on periodic grids of any resolution (the weights act on modes, so a
-model trained at one resolution evaluates at others: zero-shot super-resolution).
+projection; 1-D or 2-D, on periodic grids of any resolution fine enough that every kept mode
+lies below the grid's Nyquist frequency (the weights act on modes, so a model trained at one
+resolution evaluates at others: zero-shot super-resolution; :class:`SpectralConv`).
 
 Precision (Tu et al., ICLR 2024), a :class:`SpectralPrecision` per model, changed at any time
 with :meth:`FNO.set_precision`; everything outside the spectral convolutions stays float32:
@@ -32,8 +33,8 @@ intermediate.
 
 Overflow: the model counts the forward passes in which a spectral convolution's output held inf
 or NaN (:attr:`FNO.overflow_events`; an overflowing half FFT shows there before the loss turns
-NaN) and keeps the largest ``|v|`` its FFTs saw (:attr:`FNO.spectral_input_max`), the ``M`` of
-the overflow condition ``N M <= fmt.max``.
+NaN) and keeps the largest ``|v|`` its FFTs saw (:attr:`FNO.spectral_input_max`, NaN once an
+FFT input held a NaN), the ``M`` of the overflow condition ``N M <= fmt.max``.
 
 >>> import torch
 >>> model = FNO(dim=1, width=8, modes=(4,), layers=2)
@@ -58,6 +59,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import mperror.emulate
+from mperror import formats
 from mperror.formats import FloatFormat, as_format
 
 __all__ = [
@@ -101,6 +103,8 @@ class SpectralPrecision:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if not isinstance(self.tanh, bool):
+            raise TypeError(f"tanh must be a bool (True or False), got {self.tanh!r}")
         object.__setattr__(self, "fmt", as_format(self.fmt, argument="fmt"))
 
     def __str__(self) -> str:
@@ -180,6 +184,11 @@ def parse_model_precision(text: str) -> tuple[SpectralPrecision, PrecisionSchedu
         )
     if mode == "full" and dash:
         raise ValueError(f"model precision 'full' takes no format, got {text!r}")
+    if dash and not fmt:
+        raise ValueError(
+            f"model precision: a '-' must be followed by a format FMT, one of "
+            f"{', '.join(formats.PRESETS)} (or no '-' for fp16), got {text!r}"
+        )
     schedule = PrecisionSchedule() if mode == "schedule" else None
     first = schedule.stages[0][0] if schedule else mode
     return SpectralPrecision(first, as_format(fmt or "fp16", argument="model precision"),
@@ -270,30 +279,75 @@ def _positive_index(m: object) -> bool:
         return False
 
 
+def _count(name: str, value: object) -> int:
+    """``value`` as a Python int if it is an integer >= 1 (Python, numpy or 0-d torch; not a
+    bool), else a TypeError (not an integer) or ValueError (below 1) naming ``name``."""
+    is_bool = isinstance(value, bool) or (
+        isinstance(value, torch.Tensor) and value.dtype == torch.bool
+    )
+    try:
+        count = None if is_bool else operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        count = None
+    if count is None:
+        raise TypeError(f"{name} must be a positive int, got {value!r}")
+    if count < 1:
+        raise ValueError(f"{name} must be a positive int (>= 1), got {count}")
+    return count
+
+
+def _modes(modes: object) -> tuple[int, ...]:
+    """``modes`` as a tuple of 1 or 2 Python ints >= 1, else a TypeError (not a sequence) or
+    ValueError naming ``modes``."""
+    try:
+        found = None if isinstance(modes, (str, bytes)) else tuple(modes)  # type: ignore[arg-type]
+    except TypeError:  # not iterable: an int, a 0-d tensor, ...
+        found = None
+    if found is None:
+        raise TypeError(
+            "modes must be a sequence of 1 or 2 positive ints, one per grid dimension, such "
+            f"as (12,) or (12, 12), got {modes!r}"
+        )
+    if len(found) not in (1, 2) or not all(_positive_index(m) for m in found):
+        raise ValueError(f"modes must be 1 or 2 positive ints, got {found!r}")
+    return tuple(operator.index(m) for m in found)
+
+
 class SpectralConv(nn.Module):
     """``v -> irfft(R . rfft(v))`` on the lowest ``modes`` (per dimension) of a 1-D or 2-D grid.
 
     Weights ``R`` (complex, stored as real and imaginary float32 parts) have shape
     ``(in, out, *kept)`` with ``kept = (m,)`` in 1-D and ``(2 m1, m2)`` in 2-D (the positive
     and negative frequencies of the first axis). Scaled as Li et al.: uniform on ``[0, 1/(in
-    out))``.
+    out))``. ``channels_in``, ``channels_out`` and every mode count are ints >= 1.
+
+    Grids: every kept frequency ``k`` must lie strictly below the grid's Nyquist frequency,
+    ``|k| < n / 2``, so an axis of ``n`` points takes ``m <= (n + 1) // 2`` modes (1-D, and the
+    last axis in 2-D: frequencies ``0 .. m - 1``) and ``m <= (n - 1) // 2`` along the first axis
+    in 2-D (frequencies ``-m .. m - 1``); a coarser grid is refused. The Nyquist coefficient of
+    an even grid stands for several functions at once (``cos(pi n x)`` plus any multiple of
+    ``sin(pi n x)``, which vanishes on the grid; in 2-D the frequencies ``+n/2`` and ``-n/2`` of
+    the first axis), so a layer keeping it maps functions that agree on the grid to outputs that
+    disagree on a finer one, and zero-shot super-resolution stops being consistent. (Li et
+    al.'s reference code allows modes up to the Nyquist frequency; at the resolutions one
+    trains at, ``m`` is far below it.)
     """
 
     def __init__(
         self, channels_in: int, channels_out: int, modes: Sequence[int], *, generator=None
     ) -> None:
         super().__init__()
-        modes = tuple(modes)
-        if len(modes) not in (1, 2) or not all(_positive_index(m) for m in modes):
-            raise ValueError(f"modes must be 1 or 2 positive ints, got {modes!r}")
-        self.modes = tuple(operator.index(m) for m in modes)
+        channels_in = _count("channels_in", channels_in)
+        channels_out = _count("channels_out", channels_out)
+        self.modes = _modes(modes)
         kept = self.modes if len(self.modes) == 1 else (2 * self.modes[0], self.modes[1])
         scale = 1.0 / (channels_in * channels_out)
         shape = (channels_in, channels_out, *kept, 2)
         self.weight = nn.Parameter(scale * torch.rand(shape, generator=generator))
         self.register_buffer("signs", _sign_tensor(), persistent=False)
         #: The largest ``|v|`` an FFT of this layer has seen (after the stabiliser): the ``M``
-        #: of the overflow condition ``N M <= fmt.max``.
+        #: of the overflow condition ``N M <= fmt.max``; NaN from the first input holding a NaN
+        #: on (the largest ``|v|`` is undefined then), until it is reset by assignment.
         self.input_max = 0.0
 
     @property
@@ -302,11 +356,14 @@ class SpectralConv(nn.Module):
 
     def _check_grid(self, grid: Sequence[int]) -> None:
         for axis, (n, m) in enumerate(zip(grid, self.modes, strict=True)):
-            limit = n // 2 + 1 if axis == self.dim - 1 else n // 2
+            # Frequencies 0 .. m-1 on the last (rfft) axis, -m .. m-1 on the first of 2-D; all
+            # strictly below n/2 (the class docstring says why the Nyquist one is excluded).
+            limit = (n + 1) // 2 if axis == self.dim - 1 else (n - 1) // 2
             if m > limit:
                 raise ValueError(
                     f"a grid of {tuple(grid)} points keeps at most {limit} modes along axis "
-                    f"{axis}, but the layer has modes {self.modes}: use a finer grid"
+                    f"{axis} (every kept frequency below the Nyquist frequency {n}/2), but the "
+                    f"layer has modes {self.modes}: use a finer grid"
                 )
 
     def _truncate(self, spectrum: torch.Tensor) -> torch.Tensor:
@@ -344,7 +401,16 @@ class SpectralConv(nn.Module):
 
     def contraction(self, batch: int) -> opt_einsum.contract.PathInfo:
         """opt_einsum's path for ``batch`` inputs: ``.path``, ``.largest_intermediate``
-        (values), ``.opt_cost`` (scalar multiply-adds)."""
+        (values), ``.opt_cost`` (floating-point operations, as opt_einsum counts them: per
+        pairwise step the product of the sizes of every index involved, times 2 when the step
+        sums an index, a multiply and an add; so twice the real multiply-adds here).
+
+        >>> info = SpectralConv(6, 6, (5,)).contraction(batch=8)
+        >>> [step[2] for step in info.contraction_list]
+        ['iokd,cde->iokce', 'iokce,bikc->boke']
+        >>> info.opt_cost == 2 * (6 * 6 * 5 * 2 * 2 * 2 + 8 * 6 * 6 * 5 * 2 * 2)
+        True
+        """
         kept = math.prod(self.weight.shape[2:-1])
         x = (batch, self.weight.shape[0], kept, 2)
         w = (self.weight.shape[0], self.weight.shape[1], kept, 2)
@@ -362,7 +428,10 @@ class SpectralConv(nn.Module):
         dims = tuple(range(-self.dim, 0))
         if precision.tanh:
             v = torch.tanh(v)
-        self.input_max = max(self.input_max, float(v.detach().abs().amax()))
+        seen = float(v.detach().abs().amax())  # NaN if v holds one: amax propagates it
+        # max(old, nan) keeps old: a NaN is recorded (and kept) explicitly instead.
+        nan = math.isnan(seen) or math.isnan(self.input_max)
+        self.input_max = math.nan if nan else max(self.input_max, seen)
         if precision.mode == "full":
             kept = self._truncate(torch.fft.rfftn(v, dim=dims))
             return torch.fft.irfftn(self._expand(self.contract(kept, self.weight), grid), s=grid)
@@ -402,10 +471,12 @@ class FNO(nn.Module):
 
     Args:
         dim: 1 or 2.
-        width: channels of the hidden blocks.
-        modes: kept modes per dimension (``len(modes) == dim``).
-        layers: number of Fourier blocks.
-        in_channels, out_channels: of the data.
+        width: channels of the hidden blocks, an int >= 1.
+        modes: kept modes per dimension, a sequence of ``dim`` ints >= 1 (``(12,)``,
+            ``(12, 12)``; a bare int is refused, not read as one count per dimension). A grid
+            must keep every mode below its Nyquist frequency (:class:`SpectralConv`).
+        layers: number of Fourier blocks, an int >= 1.
+        in_channels, out_channels: of the data, ints >= 1.
         generator: the generator the initial weights are drawn from (``None``: a fresh one
             seeded 0); building the model never touches torch's global random state.
         precision: the initial :class:`SpectralPrecision` or its string.
@@ -424,13 +495,14 @@ class FNO(nn.Module):
         precision: SpectralPrecision | str = "full",
     ) -> None:
         super().__init__()
-        if dim not in (1, 2):
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim not in (1, 2):
             raise ValueError(f"dim must be 1 or 2, got {dim!r}")
-        if len(tuple(modes)) != dim:
+        modes = _modes(modes)
+        if len(modes) != dim:
             raise ValueError(f"modes must hold dim={dim} ints, got {modes!r}")
-        for name, value in (("width", width), ("layers", layers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        width, layers = _count("width", width), _count("layers", layers)
+        in_channels = _count("in_channels", in_channels)
+        out_channels = _count("out_channels", out_channels)
         g = torch.Generator().manual_seed(0) if generator is None else generator
         self.dim = dim
         self.lift = self._pointwise(in_channels + dim, width, g)
@@ -482,8 +554,10 @@ class FNO(nn.Module):
 
     @property
     def spectral_input_max(self) -> float:
-        """The largest ``|v|`` any spectral convolution's FFT has seen so far."""
-        return max(layer.input_max for layer in self.spectral)
+        """The largest ``|v|`` any spectral convolution's FFT has seen so far; NaN once any
+        of them has seen a NaN (:attr:`SpectralConv.input_max`)."""
+        seen = [layer.input_max for layer in self.spectral]
+        return math.nan if any(math.isnan(m) for m in seen) else max(seen)
 
     def _grid(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape[2:]

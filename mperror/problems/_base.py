@@ -165,18 +165,27 @@ def check_size(size: object) -> str:
 
 
 def check_seed(seed: object) -> int:
-    """``seed`` if it is a non-negative int, else a TypeError/ValueError naming the argument."""
+    """``seed`` if it is a non-negative int below ``2**64`` (``torch.Generator.manual_seed``
+    takes an unsigned 64-bit seed, and the trainer seeds stochastic rounding with it), else a
+    TypeError or ValueError naming the argument and the allowed values."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be a non-negative int, got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed}")
+        raise TypeError(f"seed must be a non-negative int below 2**64, got {type(seed).__name__}")
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be a non-negative int below 2**64, got {seed}")
     return int(seed)
+
+
+#: The streams of :func:`generator` the problems draw from: a model's initial weights, its
+#: training data, and a test set that is the same for every seed (drawn from seed 0's test
+#: stream, which no training set draws from, so no training seed can reproduce it).
+MODEL_STREAM, DATA_STREAM, TEST_STREAM = 0, 1, 2
 
 
 def generator(seed: int, stream: int) -> torch.Generator:
     """A CPU generator for the independent random stream ``stream`` of ``seed``.
 
-    Streams (model initialisation, training data, test data, ...) are decorrelated through
+    Streams (model initialisation, training data, test data, ...: :data:`MODEL_STREAM`,
+    :data:`DATA_STREAM`, :data:`TEST_STREAM`) are decorrelated through
     :class:`numpy.random.SeedSequence`, so adding training points never changes the initial
     weights. Sampling on the CPU makes the draws identical on every device.
     """

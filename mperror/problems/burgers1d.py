@@ -33,7 +33,7 @@ import numpy as np
 import scipy.fft
 import torch
 
-from mperror.problems._base import check_seed, generator
+from mperror.problems._base import DATA_STREAM, check_seed, generator
 from mperror.problems.grf import SpectralGRF, periodic_1d, periodic_values_1d
 
 __all__ = [
@@ -165,6 +165,7 @@ def burgers1d_dataset(
     resolution: int,
     *,
     seed: int,
+    stream: int = DATA_STREAM,
     nu: float = 0.1,
     t_final: float = 1.0,
     fine_resolution: int = FINE_RESOLUTION,
@@ -177,7 +178,11 @@ def burgers1d_dataset(
     Args:
         n_samples: number of samples.
         resolution: grid points per sample; must divide ``fine_resolution``.
-        seed: seeds the initial conditions (torch's global generator is not used).
+        seed, stream: the initial conditions are drawn from ``generator(seed, stream)``
+            (:func:`mperror.problems._base.generator`; torch's global generator is not
+            used). The default stream, ``DATA_STREAM``, is not the one the problems
+            initialise their models from (``MODEL_STREAM``), so data and initial weights
+            of one seed are independent.
         nu: viscosity (Li et al. 2021 use 0.1).
         t_final: the output time.
         fine_resolution: the grid every sample is solved on; even, ``> 2 * field.n_modes``.
@@ -186,6 +191,10 @@ def burgers1d_dataset(
         dtype: dtype of the returned tensors (the solve is float64).
     """
     seed = check_seed(seed)
+    if isinstance(stream, bool) or not isinstance(stream, int):
+        raise TypeError(f"stream must be a non-negative int, got {type(stream).__name__}")
+    if stream < 0:
+        raise ValueError(f"stream must be a non-negative int, got {stream}")
     if not (isinstance(fine_resolution, int) and fine_resolution % 2 == 0):
         raise ValueError(f"fine_resolution must be an even int, got {fine_resolution!r}")
     if fine_resolution <= 2 * field.n_modes:
@@ -199,7 +208,7 @@ def burgers1d_dataset(
     if isinstance(resolution, bool) or not isinstance(resolution, int):
         raise ValueError(f"resolution must be an int, got {resolution!r}")
     subsample(torch.empty(fine_resolution), resolution)  # validates resolution early
-    coefficients = periodic_1d(field, n_samples, generator=generator(seed, 0), zero_mean=True)
+    coefficients = periodic_1d(field, n_samples, generator=generator(seed, stream), zero_mean=True)
     u0 = periodic_values_1d(coefficients, fine_resolution)
     u1 = solve_periodic_burgers(u0, nu=nu, t_final=t_final, dt=dt)
     return subsample(u0, resolution).to(dtype), subsample(u1, resolution).to(dtype)

@@ -39,7 +39,7 @@ import scipy.sparse.linalg
 import torch
 from numpy.typing import ArrayLike
 
-from mperror.problems._base import check_seed, generator
+from mperror.problems._base import DATA_STREAM, check_seed, generator
 from mperror.problems.grf import SpectralGRF, cosine_values_2d, neumann_2d
 
 __all__ = [
@@ -149,6 +149,7 @@ def darcy_dataset(
     resolution: int,
     *,
     seed: int,
+    stream: int = DATA_STREAM,
     fine_resolution: int = FINE_RESOLUTION,
     field: SpectralGRF = FIELD,
     a_high: float = 12.0,
@@ -162,7 +163,11 @@ def darcy_dataset(
         n_samples: number of samples.
         resolution: nodes per side, including the boundary; ``resolution - 1`` must divide
             ``fine_resolution - 1``.
-        seed: seeds the random fields (torch's global generator is not used).
+        seed, stream: the random fields are drawn from ``generator(seed, stream)``
+            (:func:`mperror.problems._base.generator`; torch's global generator is not
+            used). The default stream, ``DATA_STREAM``, is not the one the problems
+            initialise their models from (``MODEL_STREAM``), so data and initial weights
+            of one seed are independent.
         fine_resolution: nodes per side of the grid every sample is solved on.
         field: the Gaussian random field whose sign picks ``a_high`` (``> 0``) or ``a_low``.
         a_high, a_low: the two permeabilities.
@@ -170,6 +175,10 @@ def darcy_dataset(
         dtype: dtype of the returned tensors (the solve is float64).
     """
     seed = check_seed(seed)
+    if isinstance(stream, bool) or not isinstance(stream, int):
+        raise TypeError(f"stream must be a non-negative int, got {type(stream).__name__}")
+    if stream < 0:
+        raise ValueError(f"stream must be a non-negative int, got {stream}")
     if not (isinstance(fine_resolution, int) and fine_resolution >= 3):
         raise ValueError(f"fine_resolution must be an int >= 3, got {fine_resolution!r}")
     if isinstance(resolution, bool) or not isinstance(resolution, int):
@@ -180,7 +189,7 @@ def darcy_dataset(
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
     subsample(torch.empty(fine_resolution, fine_resolution), resolution)  # validates early
-    coefficients = neumann_2d(field, n_samples, generator=generator(seed, 0), zero_mean=True)
+    coefficients = neumann_2d(field, n_samples, generator=generator(seed, stream), zero_mean=True)
     x = torch.linspace(0.0, 1.0, fine_resolution, dtype=torch.float64)
     g = cosine_values_2d(coefficients, x)
     a = torch.where(g > 0, a_high, a_low).to(torch.float64)

@@ -29,14 +29,25 @@ import torch
 from torch import nn
 
 from mperror.models import FNO
-from mperror.problems._base import TrainDefaults, check_seed, check_size, generator, param_dtype
+from mperror.problems._base import (
+    DATA_STREAM,
+    MODEL_STREAM,
+    TEST_STREAM,
+    TrainDefaults,
+    check_seed,
+    check_size,
+    generator,
+    param_dtype,
+)
 from mperror.problems._fno import FNOInstance, FNOProblem
 from mperror.problems.burgers1d import FIELD, burgers1d_dataset, subsample
 
-__all__ = ["STRESS_POINTS", "TEST_SEED", "FNOBurgers", "FNOBurgersInstance"]
+__all__ = ["STRESS_POINTS", "TEST_SEED", "TEST_STREAM", "FNOBurgers", "FNOBurgersInstance"]
 
-#: The seed of the test functions, apart from every training seed.
-TEST_SEED = 2**31 - 1
+#: The test functions are stream :data:`TEST_STREAM` of this seed, the same for every training
+#: seed and apart from all of them: training functions are stream ``DATA_STREAM`` of the run's
+#: seed, so no seed (this one included) trains on them.
+TEST_SEED = 0
 #: The overflow stress test's grid: the largest power of two ``N`` with ``N * 1 <= 65504``, so
 #: that tanh (``|v| <= 1``) provably keeps an unnormalised forward fp16 FFT finite, while an
 #: unstabilised field of mean ``|v| > 2`` overflows its zero mode.
@@ -91,10 +102,17 @@ class FNOBurgers(FNOProblem):
     ``"full"``: 1,000 and 200 functions at 256 points (test at 512 and 1,024), width 64, 16
     modes, 4 layers, 5,000 steps at 1e-3 (Li et al.'s Burgers FNO, full batch). Training
     functions depend on the seed, test functions do not (:data:`TEST_SEED`).
+
+    Random streams (:func:`~mperror.problems._base.generator`): the initial weights are stream
+    ``MODEL_STREAM`` (0) of the seed, the training functions stream ``DATA_STREAM`` (1), the
+    test functions stream ``TEST_STREAM`` (2) of :data:`TEST_SEED`, which no training set
+    draws from. Revision 2 (this one) introduced them; revision 1 drew the training functions
+    from stream 0, the weights' own, and the test functions from stream 0 of seed
+    ``2**31 - 1``, so that a run with that seed trained on its test set.
     """
 
     name = "fno-burgers"
-    revision = 1
+    revision = 2
     _defaults = _DEFAULTS
 
     def build(
@@ -103,10 +121,13 @@ class FNOBurgers(FNOProblem):
         size = check_size(size)
         seed = check_seed(seed)
         n_train, n_test, resolution, fine, width, modes, layers = _SIZES[size]
-        u0, u1 = burgers1d_dataset(n_train, resolution, seed=seed, nu=_NU, fine_resolution=fine)
-        t0, t1 = burgers1d_dataset(
-            n_test, fine, seed=TEST_SEED, nu=_NU, fine_resolution=fine, dtype=torch.float64
+        u0, u1 = burgers1d_dataset(
+            n_train, resolution, seed=seed, stream=DATA_STREAM, nu=_NU, fine_resolution=fine
         )
+        t0, t1 = burgers1d_dataset(
+            n_test, fine, seed=TEST_SEED, stream=TEST_STREAM, nu=_NU, fine_resolution=fine,
+            dtype=torch.float64,
+        )  # fmt: skip
         resolutions = [resolution, 2 * resolution, 4 * resolution]
         test = {
             r: (
@@ -119,7 +140,13 @@ class FNOBurgers(FNOProblem):
         # the initial values have FIELD.n_modes < fine / 2 modes.
         spectrum = torch.fft.rfft(t0[:1], dim=-1)
         stress = torch.fft.irfft(spectrum, n=STRESS_POINTS, dim=-1) * (STRESS_POINTS / fine)
-        model = FNO(dim=1, width=width, modes=(modes,), layers=layers, generator=generator(seed, 0))
+        model = FNO(
+            dim=1,
+            width=width,
+            modes=(modes,),
+            layers=layers,
+            generator=generator(seed, MODEL_STREAM),
+        )
         config = {
             "problem": self.name,
             "size": size,
@@ -133,7 +160,9 @@ class FNOBurgers(FNOProblem):
             "eval_resolutions": resolutions,
             "n_train_functions": n_train,
             "n_test_functions": n_test,
-            "test_functions": f"seed {TEST_SEED}, independent of the training seed",
+            "training_functions": f"stream {DATA_STREAM} of the seed",
+            "test_functions": f"stream {TEST_STREAM} of seed {TEST_SEED}, for every seed",
+            "initial_weights": f"stream {MODEL_STREAM} of the seed",
             "width": width,
             "modes": modes,
             "layers": layers,

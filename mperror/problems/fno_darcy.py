@@ -32,14 +32,24 @@ import functools
 import torch
 
 from mperror.models import FNO
-from mperror.problems._base import TrainDefaults, check_seed, check_size, generator
+from mperror.problems._base import (
+    DATA_STREAM,
+    MODEL_STREAM,
+    TEST_STREAM,
+    TrainDefaults,
+    check_seed,
+    check_size,
+    generator,
+)
 from mperror.problems._fno import FNOInstance, FNOProblem
 from mperror.problems.darcy import FIELD, darcy_dataset, periodic_subsample
 
-__all__ = ["A_HIGH", "A_LOW", "TEST_SEED", "FNODarcy", "encode_permeability"]
+__all__ = ["A_HIGH", "A_LOW", "TEST_SEED", "TEST_STREAM", "FNODarcy", "encode_permeability"]
 
-#: The seed of the test functions, apart from every training seed.
-TEST_SEED = 2**31 - 1
+#: The test functions are stream :data:`TEST_STREAM` of this seed, the same for every training
+#: seed and apart from all of them: training functions are stream ``DATA_STREAM`` of the run's
+#: seed, so no seed (this one included) trains on them.
+TEST_SEED = 0
 #: The two permeabilities (``a_high`` where the field is positive).
 A_HIGH, A_LOW = 12.0, 3.0
 # size -> (train functions, test functions, training points per side, fine nodes per side,
@@ -59,11 +69,11 @@ def encode_permeability(a: torch.Tensor) -> torch.Tensor:
     return (a - (A_HIGH + A_LOW) / 2) / ((A_HIGH - A_LOW) / 2)
 
 
-def _solve(size: str, n_samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _solve(size: str, n_samples: int, seed: int, stream: int) -> tuple[torch.Tensor, torch.Tensor]:
     fine = _SIZES[size][3]
     return darcy_dataset(
-        n_samples, fine, seed=seed, fine_resolution=fine, a_high=A_HIGH, a_low=A_LOW,
-        dtype=torch.float64,
+        n_samples, fine, seed=seed, stream=stream, fine_resolution=fine, a_high=A_HIGH,
+        a_low=A_LOW, dtype=torch.float64,
     )  # fmt: skip
 
 
@@ -78,7 +88,7 @@ def _channel(values: torch.Tensor, points: int) -> torch.Tensor:
 def _train_data(size: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Training inputs and targets ``(n_train, 1, points, points)``, float32."""
     n_train, _, points, *_ = _SIZES[size]
-    a, u = _solve(size, n_train, seed)
+    a, u = _solve(size, n_train, seed, DATA_STREAM)
     return _channel(encode_permeability(a), points).float(), _channel(u, points).float()
 
 
@@ -86,7 +96,7 @@ def _train_data(size: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 def _test_data(size: str) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """Test inputs (float32) and targets (float64) at 1x, 2x and 4x the training points."""
     _, n_test, points, *_ = _SIZES[size]
-    a, u = _solve(size, n_test, TEST_SEED)
+    a, u = _solve(size, n_test, TEST_SEED, TEST_STREAM)
     return {
         n: (_channel(encode_permeability(a), n).float(), _channel(u, n))
         for n in (points, 2 * points, 4 * points)
@@ -106,10 +116,17 @@ class FNODarcy(FNOProblem):
     test functions do not (:data:`TEST_SEED`). The data of the last two seeds and the test
     functions stay in memory, so the policies of a study solve once; each instance gets its own
     copies.
+
+    Random streams (:func:`~mperror.problems._base.generator`): the initial weights are stream
+    ``MODEL_STREAM`` (0) of the seed, the training functions stream ``DATA_STREAM`` (1), the
+    test functions stream ``TEST_STREAM`` (2) of :data:`TEST_SEED`, which no training set
+    draws from. Revision 2 (this one) introduced them; revision 1 drew the training functions
+    from stream 0, the weights' own, and the test functions from stream 0 of seed
+    ``2**31 - 1``, so that a run with that seed trained on its test set.
     """
 
     name = "fno-darcy"
-    revision = 1
+    revision = 2
     _defaults = _DEFAULTS
 
     def build(
@@ -125,7 +142,11 @@ class FNODarcy(FNOProblem):
         }
         resolutions = sorted(test)
         model = FNO(
-            dim=2, width=width, modes=(modes, modes), layers=layers, generator=generator(seed, 0)
+            dim=2,
+            width=width,
+            modes=(modes, modes),
+            layers=layers,
+            generator=generator(seed, MODEL_STREAM),
         )
         config = {
             "problem": self.name,
@@ -142,7 +163,9 @@ class FNODarcy(FNOProblem):
             "eval_resolutions": resolutions,
             "n_train_functions": n_train,
             "n_test_functions": n_test,
-            "test_functions": f"seed {TEST_SEED}, independent of the training seed",
+            "training_functions": f"stream {DATA_STREAM} of the seed",
+            "test_functions": f"stream {TEST_STREAM} of seed {TEST_SEED}, for every seed",
+            "initial_weights": f"stream {MODEL_STREAM} of the seed",
             "width": width,
             "modes": modes,
             "layers": layers,

@@ -4,6 +4,8 @@ the contraction path, bad input."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -172,7 +174,10 @@ def test_unstabilised_half_overflows_exactly_when_predicted() -> None:
         plain(x)
         stable(x)
     fp16 = formats.get("fp16")
-    assert fft_overflows(16, plain.spectral_input_max, fp16)
+    # M of the first layer, whose FFT overflowed; the later layers' inputs held its inf and NaN
+    # (so the model-wide maximum is NaN: test_input_max_records_a_nan).
+    assert fft_overflows(16, plain.spectral[0].input_max, fp16)
+    assert math.isnan(plain.spectral_input_max)
     assert plain.overflow_events == 1
     assert stable.spectral_input_max <= 1.0
     assert not fft_overflows(16, stable.spectral_input_max, fp16)
@@ -224,6 +229,9 @@ def test_parse_model_precision() -> None:
         ("quarter", "MODE"),
         ("full-bf16", "takes no format"),
         ("half-fp17", "fp17"),
+        ("half-", "'-' must be followed by a format FMT, one of fp64, fp32"),  # was fp16
+        ("mixed-+tanh", "'-' must be followed by a format FMT"),  # was mixed-fp16+tanh
+        ("schedule-", "'-' must be followed by a format FMT"),
     ]:
         with pytest.raises(ValueError, match=message):
             parse(bad)
@@ -245,8 +253,8 @@ def test_set_precision_and_full_copy() -> None:
 
 def test_bad_input() -> None:
     model = _model()
-    with pytest.raises(ValueError, match="keeps at most 3 modes"):
-        model(torch.zeros(1, 1, 4))  # 4 points keep 3 rfft modes, the layer has 5
+    with pytest.raises(ValueError, match="keeps at most 2 modes"):
+        model(torch.zeros(1, 1, 4))  # 4 points keep frequencies 0, 1 < 4/2; the layer has 5
     with pytest.raises(ValueError, match="batch, channels"):
         model(torch.zeros(1, 16))
     with pytest.raises(TypeError, match="no FFT for it"):
@@ -269,6 +277,122 @@ def test_bad_input() -> None:
     for m in (np.int64(4), torch.tensor(4)):
         modes = FNO(dim=1, width=4, layers=1, modes=(m,)).spectral[0].modes
         assert modes == (4,) and type(modes[0]) is int
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "message"),
+    [
+        (lambda: SpectralConv(0, 4, (2,)), ValueError, r"channels_in must be a positive int"),
+        (lambda: SpectralConv(4, -1, (2,)), ValueError, r"channels_out must be a positive int"),
+        (lambda: SpectralConv(2.0, 4, (2,)), TypeError, r"channels_in must be a positive int"),
+        (lambda: SpectralConv(4, 4, 2), TypeError, r"modes must be a sequence of 1 or 2"),
+        (lambda: _fno(modes=4), TypeError, r"modes must be a sequence of 1 or 2"),
+        (lambda: _fno(modes="4"), TypeError, r"modes must be a sequence of 1 or 2"),
+        (lambda: _fno(in_channels=-1), ValueError, r"in_channels must be a positive int"),
+        (lambda: _fno(in_channels=0), ValueError, r"in_channels must be a positive int"),
+        (lambda: _fno(out_channels=0), ValueError, r"out_channels must be a positive int"),
+        (lambda: _fno(in_channels=2.5), TypeError, r"in_channels must be a positive int"),
+        (lambda: _fno(in_channels=True), TypeError, r"in_channels must be a positive int"),
+        (lambda: _fno(width=4.0), TypeError, r"width must be a positive int"),
+        (lambda: _fno(layers=0), ValueError, r"layers must be a positive int"),
+        (lambda: _fno(dim=True), ValueError, r"dim must be 1 or 2"),
+        (lambda: SpectralPrecision("half", tanh="no"), TypeError, r"tanh must be a bool"),
+        (lambda: SpectralPrecision("half", tanh=1), TypeError, r"tanh must be a bool"),
+    ],
+)
+def test_bad_arguments_are_refused_by_name(build, error, message) -> None:
+    """Oracle: the documented domains (ints >= 1, a sequence of ``dim`` modes, a bool
+    stabiliser). Before, these raised ZeroDivisionError, "'int' object is not iterable" or a
+    torch "groups" error, or were accepted (zero channels; tanh="no" meaning tanh on)."""
+    with pytest.raises(error, match=message):
+        build()
+
+
+def _fno(**kwargs) -> FNO:
+    return FNO(**{"dim": 1, "width": 4, "modes": (2,), "layers": 1, **kwargs})
+
+
+def test_contraction_cost_is_in_flops() -> None:
+    """Oracle: the real multiply-adds of the reported path counted by hand (per pairwise step,
+    the product of the sizes of every index it involves); opt_einsum counts a multiply and an
+    add as two floating-point operations, and the docstring must say so (it said the cost was
+    in multiply-adds, half the number)."""
+    info = SpectralConv(6, 6, (5,)).contraction(batch=8)
+    sizes = {"b": 8, "i": 6, "o": 6, "k": 5, "c": 2, "d": 2, "e": 2}
+    multiply_adds = sum(
+        math.prod(sizes[c] for c in set(step[2].replace(",", "").split("->")[0]))
+        for step in info.contraction_list
+    )
+    assert multiply_adds == 6 * 6 * 5 * 2 * 2 * 2 + 8 * 6 * 6 * 5 * 2 * 2
+    assert info.opt_cost == 2 * multiply_adds
+    doc = " ".join(SpectralConv.contraction.__doc__.split())
+    assert "floating-point operations" in doc and "twice the real multiply-adds" in doc
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+@pytest.mark.parametrize("n", [7, 8])
+def test_every_accepted_grid_gives_consistent_super_resolution(dim: int, n: int) -> None:
+    """Oracle: a spectral convolution is one operator on functions, so for an input exact on
+    both grids (cos and sin of 2 pi k.x, |k_i| <= n/2, on n and 2n points) its output on n
+    points equals its output on 2n points at the shared points; checked for every modes the
+    n-point grid accepts. Layers keeping the Nyquist frequency n/2 of an even grid were
+    accepted and broke it: sin(2 pi 4 x) vanishes on 8 points, not on 16; in 2-D the 8-point
+    grid's row -4 stands for the 16-point grid's +4 and -4 (0.65 apart for cos(2 pi (4x + y))
+    with modes (4, 3)). Full mode, float32: one wave through one weight |R| <= sqrt(2) gives
+    outputs of size <= 1.5 (measured 1.14), a few float32 roundings of which differ by about
+    1e-7 (measured 2.4e-7); 1e-5 is 40x that and far below a broken 0.1."""
+    shape = (n // 2 + 1,) * dim if dim == 1 else (n // 2 + 1, n // 2 + 1)
+    waves = [(k,) for k in range(n // 2 + 1)] if dim == 1 else [
+        (k1, k2) for k1 in range(-(n // 2), n // 2 + 1) for k2 in range(n // 2 + 1)
+    ]  # fmt: skip
+
+    def inputs(points: int) -> torch.Tensor:
+        x = torch.arange(points, dtype=torch.float64) / points
+        grid = torch.meshgrid(*(x,) * dim, indexing="ij")
+        phase = [
+            2 * math.pi * sum(k * g for k, g in zip(wave, grid, strict=True)) for wave in waves
+        ]
+        return torch.stack([f(p) for p in phase for f in (torch.cos, torch.sin)])[:, None].float()
+
+    coarse_in, fine_in = inputs(n), inputs(2 * n)
+    accepted = []
+    for modes in np.ndindex(*shape):
+        modes = tuple(m + 1 for m in modes)
+        layer = SpectralConv(1, 1, modes, generator=torch.Generator().manual_seed(0))
+        try:
+            with torch.no_grad():
+                coarse = layer(coarse_in, SpectralPrecision("full"))
+        except ValueError as refused:
+            assert "below the Nyquist frequency" in str(refused)
+            continue
+        with torch.no_grad():
+            fine = layer(fine_in, SpectralPrecision("full"))[(...,) + (slice(None, None, 2),) * dim]
+        torch.testing.assert_close(coarse, fine, rtol=0, atol=1e-5, msg=f"modes {modes}")
+        accepted.append(modes)
+    # the largest accepted modes: every frequency below n/2 (first axis of 2-D: -m .. m - 1)
+    largest = ((n + 1) // 2,) if dim == 1 else ((n - 1) // 2, (n + 1) // 2)
+    assert accepted == [tuple(m + 1 for m in ms) for ms in np.ndindex(*largest)]
+
+
+def test_input_max_records_a_nan() -> None:
+    """Oracle: IEEE 754 maximum semantics as torch.amax implements them: the largest |v| of a set
+    holding a NaN is NaN. Python's max(old, nan) returns old, so the recorded value stopped
+    updating, and FNO.spectral_input_max depended on the order of the layers."""
+    model = _model()
+    x = _input(1)
+    with torch.no_grad():
+        model(x)
+        assert math.isfinite(model.spectral_input_max) and model.spectral_input_max > 0
+        x[0, 0, 3] = math.nan
+        model(x)
+        assert all(math.isnan(layer.input_max) for layer in model.spectral)
+        assert math.isnan(model.spectral_input_max)
+        model(_input(1))  # finite again: the NaN stays recorded
+        assert math.isnan(model.spectral_input_max)
+    for values in ([math.nan, 1.0], [1.0, math.nan]):
+        for layer, value in zip(model.spectral, values, strict=True):
+            layer.input_max = value
+        assert math.isnan(model.spectral_input_max)
 
 
 def test_build_leaves_the_global_generator_alone() -> None:

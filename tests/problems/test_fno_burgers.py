@@ -9,9 +9,12 @@ import pytest
 import torch
 
 from mperror import problems
+from mperror.models import FNO
 from mperror.problems import burgers1d_dataset
-from mperror.problems.burgers1d import subsample
+from mperror.problems._base import DATA_STREAM, MODEL_STREAM, TEST_STREAM, generator
+from mperror.problems.burgers1d import FIELD, subsample
 from mperror.problems.fno_burgers import STRESS_POINTS, TEST_SEED
+from mperror.problems.grf import periodic_1d, periodic_values_1d
 from mperror.train import RunConfig, train
 
 
@@ -22,14 +25,15 @@ def instance():
 
 def test_data_are_the_solver_subsampled(instance) -> None:
     """Oracle: burgers1d_dataset called here; the test set at 1x, 2x, 4x is one fine solve
-    subsampled (the same functions at every resolution), from a seed of its own."""
+    subsampled (the same functions at every resolution), from a stream of its own."""
     cfg = instance.config
     fine, r = cfg["fine_resolution"], cfg["resolution"]
     u0, u1 = burgers1d_dataset(cfg["n_train_functions"], r, seed=0, fine_resolution=fine)
     assert torch.equal(instance.inputs[:, 0], u0) and torch.equal(instance.targets[:, 0], u1)
     t0, t1 = burgers1d_dataset(
-        cfg["n_test_functions"], fine, seed=TEST_SEED, fine_resolution=fine, dtype=torch.float64
-    )
+        cfg["n_test_functions"], fine, seed=TEST_SEED, stream=TEST_STREAM, fine_resolution=fine,
+        dtype=torch.float64,
+    )  # fmt: skip
     assert sorted(instance.test) == cfg["eval_resolutions"] == [r, 2 * r, 4 * r]
     for res, (x, y) in instance.test.items():
         assert torch.equal(x[:, 0], subsample(t0, res).float())
@@ -37,6 +41,39 @@ def test_data_are_the_solver_subsampled(instance) -> None:
     other = problems.get("fno-burgers").build("quick", seed=1)
     assert not torch.equal(other.inputs, instance.inputs)
     assert torch.equal(other.test[r][1], instance.test[r][1])
+
+
+def test_no_training_seed_trains_on_the_test_functions() -> None:
+    """Oracle: the test functions themselves, compared point for point with every training
+    function. The test set is stream TEST_STREAM of TEST_SEED, which no training set draws
+    from; in revision 1 it was the training stream of seed TEST_SEED = 2**31 - 1, so a run of
+    that seed trained on the 32 test functions."""
+    assert TEST_STREAM not in (DATA_STREAM, MODEL_STREAM)
+    inst = problems.get("fno-burgers").build("quick", seed=TEST_SEED)
+    train = inst.inputs[:, 0]
+    test = inst.test[inst.resolution][0][:, 0]
+    assert not (train[:, None, :] == test[None, :, :]).all(dim=-1).any()
+
+
+def test_data_and_initial_weights_come_from_streams_of_their_own(instance) -> None:
+    """Oracle: the initial values drawn here from the Gaussian random field on stream
+    DATA_STREAM of the seed, and the model built here from stream MODEL_STREAM. In revision 1
+    both came from stream 0, the same Mersenne-Twister state: weights and data were
+    correlated."""
+    cfg = instance.config
+    fine, r = cfg["fine_resolution"], cfg["resolution"]
+    coefficients = periodic_1d(
+        FIELD, cfg["n_train_functions"], generator=generator(0, DATA_STREAM), zero_mean=True
+    )
+    u0 = subsample(periodic_values_1d(coefficients, fine), r).float()
+    assert torch.equal(instance.inputs[:, 0], u0)
+    model = FNO(
+        dim=1, width=cfg["width"], modes=(cfg["modes"],), layers=cfg["layers"],
+        generator=generator(0, MODEL_STREAM),
+    )  # fmt: skip
+    for ours, built in zip(model.parameters(), instance.model.parameters(), strict=True):
+        assert torch.equal(ours, built)
+    assert problems.get("fno-burgers").revision >= 2  # the data changed with the streams
 
 
 def test_stress_input_interpolates_a_test_function(instance) -> None:

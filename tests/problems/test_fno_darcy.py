@@ -10,8 +10,11 @@ import pytest
 import torch
 
 from mperror import problems
-from mperror.problems.darcy import darcy_dataset, periodic_subsample
+from mperror.models import FNO
+from mperror.problems._base import DATA_STREAM, MODEL_STREAM, TEST_STREAM, generator
+from mperror.problems.darcy import FIELD, darcy_dataset, periodic_subsample
 from mperror.problems.fno_darcy import A_HIGH, A_LOW, TEST_SEED, encode_permeability
+from mperror.problems.grf import cosine_values_2d, neumann_2d
 from mperror.train import RunConfig, train
 
 
@@ -39,7 +42,7 @@ def test_periodic_subsample_keeps_the_nodes_i_over_n() -> None:
 
 def test_data_are_the_solver_on_the_periodic_grid(instance) -> None:
     """Oracle: darcy_dataset called here at the fine resolution; every resolution is one fine
-    solve subsampled, the test functions come from a seed of their own, and the nodes the
+    solve subsampled, the test functions come from a stream of their own, and the nodes the
     periodic grid drops (x = 1, y = 1) carry u = 0 like their images on x = 0 and y = 0."""
     cfg = instance.config
     fine, n = cfg["fine_resolution"], cfg["resolution"]
@@ -52,8 +55,9 @@ def test_data_are_the_solver_on_the_periodic_grid(instance) -> None:
     assert float(u[:, -1, :].abs().max()) == 0 and float(u[:, :, -1].abs().max()) == 0
     assert float(u[:, 0, :].abs().max()) == 0 and float(u[:, :, 0].abs().max()) == 0
     ta, tu = darcy_dataset(
-        cfg["n_test_functions"], fine, seed=TEST_SEED, fine_resolution=fine, dtype=torch.float64
-    )
+        cfg["n_test_functions"], fine, seed=TEST_SEED, stream=TEST_STREAM, fine_resolution=fine,
+        dtype=torch.float64,
+    )  # fmt: skip
     assert sorted(instance.test) == cfg["eval_resolutions"] == [n, 2 * n, 4 * n]
     for res, (x, y) in instance.test.items():
         assert x.dtype == torch.float32 and y.dtype == torch.float64
@@ -62,6 +66,40 @@ def test_data_are_the_solver_on_the_periodic_grid(instance) -> None:
     other = problems.get("fno-darcy").build("quick", seed=1)
     assert not torch.equal(other.inputs, instance.inputs)
     assert torch.equal(other.test[n][1], instance.test[n][1])
+
+
+def test_no_training_seed_trains_on_the_test_functions() -> None:
+    """Oracle: the test permeabilities themselves, compared with every training permeability.
+    The test set is stream TEST_STREAM of TEST_SEED, which no training set draws from; in
+    revision 1 it was the training stream of seed TEST_SEED = 2**31 - 1, so a run of that
+    seed trained on the 16 test functions."""
+    assert TEST_STREAM not in (DATA_STREAM, MODEL_STREAM)
+    inst = problems.get("fno-darcy").build("quick", seed=TEST_SEED)
+    train = inst.inputs[:, 0].flatten(1)
+    test = inst.test[inst.resolution][0][:, 0].flatten(1)
+    assert not (train[:, None, :] == test[None, :, :]).all(dim=-1).any()
+
+
+def test_data_and_initial_weights_come_from_streams_of_their_own(instance) -> None:
+    """Oracle: the permeabilities drawn here from the Gaussian random field on stream
+    DATA_STREAM of the seed (thresholded and encoded; no solve), and the model built here from
+    stream MODEL_STREAM. In revision 1 both came from stream 0, the same generator state."""
+    cfg = instance.config
+    fine, n = cfg["fine_resolution"], cfg["resolution"]
+    coefficients = neumann_2d(
+        FIELD, cfg["n_train_functions"], generator=generator(0, DATA_STREAM), zero_mean=True
+    )
+    g = cosine_values_2d(coefficients, torch.linspace(0.0, 1.0, fine, dtype=torch.float64))
+    a = torch.where(g > 0, A_HIGH, A_LOW).to(torch.float64)
+    expected = encode_permeability(periodic_subsample(a, n)).float()
+    assert torch.equal(instance.inputs[:, 0], expected)
+    model = FNO(
+        dim=2, width=cfg["width"], modes=(cfg["modes"],) * 2, layers=cfg["layers"],
+        generator=generator(0, MODEL_STREAM),
+    )  # fmt: skip
+    for ours, built in zip(model.parameters(), instance.model.parameters(), strict=True):
+        assert torch.equal(ours, built)
+    assert problems.get("fno-darcy").revision >= 2  # the data changed with the streams
 
 
 def test_encoding_maps_the_two_permeabilities_to_plus_minus_one() -> None:
