@@ -6,16 +6,23 @@
 # the stop is a SIGINT, on which pytest still prints its summary). Run from the repository root
 # on a machine with CUDA:
 #
-#   OUT=/some/dir PYTHONPATH=. bash experiments/gpu_checks.sh
+#   OUT=/some/dir PYTHONPATH=.device-deps:. bash experiments/gpu_checks.sh
 #
-# (PYTHON=python3 if the machine has no `python`.)
+# (PYTHON=... picks the interpreter; default `python`, else `python3`.) A machine without
+# network may lack mperror's pure-Python dependencies opt_einsum (the FNO's contractions) and
+# tqdm (training runs): copy their package folders from a machine that has them into
+# .device-deps/ (ignored by git) and carry that folder along, e.g.
+#   mkdir -p .device-deps && for m in opt_einsum tqdm; do cp -r "$(python -c \
+#     "import $m, os; print(os.path.dirname($m.__file__))")" .device-deps/; done
+# The env step says which dependencies and which C compiler (triton's launcher needs one on the
+# first compiled CUDA kernel) the machine has.
 # Writes at most seven files to $OUT (default gpu-checks/): env.txt, pytest-gpu.txt,
 # bench-rounding.txt, exhaustive.txt, exhaustive-compiled.txt, cufft.txt, cufft.json. Record
 # what they say in experiments/RESULTS.md with the GPU's name. The long runs (mperror verify
 # --full --device cuda, the FNO studies) are not part of this batch: see RESULTS.md's list.
 set -u
 out=${OUT:-gpu-checks}
-py=${PYTHON:-python}
+py=${PYTHON:-$(command -v python || command -v python3 || echo python)}
 export PYTHONUNBUFFERED=1
 mkdir -p "$out"
 
@@ -30,7 +37,9 @@ step() {  # step NAME SECONDS COMMAND...: the command's output, wall time and ex
   tail -n 3 "$out/$name.txt"
 }
 
-step env 40 bash -c 'nvidia-smi; '"$py"' -c "import torch, mperror; \
+step env 40 bash -c 'nvidia-smi; echo "C compiler: $(command -v cc gcc | head -n 1)"; '"$py"' -c "\
+import importlib.util as u; print({m: u.find_spec(m) is not None for m in (\"opt_einsum\", \
+\"tqdm\", \"matplotlib\", \"hypothesis\", \"triton\")}, \"(modules found)\")"; '"$py"' -c "import torch, mperror; \
 print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name(), mperror.__version__); \
 from mperror import rounding as r; \
 print({f.name: r._cast_agrees(f, d, \"cuda\") for f, d in r._NATIVE_CASTS.items()}, \"(cuda casts)\"); \

@@ -52,8 +52,8 @@ import math
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import opt_einsum
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -61,6 +61,9 @@ from torch import nn
 import mperror.emulate
 from mperror import formats
 from mperror.formats import FloatFormat, as_format
+
+if TYPE_CHECKING:
+    import opt_einsum
 
 __all__ = [
     "BACKENDS",
@@ -197,6 +200,10 @@ def parse_model_precision(text: str) -> tuple[SpectralPrecision, PrecisionSchedu
 
 @functools.lru_cache(maxsize=64)
 def _expression(x_shape: tuple[int, ...], w_shape: tuple[int, ...]):
+    # imported where used, so that importing mperror works where opt_einsum is missing (a bare
+    # GPU machine), and only the FNO's contractions need it
+    import opt_einsum
+
     return opt_einsum.contract_expression(_EQUATION, x_shape, (2, 2, 2), w_shape)
 
 
@@ -414,6 +421,8 @@ class SpectralConv(nn.Module):
         kept = math.prod(self.weight.shape[2:-1])
         x = (batch, self.weight.shape[0], kept, 2)
         w = (self.weight.shape[0], self.weight.shape[1], kept, 2)
+        import opt_einsum  # as in _expression
+
         return opt_einsum.contract_path(_EQUATION, x, (2, 2, 2), w, shapes=True)[1]
 
     def forward(self, v: torch.Tensor, precision: SpectralPrecision) -> torch.Tensor:

@@ -5,6 +5,10 @@ the contraction path, bad input."""
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -418,3 +422,22 @@ def test_native_half_matches_emulated_half_statistically() -> None:
     for out in (native, emulated):
         assert u / 100 < _relative(out, full) < 20 * u  # rounded, and by a few u only
     assert _relative(native, emulated) < 40 * u
+
+
+def test_importing_mperror_needs_no_opt_einsum(tmp_path) -> None:
+    """Oracle: a fresh interpreter in which ``import opt_einsum`` fails (a module of that name
+    raising ImportError shadows the real one) still imports mperror and rounds; only the FNO's
+    contractions need opt_einsum. A GPU machine without network may lack it, and the top-level
+    import had made every GPU test fail at collection."""
+    (tmp_path / "opt_einsum.py").write_text("raise ImportError('opt_einsum is blocked')\n")
+    root = Path(mperror.__file__).resolve().parents[1]
+    code = (
+        "import torch, mperror; from mperror.models import FNO; "
+        "print(mperror.round(torch.tensor([0.1]), 'fp16').item())"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)])}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0.0999755859375"
