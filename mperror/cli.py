@@ -49,6 +49,12 @@ def _cmd_formats(args: argparse.Namespace) -> int:
 
 
 def _cmd_round(args: argparse.Namespace) -> int:
+    from mperror.problems._base import check_seed
+
+    try:
+        check_seed(args.seed)
+    except ValueError as error:
+        raise ValueError(f"--seed: {error}") from None
     fmt = formats.get(args.format)
     x = torch.tensor(args.values, dtype=torch.float64)
     generator = torch.Generator().manual_seed(args.seed)
@@ -74,14 +80,22 @@ def _print_claims(claims, out: Path) -> None:
 def _seeds(text: str | None) -> tuple[int, ...] | None:
     if text is None:
         return None
+    from mperror.problems._base import check_seed
+
     try:
         if "-" in text:
             first, last = (int(v) for v in text.split("-"))
-            seeds = tuple(range(first, last + 1))
+            ends = (first, last)
         else:
-            seeds = tuple(int(v) for v in text.split(","))
+            ends = tuple(int(v) for v in text.split(","))
     except ValueError:
         raise ValueError(f"--seeds must be like 0,1,2 or 0-9, got {text!r}") from None
+    for seed in ends:  # checked before a range is spelt out
+        try:
+            check_seed(seed)
+        except ValueError as error:
+            raise ValueError(f"--seeds {text!r}: {error}") from None
+    seeds = tuple(range(ends[0], ends[1] + 1)) if "-" in text else ends
     if not seeds:
         raise ValueError(f"--seeds range {text!r} is empty: its first seed exceeds its last")
     if len(set(seeds)) != len(seeds):
@@ -90,10 +104,10 @@ def _seeds(text: str | None) -> tuple[int, ...] | None:
 
 
 def _out(text: str) -> Path:
-    out = Path(text)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {text!r} is a file; it must be a directory (new or existing)")
-    return out
+    """``--out`` as a writable directory (made if new), refused before anything trains."""
+    from mperror.train.store import check_directory
+
+    return check_directory(text, "--out")
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -120,7 +134,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from mperror.report import write_report
     from mperror.train import configs_for, run_study
 
-    out = _out(args.out)
     configs = configs_for(
         args.problem,
         args.policy,
@@ -131,6 +144,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         iterations=args.iterations,
         optimizer=args.optimizer,
     )
+    out = _out(args.out)
     runs = run_study(configs, out, progress=not args.no_progress, log=True)
     write_report(runs, out, setting=args.size)
     print(f"{len(runs)} runs in {out}; report: {out / 'report.md'}")
@@ -156,6 +170,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise ValueError(
             f"{str(runs_dir)!r} holds runs of sizes {', '.join(sizes)}: pass --size to judge one"
         )
+    from mperror.report.claims import check_comparable
+    from mperror.train.store import check_directory
+
+    check_comparable(runs)  # refused before the FNO sweep below spends any time
+    check_directory(root, "RUN_DIR")  # the report is written there
     extra, figures = [], {}
     if runs_dir != root:  # a verify directory: its report also judges the FNO bounds
         from mperror.report.fno_sweep import fno_claims
@@ -221,7 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.set_defaults(func=_cmd_run)
 
     p_report = sub.add_parser("report", help="judge and redraw from stored runs")
-    p_report.add_argument("run_dir", help="a directory written by verify or run")
+    p_report.add_argument(
+        "run_dir",
+        help="a directory written by verify or run (the runs of a problem must differ in policy, "
+        "seed, backend and model precision alone)",
+    )
     p_report.add_argument(
         "--size", choices=["quick", "full"], help="judge the runs of this size (needed when both)"
     )

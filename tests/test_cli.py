@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -76,6 +77,11 @@ def test_run_command(tmp_path, capsys) -> None:
         (["run", "regression", "--seeds", "3-1"], "--seeds range '3-1' is empty"),
         (["run", "regression", "--seeds", "1,1"], "--seeds repeats a seed"),
         (["report", "/nonexistent/mperror"], "does not exist"),
+        # torch's generator overflowed ("Overflow when unpacking long long") after building
+        (["run", "regression", "--seeds", "99999999999999999999"], "--seeds '9999"),
+        (["run", "regression", "--seeds", "0-18446744073709551616"], "below 2**64"),
+        # fp32 has nothing to emulate: it ran natively under the run id "...-fp32-emulated-..."
+        (["run", "regression", "-p", "fp32", "mixed-fp16", "--backend", "emulated"], "(--backend)"),
         (["run", "regression", "-p", "fp16+scaler"], "policy 'fp16+scaler': GradScaler"),
         (["run", "regression", "-p", "fp32/half"], "model_precision is for problems"),
         # checked before the first run trains: the good run leaves no directory behind
@@ -83,7 +89,9 @@ def test_run_command(tmp_path, capsys) -> None:
     ],
 )
 def test_bad_arguments_give_one_clear_line(argv, message, tmp_path, capsys) -> None:
-    assert main([*argv, "--out", str(tmp_path)] if argv[0] == "run" else argv) == 2
+    # --iterations 2: were a bad argument let through, the test would not train for minutes
+    run = [*argv, "--out", str(tmp_path), "--iterations", "2", "--no-progress"]
+    assert main(run if argv[0] == "run" else argv) == 2
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
@@ -100,6 +108,60 @@ def test_out_that_is_a_file_is_refused(command, tmp_path, capsys) -> None:
     assert "--out" in err and "is a file" in err
     assert "Traceback" not in err
     assert target.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("command", [["run", "regression"], ["verify"]])
+@pytest.mark.parametrize("where", ["below a file", "empty", "unwritable"])
+def test_out_that_cannot_be_a_directory_is_refused_before_training(
+    command, where, tmp_path, capsys, monkeypatch
+) -> None:
+    """Below a file: NotADirectoryError traceback; unwritable: FileNotFoundError traceback after
+    the problem was built; empty: the runs went into the current directory."""
+    from mperror.train import store
+
+    if where == "unwritable" and not Path("/proc/self").is_dir():
+        pytest.skip("needs Linux's /proc (no directory can be made in it, even by root)")
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    out = {"below a file": str(afile / "sub"), "empty": "", "unwritable": "/proc/mperror-t"}
+    monkeypatch.setattr(store, "train", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.chdir(tmp_path)
+    argv = [*command, "--out", out[where], "--iterations", "2", "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"error: --out {out[where]!r}" in err or "--out must name a directory" in err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+    assert afile.read_text() == "keep me"
+
+
+def test_report_of_a_file_says_it_is_a_file(tmp_path, capsys) -> None:
+    (tmp_path / "afile").write_text("x")
+    assert main(["report", str(tmp_path / "afile")]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a directory" in err and "does not exist" not in err
+
+
+def test_report_refuses_runs_trained_with_other_settings(tmp_path, capsys) -> None:
+    """fp32 trained 2 steps and fp16 3 into one directory: report paired and judged them."""
+    out = str(tmp_path / "r")
+    base = ["run", "regression", "--out", out, "--no-progress"]
+    assert main([*base, "-p", "fp32", "--iterations", "2"]) == 0
+    assert main([*base, "-p", "fp16", "--iterations", "3"]) == 0
+    capsys.readouterr()
+    assert main(["report", out]) == 2
+    err = capsys.readouterr().err
+    assert "'regression-quick-fp16-seed0'" in err and "'regression-quick-fp32-seed0'" in err
+    assert "differ in iterations 3 vs 2" in err and "Traceback" not in err
+
+
+def test_report_header_shows_the_iterations_override(tmp_path) -> None:
+    """--iterations 2 trained regression for 2 steps, and the header said "Setting: quick"."""
+    out = tmp_path / "r"
+    assert main(["run", "regression", "-p", "fp32", "--iterations", "2", "--out", str(out)]) == 0
+    assert "Setting: **quick, overridden: regression iterations 2**" in (
+        (out / "report.md").read_text()
+    )
 
 
 def test_unknown_problem_is_an_argparse_error(capsys) -> None:

@@ -2,9 +2,17 @@
 
 Every criterion (a factor, a share) is a module constant, stated before any run: a claim that
 does not reproduce on the machine at hand is reported as a finding, never tuned away. With
-several seeds, a policy's number is the median over its seeds. Two additions were made after
-seeing runs, and the report says so: the error ratios compare medians over the seeds run in
-both precisions, and fp16-fails counts only seeds where float32 trained (``TRAINED_MAX``).
+several seeds, a policy's number is the median over its seeds. Additions made after seeing
+runs, which the report states: the error ratios compare medians over the seeds run in both
+precisions; fp16-fails and mixed-matches count only seeds where float32 trained
+(``TRAINED_MAX``), the FNO accuracy and super-resolution claims only modes whose full-precision
+twin trained, and a mixed run that diverged counts as infinitely far from float32; and a
+critical-zone seed that never entered is undecided when its run was too short to tell (fewer
+than ``CRITICAL_WINDOW`` steps, or float32 did not train on that seed).
+
+Runs are judged together only when they differ in :data:`SWEPT_FIELDS` alone
+(:func:`check_comparable`): runs of one problem trained with other settings or on another
+revision of the problem are refused, never pooled.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from mperror.train.summary import CRITICAL_WINDOW, delta_comparisons
 
 __all__ = [
     "CLAIMS",
+    "CRITICAL_ZONE_RUNS",
     "FAIL_FACTOR",
     "FNO_PREFIXES",
     "FNO_TWINS",
@@ -27,8 +36,10 @@ __all__ = [
     "FROZEN_MIN",
     "MATCH_FACTOR",
     "OPTIONAL_CLAIMS",
+    "SWEPT_FIELDS",
     "TRAINED_MAX",
     "Claim",
+    "check_comparable",
     "evaluate",
 ]
 
@@ -40,12 +51,20 @@ MATCH_FACTOR = 2.0
 FAIL_FACTOR = 2.0
 #: float32 "trained" on a seed when its final relative test error is at most this. Where it did
 #: not (a quick run too short to fit), both precisions fail and their ratio says nothing about
-#: float16.
+#: the other precision. For the FNO claims: the full-precision model's test error at 1x.
 TRAINED_MAX = 0.1
 #: "Frozen weights far above float32's": float16's unchanged share (last tenth of the run) is at
 #: least FROZEN_MIN while float32's is at most FROZEN_FP32_MAX.
 FROZEN_MIN = 0.5
 FROZEN_FP32_MAX = 0.05
+#: The (problem, label) whose runs diffusion.critical-zone judges (and its figure draws).
+CRITICAL_ZONE_RUNS = ("diffusion", "mixed-fp16")
+#: The :class:`~mperror.train.RunConfig` fields a study sweeps: runs of one problem judged
+#: together may differ in these alone. Every other resolved setting (``config.json``:
+#: iterations, lr, adam_eps, optimizer, eval_every, size, device, ...) and the problem's
+#: revision (``request.json``) must be the same, or a ratio would compare settings, not
+#: precisions.
+SWEPT_FIELDS = ("policy", "seed", "backend", "model_precision")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,23 +95,53 @@ class Claim(Record):
     runs: tuple[str, ...] = ()
 
 
+def _settings(run: StoredRun) -> dict[str, object]:
+    """What must be shared by the runs of one problem: every field outside SWEPT_FIELDS."""
+    shared = {k: v for k, v in run.config.to_dict().items() if k not in SWEPT_FIELDS}
+    return {**shared, "problem_revision": run.problem_revision}
+
+
+def check_comparable(runs: Sequence[StoredRun]) -> None:
+    """Raise ValueError unless the claims may judge ``runs`` together.
+
+    Within a problem, two runs must not share a label and a seed (claims would pool them), and
+    every run must have the settings of the problem's first run in every field outside
+    :data:`SWEPT_FIELDS`, the problem's revision included (a run of an older revision is not
+    mixed in). The message names the two runs and the fields in which they differ.
+    """
+    seen: dict[tuple[str, str, int], str] = {}
+    first: dict[str, tuple[str, dict[str, object]]] = {}
+    for run in runs:
+        s = run.summary
+        twin = seen.setdefault((s.problem, s.label, s.seed), s.run_id)
+        if twin != s.run_id:  # e.g. another backend or optimizer, same seed
+            raise ValueError(
+                f"runs {twin!r} and {s.run_id!r} are both {s.problem} {s.label} seed {s.seed}: "
+                "claims would pool them; report them from separate directories"
+            )
+        mine = _settings(run)
+        other, theirs = first.setdefault(s.problem, (s.run_id, mine))
+        differ = [k for k in sorted(theirs.keys() | mine.keys()) if theirs.get(k) != mine.get(k)]
+        if differ:
+            detail = ", ".join(f"{k} {theirs.get(k)!r} vs {mine.get(k)!r}" for k in differ)
+            raise ValueError(
+                f"runs {other!r} and {s.run_id!r} of {s.problem} differ in {detail}: claims "
+                f"compare runs that differ in {', '.join(SWEPT_FIELDS)} only, so a ratio "
+                "would measure the settings, not the precision; report them from separate "
+                "directories, or train them again with one setting"
+            )
+
+
 class _Runs:
     """Stored runs grouped by (problem, label): the label is the policy, followed by the
-    model's own precision for models that have one (``"fp32/half+tanh"``)."""
+    model's own precision for models that have one (``"fp32/half+tanh"``). Runs that
+    :func:`check_comparable` refuses are refused."""
 
     def __init__(self, runs: Sequence[StoredRun]) -> None:
+        check_comparable(runs)
         self.groups: dict[tuple[str, str], list[StoredRun]] = {}
-        seen: dict[tuple[str, str, int], str] = {}
         for run in runs:
-            key = (run.summary.problem, run.summary.label)
-            twin = seen.setdefault((*key, run.summary.seed), run.summary.run_id)
-            if twin != run.summary.run_id:  # e.g. another backend or optimizer, same seed
-                raise ValueError(
-                    f"runs {twin!r} and {run.summary.run_id!r} are both {key[0]} {key[1]} seed "
-                    f"{run.summary.seed}: claims would pool them; report them from separate "
-                    "directories"
-                )
-            self.groups.setdefault(key, []).append(run)
+            self.groups.setdefault((run.summary.problem, run.summary.label), []).append(run)
 
     def get(self, problem: str, policy: str) -> list[StoredRun]:
         return self.groups.get((problem, policy), [])
@@ -140,6 +189,68 @@ def _pair_ids(pairs: list[tuple[int, StoredRun, StoredRun]]) -> tuple[str, ...]:
     return tuple(r.summary.run_id for _, *both in pairs for r in both)
 
 
+def _beside(value: float, threshold: float, digits: int, *, percent: bool = False) -> str:
+    """``value`` with ``digits`` decimals (a percentage with ``percent``), or with as many more
+    as it takes to print it on the side of ``threshold`` it lies on: the printed number then
+    agrees with a verdict that compares ``value`` with ``threshold``.
+
+    >>> _beside(2.004, 2.0, 2), _beside(1.5, 2.0, 2), _beside(0.49996, 0.5, 1, percent=True)
+    ('2.004', '1.50', '49.996%')
+    """
+
+    def side(x: float) -> int:
+        return (x > threshold) - (x < threshold)
+
+    text = ""
+    for d in range(digits, 18):
+        text = f"{value:.{d}%}" if percent else f"{value:.{d}f}"
+        if not math.isfinite(value):
+            return text
+        printed = float(text.rstrip("%")) / (100 if percent else 1)
+        if side(printed) == side(value):
+            return text
+    return text
+
+
+def _all(verdicts: Sequence[bool | None]) -> bool | None:
+    """One failing verdict decides ("each of"), else one undecided leaves the claim undecided."""
+    return False if False in verdicts else (None if None in verdicts else True)
+
+
+def _float32_trained(
+    pairs: list[tuple[int, StoredRun, StoredRun]],
+) -> list[tuple[int, StoredRun, StoredRun]]:
+    """The ``(seed, float32 run, other run)`` pairs where float32 trained: its final test error
+    is at most TRAINED_MAX (a NaN one, a diverged run's, is not)."""
+    return [p for p in pairs if p[1].summary.final_test_error <= TRAINED_MAX]
+
+
+def _float32_untrained(
+    claim: Claim, pairs: list[tuple[int, StoredRun, StoredRun]], other: str
+) -> Claim:
+    """``claim`` left undecided: float32 trained on none of ``pairs``."""
+    return replace(
+        claim,
+        measured="float32 did not train: final test error "
+        + ", ".join(f"{a.summary.final_test_error:.3e} (seed {s})" for s, a, _ in pairs),
+        note=f"no seed where float32 ended at or below {TRAINED_MAX:g}: float32 itself did not "
+        f"fit, so the ratio says nothing about {other} (train longer)",
+        runs=_pair_ids(pairs),
+    )
+
+
+def _some_of(used: list[int], pairs: list) -> str:
+    """``"3 paired seeds"``, or ``"2 of 3 paired seeds: [0, 2]"`` when some were left out."""
+    if len(used) == len(pairs):
+        return _seeds(pairs)
+    return f"{len(used)} of {_seeds(pairs)}: {used}"
+
+
+def _best_error(run: StoredRun) -> float:
+    """The run's best test error; infinite for a run that diverged (its best came before)."""
+    return math.inf if run.summary.diverged else run.summary.best_test_error
+
+
 def _mixed_matches(problem: str, paper: str, mixed: str = "mixed-fp16") -> Callable[[_Runs], Claim]:
     def judge(runs: _Runs) -> Claim:
         base = Claim(
@@ -149,8 +260,9 @@ def _mixed_matches(problem: str, paper: str, mixed: str = "mixed-fp16") -> Calla
             paper=paper,
             measured="",
             criterion=(
-                f"on the seeds run in both: median best test error of {mixed} <= "
-                f"{MATCH_FACTOR:g} x float32's"
+                f"on the seeds run in both where float32's final test error is <= "
+                f"{TRAINED_MAX:g}: median best test error of {mixed} <= {MATCH_FACTOR:g} x "
+                f"float32's (a {mixed} run that diverged counts as infinite)"
             ),
             holds=None,
         )
@@ -160,14 +272,25 @@ def _mixed_matches(problem: str, paper: str, mixed: str = "mixed-fp16") -> Calla
         pairs = runs.paired(problem, "fp32", mixed)
         if not pairs:
             return _unpaired(base, "fp32", mixed)
-        e32 = _median(a.summary.best_test_error for _, a, _ in pairs)
-        emix = _median(b.summary.best_test_error for _, _, b in pairs)
+        trained = _float32_trained(pairs)
+        if not trained:
+            return _float32_untrained(base, pairs, mixed)
+        e32 = _median(_best_error(a) for _, a, _ in trained)
+        emix = _median(_best_error(b) for _, _, b in trained)
         ratio = emix / e32
+        diverged = [s for s, _, b in trained if b.summary.diverged]
+        note = (
+            f"{mixed} diverged on seeds {diverged}: counted as infinite error" if diverged else ""
+        )
         return replace(
             base,
-            measured=f"fp32 {e32:.3e}, {mixed} {emix:.3e} (ratio {ratio:.2f}; {_seeds(pairs)})",
+            measured=(
+                f"fp32 {e32:.3e}, {mixed} {emix:.3e} (ratio {_beside(ratio, MATCH_FACTOR, 2)}; "
+                f"{_some_of([s for s, _, _ in trained], pairs)})"
+            ),
             holds=bool(ratio <= MATCH_FACTOR),
-            runs=_pair_ids(pairs),
+            note=note,
+            runs=_pair_ids(trained),
         )
 
     return judge
@@ -194,16 +317,9 @@ def _fp16_fails(problem: str, paper: str) -> Callable[[_Runs], Claim]:
         pairs = runs.paired(problem, "fp32", "fp16")
         if not pairs:
             return _unpaired(base, "fp32", "fp16")
-        trained = [p for p in pairs if p[1].summary.final_test_error <= TRAINED_MAX]  # not NaN
+        trained = _float32_trained(pairs)
         if not trained:
-            return replace(
-                base,
-                measured="float32 did not train: final test error "
-                + ", ".join(f"{a.summary.final_test_error:.3e} (seed {s})" for s, a, _ in pairs),
-                note=f"no seed where float32 ended at or below {TRAINED_MAX:g}: both precisions "
-                "failed to fit, so the ratio says nothing about float16 (train longer)",
-                runs=_pair_ids(pairs),
-            )
+            return _float32_untrained(base, pairs, "float16")
         e32 = _median(a.summary.final_test_error for _, a, _ in trained)
         e16 = _median(b.summary.final_test_error for _, _, b in trained)
         ratio = e16 / e32
@@ -211,7 +327,7 @@ def _fp16_fails(problem: str, paper: str) -> Callable[[_Runs], Claim]:
         return replace(
             base,
             measured=(
-                f"fp32 {e32:.3e}, fp16 {e16:.3e} (ratio {ratio:.2f}; "
+                f"fp32 {e32:.3e}, fp16 {e16:.3e} (ratio {_beside(ratio, FAIL_FACTOR, 2)}; "
                 f"{len(seeds)} of {_seeds(pairs)}: {seeds})"
             ),
             holds=bool(ratio >= FAIL_FACTOR),
@@ -242,9 +358,11 @@ def _frozen(problem: str, paper: str) -> Callable[[_Runs], Claim]:
         f16 = runs.median(problem, "fp16", "unchanged_final")
         mixed = runs.median(problem, "mixed-fp16", "unchanged_final")
         extra = "" if math.isnan(mixed) else f", mixed-fp16 {mixed:.1%}"
+        text16 = _beside(f16, FROZEN_MIN, 1, percent=True)
+        text32 = _beside(f32, FROZEN_FP32_MAX, 1, percent=True)
         return replace(
             base,
-            measured=f"fp16 {f16:.1%}, fp32 {f32:.1%}{extra}",
+            measured=f"fp16 {text16}, fp32 {text32}{extra}",
             holds=bool(f16 >= FROZEN_MIN and f32 <= FROZEN_FP32_MAX),
             runs=runs.ids((problem, "fp32"), (problem, "fp16")),
         )
@@ -305,8 +423,11 @@ def _critical_zone(runs: _Runs) -> Claim:
         paper="gradient norm above the threshold for about the first 500 of 2,000 iterations",
         measured="",
         criterion=(
-            f"mixed-fp16: {CRITICAL_WINDOW} consecutive steps below the threshold (L: secant), "
-            "and the final test error below the one at the entry step"
+            f"each mixed-fp16 seed: {CRITICAL_WINDOW} consecutive steps below the threshold "
+            "(L: secant), and the final test error below the one at the entry step; a seed that "
+            f"never entered is undecided when its run was too short to tell (fewer than "
+            f"{CRITICAL_WINDOW} steps, or float32's final test error on that seed above "
+            f"{TRAINED_MAX:g})"
         ),
         holds=None,
         note=(
@@ -314,26 +435,46 @@ def _critical_zone(runs: _Runs) -> Claim:
             "(lower) estimate of L, as the paper's figure does"
         ),
     )
-    missing = _missing(base, runs, ("diffusion", "mixed-fp16"))
+    problem, label = CRITICAL_ZONE_RUNS
+    missing = _missing(base, runs, CRITICAL_ZONE_RUNS)
     if missing:
         return missing
-    parts, verdicts = [], []
-    for r in runs.get("diffusion", "mixed-fp16"):
+    fp32 = {r.summary.seed: r for r in runs.get(problem, "fp32")}
+    parts, verdicts, consulted = [], [], []
+    for r in sorted(runs.get(problem, label), key=lambda r: r.summary.seed):
         s = r.summary
-        if s.critical_entry_step is None:
-            parts.append(f"seed {s.seed}: never entered ({s.steps} steps)")
-            verdicts.append(False)
-        else:
+        if s.critical_entry_step is not None:
             parts.append(
                 f"seed {s.seed}: entered at step {s.critical_entry_step} of {s.steps}, test error "
                 f"{s.test_error_at_entry:.3e} there, {s.final_test_error:.3e} at the end"
             )
             verdicts.append(bool(s.final_test_error < (s.test_error_at_entry or math.inf)))
+        elif s.steps < CRITICAL_WINDOW:
+            parts.append(
+                f"seed {s.seed}: undecided, {s.steps} step{'' if s.steps == 1 else 's'} (an "
+                f"entry needs {CRITICAL_WINDOW})"
+            )
+            verdicts.append(None)
+        elif s.seed in fp32 and not fp32[s.seed].summary.final_test_error <= TRAINED_MAX:
+            e32 = fp32[s.seed].summary.final_test_error
+            parts.append(
+                f"seed {s.seed}: undecided, never entered in {s.steps} steps, in which float32 "
+                f"did not train (final test error {e32:.3e})"
+            )
+            consulted.append(fp32[s.seed].summary.run_id)
+            verdicts.append(None)
+        else:
+            parts.append(f"seed {s.seed}: never entered ({s.steps} steps)")
+            verdicts.append(False)
+    note = base.note
+    if None in verdicts:
+        note += "; undecided seeds: runs too short to reach the zone (train longer)"
     return replace(
         base,
         measured="; ".join(parts),
-        holds=all(verdicts),
-        runs=runs.ids(("diffusion", "mixed-fp16")),
+        holds=_all(verdicts),
+        note=note,
+        runs=(*runs.ids(CRITICAL_ZONE_RUNS), *consulted),
     )
 
 
@@ -420,7 +561,10 @@ def _speed_memory(runs: _Runs) -> Claim:
         m32 = runs.median(problem, "fp32", "peak_memory")
         t = runs.median(problem, policy, "seconds_per_step")
         m = runs.median(problem, policy, "peak_memory")
-        rows.append(f"{problem} {policy}: {t32 / t:.2f}x speed, memory {m / m32:.2f}x")
+        rows.append(
+            f"{problem} {policy}: {_beside(t32 / t, 1.0, 2)}x speed, memory "
+            f"{_beside(m / m32, 1.0, 2)}x"
+        )
         verdicts.append(t32 / t > 1 and m / m32 < 1)
     if not rows:
         return replace(
@@ -506,7 +650,8 @@ def _fno_accuracy(problem: str) -> Callable[[_Runs], Claim]:
             "+ tanh, 50% mixed, 25% full keeps accuracy",
             measured="",
             criterion=f"test error (final weights, own final mode, training resolution) of each "
-            f"of {', '.join(m for m, _ in FNO_TWINS)} <= {MATCH_FACTOR:g} x full+tanh's",
+            f"of {', '.join(m for m, _ in FNO_TWINS)} <= {MATCH_FACTOR:g} x full+tanh's, medians "
+            f"over the seeds run in both where full+tanh trained (its error <= {TRAINED_MAX:g})",
             holds=None,
         )
         keys = [study.key(m) for pair in FNO_TWINS for m in pair]
@@ -515,31 +660,42 @@ def _fno_accuracy(problem: str) -> Callable[[_Runs], Claim]:
         )
         if missing:
             return missing
-        rows, verdicts, notes = [], [], []
+        rows, verdicts, untrained = [], [], []
         for mode, twin in FNO_TWINS:
             a, b = study.per_seed(mode), study.per_seed(twin)
-            seeds = sorted(a.keys() & b.keys())  # medians over the seeds run in both
-            if not seeds:
+            paired = sorted(a.keys() & b.keys())  # medians over the seeds run in both
+            if not paired:
                 rows.append(f"{mode}: no seed run beside {twin}")
+                verdicts.append(None)
+                continue
+            # the full-precision baseline did not train on a seed (a run too short, or NaN):
+            # nothing to match there
+            seeds = [s for s in paired if b[s]["test_error_1x"] <= TRAINED_MAX]
+            if not seeds:
+                errors = ", ".join(f"{b[s]['test_error_1x']:.3e}" for s in paired)
+                rows.append(f"{mode}: {twin} did not train beside it ({errors})")
+                untrained.append(twin)
                 verdicts.append(None)
                 continue
             e = _median(a[s]["test_error_1x"] for s in seeds)
             e_full = _median(b[s]["test_error_1x"] for s in seeds)
+            ratio = e / e_full
             rows.append(
-                f"{mode} {e:.3e} vs {twin} {e_full:.3e} (ratio {e / e_full:.2f}; {_seeds(seeds)})"
+                f"{mode} {e:.3e} vs {twin} {e_full:.3e} (ratio "
+                f"{_beside(ratio, MATCH_FACTOR, 2)}; {_some_of(seeds, paired)})"
             )
-            if not math.isfinite(e_full):  # the baseline did not train: nothing to match
-                notes.append(f"{twin}'s error is not finite")
-                verdicts.append(None)
-            else:
-                verdicts.append(bool(e / e_full <= MATCH_FACTOR))
-        # one mode failing decides the claim ("each of"), whatever the others' data
-        holds = False if False in verdicts else (None if None in verdicts else True)
+            verdicts.append(bool(ratio <= MATCH_FACTOR))
         return replace(
             base,
             measured="; ".join(rows),
-            holds=holds,
-            note="; ".join(notes),
+            holds=_all(verdicts),  # one mode failing decides ("each of"), whatever the others
+            note=(
+                f"{' and '.join(sorted(set(untrained)))} did not train (test error at 1x above "
+                f"{TRAINED_MAX:g} or not finite on every seed run in both): nothing to match "
+                "(train longer)"
+                if untrained
+                else ""
+            ),
             runs=runs.ids(*dict.fromkeys(keys)),
         )
 
@@ -647,6 +803,8 @@ def _overflow_text(events: float) -> str:
 
 def _fno_super_resolution(problem: str) -> Callable[[_Runs], Claim]:
     modes = ("full", "full+tanh", *(m for m, _ in FNO_TWINS))
+    # each mode's full-precision twin (same stabiliser), whose training decides the mode
+    twins = {"full": "full", "full+tanh": "full+tanh", **dict(FNO_TWINS)}
 
     def judge(runs: _Runs) -> Claim:
         study = _FNOStudy(runs, problem)
@@ -658,7 +816,9 @@ def _fno_super_resolution(problem: str) -> Callable[[_Runs], Claim]:
             paper="zero-shot super-resolution (Li et al.); checked per precision (Tu et al.)",
             measured="",
             criterion=f"test error at 4x <= {MATCH_FACTOR:g} x at 1x, same weights and mode, "
-            f"for each of {', '.join(modes)}",
+            f"for each of {', '.join(modes)}; a mode whose full-precision twin (full, or "
+            f"full+tanh for the +tanh modes) did not train (1x error > {TRAINED_MAX:g}) is "
+            "undecided",
             holds=None,
         )
         keys = [study.key(m) for m in modes]
@@ -668,15 +828,30 @@ def _fno_super_resolution(problem: str) -> Callable[[_Runs], Claim]:
         if missing:
             return missing
         rows, verdicts = [], []
+        untrained = {
+            m for m in set(twins.values()) if not study.value(m, "test_error_1x") <= TRAINED_MAX
+        }
         for mode in modes:
             e1, e2, e4 = (study.value(mode, f"test_error_{k}x") for k in (1, 2, 4))
             rows.append(f"{mode} {e1:.3e} / {e2:.3e} / {e4:.3e}")
-            # A model whose error is not finite does not evaluate at any resolution (inf <= inf).
-            verdicts.append(math.isfinite(e4) and e4 <= MATCH_FACTOR * e1)
+            if twins[mode] in untrained:  # too short a run: every model is as bad at any size
+                verdicts.append(None)
+            else:
+                # A model whose error is not finite does not evaluate at any resolution (inf <=
+                # inf held).
+                verdicts.append(math.isfinite(e4) and e4 <= MATCH_FACTOR * e1)
+        note = ""
+        if untrained:
+            note = (
+                f"{' and '.join(sorted(untrained))} did not train (test error at 1x above "
+                f"{TRAINED_MAX:g} or not finite): the modes beside them are undecided (train "
+                "longer)"
+            )
         return replace(
             base,
             measured="1x / 2x / 4x: " + "; ".join(rows),
-            holds=all(verdicts),
+            holds=_all(verdicts),
+            note=note,
             runs=runs.ids(*keys),
         )
 
@@ -712,7 +887,9 @@ def _fno_speed_memory(problem: str) -> Callable[[_Runs], Claim]:
                 continue
             t = runs.median(*study.key(mode), "seconds_per_step")
             m = runs.median(*study.key(mode), "peak_memory")
-            rows.append(f"{mode}: {t0 / t:.2f}x speed, memory {m / m0:.2f}x")
+            rows.append(
+                f"{mode}: {_beside(t0 / t, 1.0, 2)}x speed, memory {_beside(m / m0, 1.0, 2)}x"
+            )
             verdicts.append(t0 / t > 1 and m / m0 < 1)
         return replace(
             base, measured="; ".join(rows) or "not run", holds=all(verdicts) if rows else None
@@ -756,7 +933,8 @@ OPTIONAL_CLAIMS: dict[str, tuple[Callable[[_Runs], Claim], ...]] = {
 
 def evaluate(runs: Sequence[StoredRun]) -> list[Claim]:
     """Every claim of :data:`CLAIMS` judged from ``runs``, then those of
-    :data:`OPTIONAL_CLAIMS` whose problem has runs among ``runs``."""
+    :data:`OPTIONAL_CLAIMS` whose problem has runs among ``runs``; ValueError for runs that
+    :func:`check_comparable` refuses (a problem's runs trained with other settings)."""
     grouped = _Runs(runs)
     present = {problem for problem, _ in grouped.groups}
     judges = list(CLAIMS)

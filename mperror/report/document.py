@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 
+from mperror import problems
 from mperror._records import plain
 from mperror.report.claims import Claim, evaluate
 from mperror.report.figures import draw_all
@@ -20,6 +22,34 @@ _VERDICT = {True: "holds", False: "does not hold", None: "undecided"}
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _overrides(runs: Sequence[StoredRun]) -> dict[str, dict[str, object]]:
+    """Per problem, the training settings its runs used in place of their size's defaults
+    (``--iterations`` and the like): ``{"regression": {"iterations": 3}}``."""
+    out: dict[str, dict[str, object]] = {}
+    for run in runs:
+        defaults = problems.get(run.config.problem).defaults(run.config.size)
+        changed = {
+            f.name: getattr(run.config, f.name)
+            for f in dataclasses.fields(defaults)
+            if getattr(run.config, f.name) != getattr(defaults, f.name)
+        }
+        if changed:
+            out.setdefault(run.summary.problem, {}).update(changed)
+    return out
+
+
+def _setting_text(setting: str, overrides: Mapping[str, Mapping[str, object]]) -> str:
+    """``quick``, or ``quick, overridden: regression iterations 3`` where runs did not use
+    their size's defaults."""
+    if not overrides:
+        return setting
+    changed = "; ".join(
+        f"{problem} " + ", ".join(f"{k} {v}" for k, v in fields.items())
+        for problem, fields in sorted(overrides.items())
+    )
+    return f"{setting}, overridden: {changed}"
 
 
 def _runs_table(runs: Sequence[StoredRun]) -> list[str]:
@@ -48,15 +78,17 @@ def _markdown(
     lines = [
         "# mperror claims report",
         "",
-        f"Setting: **{header['setting']}**, device **{header['device']}** "
+        f"Setting: **{_setting_text(header['setting'], header['overrides'])}**, device "
+        f"**{header['device']}** "
         f"({header['device_name']}), trained with torch {header['torch']} (this report: "
         f"torch {header['report_torch']}).",
         "",
         "Each claim is judged by a criterion fixed in `mperror/report/claims.py` before the "
-        "runs, with two later additions made after seeing runs (error ratios compare medians "
-        "over the seeds run in both precisions; fp16-fails counts only seeds where float32 "
-        "trained: see the README); a claim that does not hold here is a finding about this "
-        "machine and setting.",
+        "runs, with later additions made after seeing runs (error ratios compare medians "
+        "over the seeds run in both precisions; the error claims count only seeds where "
+        "float32 trained, a diverged mixed run as infinitely far off, and a run too short to "
+        "tell leaves its claim undecided: see the README); a claim that does not hold here is a "
+        "finding about this machine and setting.",
         "",
         "| claim | paper | measured | criterion | verdict |",
         "|---|---|---|---|---|",
@@ -91,7 +123,8 @@ def write_report(
     Args:
         runs: the stored runs.
         directory: where the report goes (figures beside it).
-        setting: ``"quick"`` or ``"full"``, printed in the header.
+        setting: ``"quick"`` or ``"full"``, printed in the header with the settings runs used
+            in place of their size's defaults (``--iterations``; ``overrides`` in the JSON).
         extra: claims judged elsewhere (e.g. the FNO bounds), appended to the table.
         extra_figures: their figures (name -> a PNG in ``directory``), shown after the others.
 
@@ -105,6 +138,7 @@ def write_report(
     names = sorted({r.summary.device_name for r in runs}) or ["-"]
     header = {
         "setting": setting,
+        "overrides": _overrides(runs),
         "device": ", ".join(devices),
         "device_name": ", ".join(names),
         # The runs' torch (what trained them), and the one judging them now.

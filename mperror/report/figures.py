@@ -13,9 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from mperror.report.claims import CRITICAL_ZONE_RUNS
 from mperror.train.store import StoredRun
 
-__all__ = ["draw_all"]
+__all__ = ["draw_all", "mixed_panels"]
+
+#: Runs per figure of one panel per run (critical zone, cosine).
+PANELS = 3
 
 
 def _pyplot():
@@ -111,6 +115,31 @@ def _per_problem(runs: Sequence[StoredRun], column: str, path: Path, ylabel: str
     return _save(fig, path)
 
 
+def mixed_panels(runs: Sequence[StoredRun]) -> tuple[list[StoredRun], list[StoredRun]]:
+    """The runs the critical-zone and the cosine figure draw, at most :data:`PANELS` each.
+
+    Both prefer the runs diffusion.critical-zone judges (:data:`CRITICAL_ZONE_RUNS`), by seed,
+    then the other mixed-fp16 runs, then the other mixed runs, each by problem, label and seed:
+    the figures show the claim's runs whatever the order of the directories (``mixed-bf16``
+    sorts before ``mixed-fp16``). Without the claim's runs, the critical-zone figure draws the
+    first mixed run of that order; the cosine figure draws runs that compared gradients.
+    """
+    mixed = sorted(
+        (r for r in runs if r.summary.policy.startswith("mixed")),
+        key=lambda r: (
+            (r.summary.problem, r.summary.label) != CRITICAL_ZONE_RUNS,
+            r.summary.label != CRITICAL_ZONE_RUNS[1],
+            r.summary.problem,
+            r.summary.label,
+            r.summary.seed,
+        ),
+    )
+    judged = [r for r in mixed if (r.summary.problem, r.summary.label) == CRITICAL_ZONE_RUNS]
+    zone = (judged or mixed[:1])[:PANELS]
+    checked = [r for r in mixed if any(not math.isnan(v) for v in r.trace["cosine_bound"])]
+    return zone, checked[:PANELS]
+
+
 def draw_all(runs: Sequence[StoredRun], directory: str | Path) -> dict[str, Path]:
     """Draw every figure that ``runs`` allow into ``directory``; returns name -> path."""
     directory = Path(directory)
@@ -129,11 +158,9 @@ def draw_all(runs: Sequence[StoredRun], directory: str | Path) -> dict[str, Path
     out["lipschitz"] = _per_problem(
         runs, "lipschitz", directory / "lipschitz.png", "secant L estimate", True
     )
-    mixed = [r for r in runs if r.summary.policy.startswith("mixed")]
-    zone = [r for r in mixed if r.summary.problem == "diffusion"] or mixed[:1]
+    zone, checked = mixed_panels(runs)
     if zone:
-        out["critical_zone"] = critical_zone(zone[:3], directory / "critical_zone.png")
-    checked = [r for r in mixed if any(not math.isnan(v) for v in r.trace["cosine_bound"])]
+        out["critical_zone"] = critical_zone(zone, directory / "critical_zone.png")
     if checked:
-        out["cosine"] = cosine(checked[:3], directory / "cosine.png")
+        out["cosine"] = cosine(checked, directory / "cosine.png")
     return out

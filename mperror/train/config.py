@@ -59,7 +59,8 @@ class RunConfig(Record):
             ``2**floor(log2(fmt.max / (64 max(1, loss_0))))``, at most ``2**16``, so the
             scaled first loss stays 64 times below the format's largest value (torch's default
             ``2**16`` exceeds float16's max 65504: with any loss >= 1 step 1 always overflows).
-        backend: ``"auto"``, ``"native"`` or ``"emulated"`` (see :mod:`mperror.train.precision`).
+        backend: ``"auto"``, ``"native"`` or ``"emulated"`` (see :mod:`mperror.train.precision`;
+            ``"emulated"`` is refused for ``fp32``, which always runs natively).
         model_precision: for problems whose model has precision modes of its own (the Fourier
             neural operators: ``"full"``, ``"half"``, ``"mixed"``, a schedule, ...), the mode;
             ``None`` for the others. The problem validates it when the run is built.

@@ -20,7 +20,9 @@ shared):
 (``"emulated"``); ``"auto"`` takes native kernels where they give the intended numerics (pure
 fp16/bf16 everywhere, mixed fp16/bf16 on CUDA) and emulation elsewhere. CPU ``torch.autocast``
 runs exp, softmax and sums in low precision where CUDA keeps them in float32, so it is used
-only when asked for (``backend="native"`` on CPU).
+only when asked for (``backend="native"`` on CPU). ``fp32`` has no low-precision arithmetic:
+it runs natively, and ``backend="emulated"`` with it is refused rather than ignored (a run id
+ending in ``-emulated`` would name numerics the run did not have).
 
 >>> p = parse("mixed-fp16+scaler")
 >>> p.kind, p.fmt.name, p.grad_scaler, p.resolve("cpu").backend
@@ -85,6 +87,12 @@ class Precision(Record):
             raise ValueError(
                 f"policy {self.name!r}: GradScaler ('+scaler') needs float32 master weights, "
                 "i.e. a mixed-FMT policy (torch refuses to unscale float16 gradients)"
+            )
+        if self.kind == "fp32" and self.backend == "emulated":
+            raise ValueError(
+                f"policy {self.name!r}: backend 'emulated' (--backend) has nothing to emulate, "
+                "float32 arithmetic always runs natively; use backend 'auto' or 'native' for "
+                "fp32 (a separate run into the same --out), 'emulated' for the other policies"
             )
         if self.backend == "native" and self.kind != "fp32" and self.fmt.name not in _NATIVE_DTYPES:
             raise ValueError(

@@ -34,7 +34,15 @@ from mperror.train.summary import RunSummary
 from mperror.train.trace import Trace
 from mperror.train.trainer import check_config, train
 
-__all__ = ["StoredRun", "configs_for", "load_run", "load_runs", "run_study", "write_atomic"]
+__all__ = [
+    "StoredRun",
+    "check_directory",
+    "configs_for",
+    "load_run",
+    "load_runs",
+    "run_study",
+    "write_atomic",
+]
 
 PARTIAL_TRACE = "trace.partial.csv"
 
@@ -64,12 +72,21 @@ def _json(data: object) -> str:
 
 @dataclass(frozen=True)
 class StoredRun:
-    """A finished run read back from its directory."""
+    """A finished run read back from its directory.
+
+    Attributes:
+        path: the run's directory.
+        config: the resolved config (``config.json``).
+        trace, summary: ``trace.csv`` and ``summary.json``.
+        problem_revision: the revision of its problem it was trained on (``request.json``);
+            ``None`` where the directory records none (written before revisions were).
+    """
 
     path: Path
     config: RunConfig
     trace: Trace
     summary: RunSummary
+    problem_revision: int | None = None
 
 
 def load_run(path: str | os.PathLike) -> StoredRun:
@@ -84,19 +101,59 @@ def load_run(path: str | os.PathLike) -> StoredRun:
         trace = Trace.from_csv((path / name).read_text())
         name = "summary.json"
         summary = RunSummary.from_dict(json.loads((path / name).read_text()))
+        name = "request.json"
+        request = path / name
+        revision = None
+        if request.is_file():
+            revision = json.loads(request.read_text()).get("problem_revision")
     # JSONDecodeError is a ValueError; a field of the wrong JSON type (null for a mapping) gives
     # TypeError or AttributeError
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
         raise ValueError(f"{path / name} cannot be read as a run's {name}: {error}") from error
-    return StoredRun(path=path, config=config, trace=trace, summary=summary)
+    return StoredRun(
+        path=path, config=config, trace=trace, summary=summary, problem_revision=revision
+    )
 
 
 def load_runs(root: str | os.PathLike) -> list[StoredRun]:
     """Every finished run under ``root`` (sorted by directory name)."""
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"run directory {str(root)!r} is a file, not a directory")
     if not root.is_dir():
         raise ValueError(f"run directory {str(root)!r} does not exist")
     return [load_run(p) for p in sorted(root.iterdir()) if (p / "summary.json").is_file()]
+
+
+def check_directory(path: str | os.PathLike, name: str) -> Path:
+    """``path`` as a directory that exists (made, with its parents, if it did not) and takes a
+    new file, else a ValueError naming the argument ``name`` (``"root"``, ``"--out"``) and why.
+
+    Checked by writing (a temporary file, removed at once) rather than with :func:`os.access`,
+    which says yes to root for a read-only file system or ``/proc``.
+    """
+    text = os.fspath(path)
+    if not str(text).strip():
+        raise ValueError(f"{name} must name a directory, got an empty path {text!r}")
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name} {text!r} is a file; it must be a directory (new or existing)")
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ValueError(
+            f"{name} {text!r} lies below {str(blocker)!r}, which is a file: it must be a "
+            "directory (new or existing)"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"{name} {text!r} cannot be written: {error.strerror or error} (choose a directory "
+            "this user can create and write)"
+        ) from None
+    return path
 
 
 def _request(config: RunConfig) -> dict[str, object]:
@@ -124,7 +181,8 @@ def run_study(
 
     A run whose directory already holds a ``summary.json`` for the same requested config and
     the same revision of its problem is not run again (resume); any other run in the way is
-    trained again. Two configs with the same run id are refused.
+    trained again. Two configs with the same run id are refused, and so is a ``root`` that
+    cannot be a writable directory (:func:`check_directory`), before any run starts.
 
     Args:
         configs: the runs (typically one per policy and seed).
@@ -144,7 +202,7 @@ def run_study(
     duplicate = next((i for i in ids if ids.count(i) > 1), None)
     if duplicate is not None:
         raise ValueError(f"two configs share the run id {duplicate!r}")
-    root = Path(root)
+    root = check_directory(root, "root")
     done: list[StoredRun] = []
     for config in tqdm(configs, desc="runs", disable=not progress or len(configs) < 2):
         path = root / config.run_id

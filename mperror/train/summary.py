@@ -68,7 +68,9 @@ class RunSummary(Record):
         final_loss, min_loss: the last and the smallest finite training loss.
         final_test_error, best_test_error: the test error of the weights training ended with,
             after the last step (NaN for a diverged run: they are not finite), and the smallest
-            one evaluated (the trace's evaluations and that final one).
+            one evaluated (the trace's evaluations, step 0 included, and that final one; for a
+            diverged run, the best before it diverged, which the report's claims count as an
+            infinite error).
         unchanged_final: mean share of weights unchanged per step over the last tenth of the run
             (the statistic Hayford et al. report as 97% for pure float16 at 10,000 steps).
         unchanged_at: that share at steps 100, 1,000, 10,000 (those the run reached), each the
@@ -86,7 +88,11 @@ class RunSummary(Record):
             without a cosine (the run's gradient zero or not finite) did not hold.
         delta_holds: comparisons where ``||g~ - g|| <= delta = u L ||theta||`` (of those
             :func:`delta_comparisons` counts).
-        seconds_per_step: mean training seconds per step; peak_memory: bytes (see the trace).
+        seconds_per_step: mean training seconds per step.
+        peak_memory: bytes. CUDA: the peak of this run's training work. CPU: the process-wide
+            peak resident set size since the process started (``ru_maxrss``), so a run later
+            in a study records the largest peak of the runs before it too: not a per-run
+            number, and not comparable between runs (the report reads memory on CUDA only).
         torch_version, device_name: the software and hardware.
         model_precision: the model's own precision mode (``RunConfig.model_precision``).
         extra: the problem's own final metrics (``final_metrics`` of the problem instance, e.g.

@@ -34,8 +34,12 @@ COLUMNS: dict[str, str] = {
     "loss_scale": "GradScaler's scale used for step k (1 without a scaler)",
     "seconds": "cumulative seconds of the training steps (evaluation and measurement excluded)",
     # CUDA: the largest torch.cuda.max_memory_allocated of the training work so far (forward,
-    # backward, optimizer step), without the float32 shadow's evaluations; CPU: max RSS.
-    "peak_memory": "bytes: CUDA peak of the training work so far (no shadow), CPU max RSS",
+    # backward, optimizer step), without the float32 shadow's evaluations. CPU: ru_maxrss, the
+    # process's peak resident set size since it started, which holds every earlier run of the
+    # process and the shadow: no per-run number (resetting the kernel's counter would change
+    # the state of the caller's process).
+    "peak_memory": "bytes: CUDA peak of this run's training work (no shadow); CPU: the "
+    "process-wide peak RSS since the process started (earlier runs of a study included)",
 }
 
 

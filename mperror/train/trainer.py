@@ -89,6 +89,8 @@ def _flat(tensors: list[torch.Tensor]) -> torch.Tensor:
 
 
 def _peak_memory(device: torch.device) -> float:
+    """CUDA: the allocator's peak since its last reset (the trainer resets it per step). CPU:
+    the process's peak RSS since it started, process-wide (see ``RunSummary.peak_memory``)."""
     if device.type == "cuda":
         return float(torch.cuda.max_memory_allocated(device))
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is KiB on Linux, bytes on macOS

@@ -21,6 +21,7 @@ from mperror.report.claims import (
     TRAINED_MAX,
 )
 from mperror.train import RunConfig, StoredRun, Trace, train
+from mperror.train.summary import CRITICAL_WINDOW
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def _by_id(claims):
 )
 def test_mixed_matches_fp32(template, factor, holds) -> None:
     runs = [
-        _run(template, "diffusion", "fp32", best_test_error=1e-3),
+        _run(template, "diffusion", "fp32", best_test_error=1e-3, final_test_error=1e-3),
         _run(template, "diffusion", "mixed-fp16", best_test_error=factor * 1e-3),
     ]
     claim = _by_id(evaluate(runs))["diffusion.mixed-matches-fp32"]
@@ -132,7 +133,15 @@ def test_median_over_seeds(template) -> None:
     """Three seeds: the median (not the mean, not the best) decides; seed 3, run in float32
     only, does not count."""
     runs = [
-        _run(template, "diffusion", "fp32", best_test_error=e, seed=s, run_id=f"fp32-{s}")
+        _run(
+            template,
+            "diffusion",
+            "fp32",
+            best_test_error=e,
+            final_test_error=TRAINED_MAX,
+            seed=s,
+            run_id=f"fp32-{s}",
+        )
         for s, e in enumerate([1.0, 1.0, 1.0, 1e-9])
     ] + [
         _run(template, "diffusion", "mixed-fp16", best_test_error=e, seed=s, run_id=f"mixed-{s}")
@@ -494,3 +503,201 @@ def test_darcy_overflow_without_a_stress_test(template, plain, holds) -> None:
     claim = _by_id(evaluate(runs))["fno-darcy.tanh-prevents-overflow"]
     assert claim.holds is holds
     assert "stress test" not in claim.criterion and "4096 x" in claim.measured
+
+
+# Runs judged together share every setting but the swept ones (policy, seed, backend, model
+# precision), and the problem's revision.
+
+
+def _with_config(run: StoredRun, **fields) -> StoredRun:
+    return replace(run, config=replace(run.config, **fields))
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"iterations": 150}, "iterations 12 vs 150"),
+        ({"lr": 0.5}, "lr 0.001 vs 0.5"),
+        ({"adam_eps": 1e-8}, "adam_eps 1e-05 vs 1e-08"),
+        ({"optimizer": "adam-keras"}, "optimizer 'adam' vs 'adam-keras'"),
+    ],
+)
+def test_runs_with_other_settings_are_refused(template, change, named) -> None:
+    """fp16 trained for 150 steps beside fp32's 12 was paired and judged (fp16-fails); every
+    resolved setting outside SWEPT_FIELDS must match within a problem."""
+    runs = [
+        _run(template, "burgers", "fp32", run_id="burgers-fp32-seed0"),
+        _with_config(_run(template, "burgers", "fp16", run_id="burgers-fp16-seed0"), **change),
+    ]
+    with pytest.raises(ValueError, match="burgers-fp32-seed0") as error:
+        evaluate(runs)
+    assert "burgers-fp16-seed0" in str(error.value) and named in str(error.value)
+
+
+def test_runs_of_another_problem_revision_are_refused(template) -> None:
+    """The README: runs of an older revision are not mixed in (None: a directory written
+    before revisions were recorded)."""
+    runs = [
+        replace(_run(template, "burgers", "fp32"), problem_revision=1),
+        replace(_run(template, "burgers", "fp16"), problem_revision=None),
+    ]
+    with pytest.raises(ValueError, match=r"burgers-fp32.*burgers-fp16.*problem_revision 1 vs None"):
+        evaluate(runs)
+
+
+def test_swept_fields_and_other_problems_may_differ(template) -> None:
+    """Backend and model precision are swept fields; another problem may have its own
+    settings."""
+    trained = {"best_test_error": 0.05, "final_test_error": 0.05}
+    runs = [
+        _run(template, "burgers", "fp32", **trained),
+        _with_config(_run(template, "burgers", "mixed-fp16", **trained), backend="native"),
+        _with_config(_run(template, "diffusion", "fp32"), iterations=150),
+    ]
+    claim = _by_id(evaluate(runs))["burgers.mixed-matches-fp32"]
+    assert claim.holds is True and claim.runs == ("burgers-fp32", "burgers-mixed-fp16")
+
+
+# Runs too short to decide a claim leave it undecided; a diverged run is not a match.
+
+
+def test_a_diverged_mixed_run_does_not_match_float32(template) -> None:
+    """Oracle: a diverged run's best test error is the one before it diverged (step 0 here, as
+    good as float32's); counted as infinite, the ratio is inf > MATCH_FACTOR."""
+    runs = [
+        _run(template, "diffusion", "fp32", best_test_error=1e-3, final_test_error=1e-3),
+        _run(
+            template,
+            "diffusion",
+            "mixed-fp16",
+            best_test_error=1e-3,
+            final_test_error=math.nan,
+            diverged=True,
+        ),
+    ]
+    claim = _by_id(evaluate(runs))["diffusion.mixed-matches-fp32"]
+    assert claim.holds is False
+    assert "mixed-fp16 inf (ratio inf" in claim.measured and "diverged" in claim.note
+
+
+@pytest.mark.parametrize(
+    ("fp32_error", "decided"), [(TRAINED_MAX, True), (1.01 * TRAINED_MAX, False), (math.nan, False)]
+)
+def test_mixed_matches_is_undecided_where_float32_did_not_train(
+    template, fp32_error, decided
+) -> None:
+    """Both at a test error of 0.9 after a run too short to fit matched "within 2x"."""
+    runs = [
+        _run(template, "diffusion", "fp32", best_test_error=0.09, final_test_error=fp32_error),
+        _run(template, "diffusion", "mixed-fp16", best_test_error=0.09),
+    ]
+    claim = _by_id(evaluate(runs))["diffusion.mixed-matches-fp32"]
+    assert claim.holds is (True if decided else None)
+    assert decided or "float32 did not train" in claim.measured
+
+
+def _zone(template, steps: int, **fields) -> StoredRun:
+    return _run(
+        template, "diffusion", "mixed-fp16", steps=steps, critical_entry_step=None, **fields
+    )
+
+
+@pytest.mark.parametrize(
+    ("steps", "fp32_error", "holds"),
+    [
+        (CRITICAL_WINDOW - 1, None, None),  # cannot have entered: an entry takes 10 steps
+        (CRITICAL_WINDOW, None, False),
+        (CRITICAL_WINDOW, 1.01 * TRAINED_MAX, None),  # float32 did not train on the seed
+        (CRITICAL_WINDOW, TRAINED_MAX, False),
+    ],
+)
+def test_critical_zone_never_entered_by_a_run_too_short_is_undecided(
+    template, steps, fp32_error, holds
+) -> None:
+    """Oracle: the criterion by hand. A 1-step run "did not hold" though no run shorter than
+    CRITICAL_WINDOW can enter."""
+    runs = [_zone(template, steps)]
+    if fp32_error is not None:
+        runs.append(_run(template, "diffusion", "fp32", final_test_error=fp32_error))
+    claim = _by_id(evaluate(runs))["diffusion.critical-zone"]
+    assert claim.holds is holds
+    assert (holds is None) is ("undecided" in claim.measured)
+
+
+def test_critical_zone_one_failing_seed_decides(template) -> None:
+    """Seeds 0 (too short) and 1 (never entered in a long enough run): does not hold."""
+    runs = [
+        _zone(template, 3, seed=0, run_id="z0"),
+        _zone(template, CRITICAL_WINDOW, seed=1, run_id="z1"),
+    ]
+    assert _by_id(evaluate(runs))["diffusion.critical-zone"].holds is False
+    assert _by_id(evaluate(runs[:1]))["diffusion.critical-zone"].holds is None
+
+
+def test_fno_claims_are_undecided_where_full_precision_did_not_train(template) -> None:
+    """A 3-step quick study: every mode at a test error of 4.16 "matched" full+tanh and
+    "super-resolved" (4.16 at 4x against 4.16 at 1x)."""
+    untrained = dict.fromkeys(("test_error_1x", "test_error_2x", "test_error_4x"), 4.16)
+    claims = _by_id(evaluate([_fno(template, m, **untrained) for m in _FNO_MODES]))
+    for key in ("fno.reduced-precision-accuracy", "fno.super-resolution"):
+        assert claims[key].holds is None
+        assert "did not train" in claims[key].note
+    # full (no tanh) trained, full+tanh did not: the +tanh modes stay undecided, full is judged
+    runs = [_fno(template, m, **untrained) for m in _FNO_MODES if m != "full"]
+    runs.append(_fno(template, "full", test_error_4x=1.01 * MATCH_FACTOR * 0.05))
+    assert _by_id(evaluate(runs))["fno.super-resolution"].holds is False
+
+
+# The printed numbers agree with the verdict (rounded to two decimals they crossed the line).
+
+
+def test_printed_ratio_is_on_the_verdicts_side(template) -> None:
+    """Oracle: 2.004 > 2 = MATCH_FACTOR does not hold, yet printed as "2.00"; 1.996 < 2 =
+    FAIL_FACTOR does not hold, printed "2.00" too."""
+    runs = [
+        _run(template, "burgers", "fp32", best_test_error=0.01, final_test_error=0.01),
+        _run(template, "burgers", "mixed-fp16", best_test_error=0.02004),
+        _run(template, "burgers", "fp16", final_test_error=0.01996),
+    ]
+    claims = _by_id(evaluate(runs))
+    mixed, fails = claims["burgers.mixed-matches-fp32"], claims["burgers.fp16-fails"]
+    assert mixed.holds is False and "(ratio 2.004;" in mixed.measured
+    assert fails.holds is False and "(ratio 1.996;" in fails.measured
+    runs[1] = _run(template, "burgers", "mixed-fp16", best_test_error=0.015)
+    assert "(ratio 1.50;" in _by_id(evaluate(runs))["burgers.mixed-matches-fp32"].measured
+
+
+@pytest.mark.parametrize(
+    ("f16", "f32", "printed"),
+    [
+        (FROZEN_MIN - 4e-5, 0.0, "fp16 49.996%, fp32 0.0%"),  # .1% printed 50.0%
+        (0.9, FROZEN_FP32_MAX + 4e-5, "fp16 90.0%, fp32 5.004%"),  # .1% printed 5.0%
+    ],
+)
+def test_printed_share_is_on_the_verdicts_side(template, f16, f32, printed) -> None:
+    runs = [
+        _run(template, "regression", "fp32", unchanged_final=f32),
+        _run(template, "regression", "fp16", unchanged_final=f16),
+    ]
+    claim = _by_id(evaluate(runs))["regression.fp16-frozen-weights"]
+    assert claim.holds is False and claim.measured == printed
+
+
+def test_report_header_shows_overridden_settings(template, tmp_path) -> None:
+    """The template trained 12 iterations, evaluating every 3: not regression's quick
+    defaults (problems.get("regression").defaults("quick")), and the header says so."""
+    from mperror import problems
+
+    defaults = problems.get("regression").defaults("quick")
+    assert (defaults.iterations, defaults.eval_every) != (12, 3)
+    runs = [_run(template, "regression", "fp32")]
+    write_report(runs, tmp_path, setting="quick")
+    text = (tmp_path / "report.md").read_text()
+    assert "Setting: **quick, overridden: regression iterations 12, eval_every 3**" in text
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["overrides"] == {"regression": {"iterations": 12, "eval_every": 3}}
+    defaulted = _with_config(
+        runs[0], iterations=defaults.iterations, eval_every=defaults.eval_every
+    )
+    write_report([defaulted], tmp_path, setting="quick")
+    assert "Setting: **quick**," in (tmp_path / "report.md").read_text()

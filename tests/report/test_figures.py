@@ -47,3 +47,46 @@ def test_figures_are_written_whole(tmp_path) -> None:
     plt.close(fig)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["f.png"]
+
+
+def test_panels_draw_the_runs_the_critical_zone_claim_judges_by_seed(monkeypatch, tmp_path) -> None:
+    """Oracle: CRITICAL_ZONE_RUNS (diffusion mixed-fp16), seeds 0-2 in order. In directory
+    order mixed-bf16 sorts first, and the figures drew diffusion mixed-bf16 while the claim
+    judged mixed-fp16."""
+    from dataclasses import replace
+
+    from mperror.report import figures
+    from mperror.report.claims import CRITICAL_ZONE_RUNS
+    from mperror.train import RunConfig, StoredRun, train
+
+    result = train(RunConfig(problem="diffusion", policy="mixed-fp16", iterations=2))
+    template = StoredRun(
+        path=None, config=result.config, trace=result.trace, summary=result.summary
+    )
+    assert any(not np.isnan(v) for v in template.trace["cosine_bound"])
+
+    def run(policy: str, seed: int) -> StoredRun:
+        summary = replace(template.summary, policy=policy, seed=seed, run_id=f"{policy}-{seed}")
+        return replace(template, summary=summary)
+
+    drawn: dict[str, list[str]] = {}
+
+    def record(name):
+        def draw(runs, path):
+            drawn[name] = [r.summary.run_id for r in runs]
+            return path
+
+        return draw
+
+    monkeypatch.setattr(figures, "critical_zone", record("critical_zone"))
+    monkeypatch.setattr(figures, "cosine", record("cosine"))
+    monkeypatch.setattr(figures, "_per_problem", lambda runs, column, path, *a: path)
+    runs = [run(p, s) for p in ("mixed-bf16", "mixed-e5m2") for s in range(3)]
+    runs += [run("mixed-fp16", s) for s in (2, 0, 1)]  # out of seed order
+    figures.draw_all(runs, tmp_path)
+    expected = [f"{CRITICAL_ZONE_RUNS[1]}-{s}" for s in (0, 1, 2)]
+    assert drawn == {"critical_zone": expected, "cosine": expected}
+    # without the claim's runs: the other mixed runs by label, then seed
+    figures.draw_all(runs[:6][::-1], tmp_path)
+    assert drawn["critical_zone"] == ["mixed-bf16-0"]
+    assert drawn["cosine"] == ["mixed-bf16-0", "mixed-bf16-1", "mixed-bf16-2"]

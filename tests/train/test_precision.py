@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mperror.train import RunConfig
 from mperror.train.precision import Precision, examples, parse
 
 
@@ -89,3 +90,15 @@ def test_compute_contexts_round_as_named() -> None:
             assert e.item() == 1.0  # exp(2**-12) = 1 + 2**-12 + ... rounds to 1 in fp16
     with pytest.raises(ValueError, match="resolve"), parse("mixed-fp16").compute(cpu):
         pass
+
+
+@pytest.mark.parametrize("policy", ["fp32", "float32", "mixed-fp32"])
+def test_fp32_with_the_emulated_backend_is_refused(policy: str) -> None:
+    """fp32 always runs natively: backend 'emulated' was dropped silently while the run id
+    said '-emulated'. 'auto' and 'native' stay, and name the same run."""
+    with pytest.raises(ValueError, match=r"backend 'emulated' \(--backend\) has nothing"):
+        parse(policy, backend="emulated")
+    with pytest.raises(ValueError, match="nothing to emulate"):
+        RunConfig(problem="regression", policy=policy, backend="emulated")
+    assert parse(policy, backend="native").resolve("cpu").backend == "native"
+    assert parse(policy).resolve("cpu").backend == "native"

@@ -212,3 +212,53 @@ def test_duplicate_run_ids_refused(tmp_path) -> None:
         run_study([config, config], tmp_path)
     with pytest.raises(TypeError, match="RunConfig"):
         run_study(["fp32"], tmp_path)  # type: ignore[list-item]
+
+
+def test_loaded_runs_carry_their_problem_revision(tmp_path) -> None:
+    """The report refuses to mix revisions, so a loaded run carries request.json's (None for a
+    directory written before revisions were recorded)."""
+    (config,) = _configs()[:1]
+    (run,) = run_study([config], tmp_path)
+    assert run.problem_revision == problems.get("regression").revision
+    request = run.path / "request.json"
+    stored = json.loads(request.read_text())
+    del stored["problem_revision"]
+    request.write_text(json.dumps(stored))
+    assert store.load_run(run.path).problem_revision is None
+
+
+@pytest.mark.parametrize("where", ["below a file", "a file", "empty", "unwritable"])
+def test_study_root_that_cannot_be_a_directory_is_refused_before_training(
+    tmp_path, monkeypatch, where
+) -> None:
+    """A root below a regular file gave NotADirectoryError, an unwritable one an OSError after
+    the problem was built (os.access says yes to root for /proc: the check writes)."""
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    root = {
+        "below a file": afile / "sub",
+        "a file": afile,
+        "empty": "",
+        "unwritable": "/proc/mperror-test",  # no directory can be made in /proc, even by root
+    }[where]
+    if where == "unwritable" and not os.path.isdir("/proc/self"):
+        pytest.skip("needs Linux's /proc")
+    monkeypatch.setattr(store, "train", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(ValueError, match=r"^root ") as error:
+        run_study(_configs(), root)
+    message = str(error.value)
+    assert {
+        "below a file": "which is a file",
+        "a file": "is a file",
+        "empty": "empty path",
+        "unwritable": "cannot be written",
+    }[where] in message
+    assert afile.read_text() == "keep"
+
+
+def test_load_runs_says_a_file_is_a_file(tmp_path) -> None:
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a directory"):
+        load_runs(tmp_path / "afile")
+    with pytest.raises(ValueError, match="does not exist"):
+        load_runs(tmp_path / "none")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+import resource
+import sys
 
 import pytest
 import torch
 
 import mperror
 from mperror import problems
-from mperror.train import COLUMNS, RunConfig, Trace, initial_scale, train
+from mperror.train import COLUMNS, RunConfig, RunSummary, Trace, initial_scale, train
 from mperror.train.optim import KerasAdam
 
 STEPS = 12
@@ -256,6 +258,8 @@ def test_initial_scale_rule() -> None:
         ({"size": "huge"}, "size must be one of"),
         ({"device": "tpu"}, "device must be"),
         ({"seed": -1}, "seed must be a non-negative int"),
+        # torch.Generator.manual_seed takes unsigned 64-bit seeds: "Overflow when unpacking"
+        ({"seed": 2**64}, r"seed must be a non-negative int below 2\*\*64"),
         ({"optimizer": "sgd"}, "optimizer must be one of"),
     ],
 )
@@ -287,3 +291,21 @@ def test_cuda_runs(policy: str) -> None:
     assert result.summary.device_name == torch.cuda.get_device_name()
     assert result.summary.peak_memory > 0
     assert all(math.isfinite(v) for v in result.trace["loss"])
+
+
+def test_the_largest_seed_trains() -> None:
+    """Oracle: torch.Generator.manual_seed's range, unsigned 64-bit: 2**64 - 1 is a seed."""
+    result = train(RunConfig(problem="regression", policy="fp32", seed=2**64 - 1, iterations=1))
+    assert result.summary.seed == 2**64 - 1 and len(result.trace) == 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss in KiB: Linux")
+def test_cpu_peak_memory_is_the_process_peak_and_says_so() -> None:
+    """On a CPU the trainer records ru_maxrss, the process's peak since it started: a run
+    later in a study records the earlier runs' peaks too. The trace column and the summary
+    field say so (they read as the run's own peak)."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    summary = train(RunConfig(problem="regression", policy="fp32", iterations=2)).summary
+    assert summary.device == "cpu" and summary.peak_memory >= before
+    assert "process-wide" in COLUMNS["peak_memory"]
+    assert "process-wide" in " ".join(RunSummary.__doc__.split())
