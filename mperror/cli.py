@@ -77,6 +77,10 @@ def _print_claims(claims, out: Path) -> None:
     print(f"report: {out / 'report.md'} (and report.json)")
 
 
+#: The most seeds one --seeds range may name (a study of that many runs is already days long).
+_MOST_SEEDS = 10_000
+
+
 def _seeds(text: str | None) -> tuple[int, ...] | None:
     if text is None:
         return None
@@ -95,6 +99,10 @@ def _seeds(text: str | None) -> tuple[int, ...] | None:
             check_seed(seed)
         except ValueError as error:
             raise ValueError(f"--seeds {text!r}: {error}") from None
+    if "-" in text and ends[1] - ends[0] >= _MOST_SEEDS:
+        raise ValueError(
+            f"--seeds range {text!r} holds {ends[1] - ends[0] + 1} seeds; at most {_MOST_SEEDS}"
+        )
     seeds = tuple(range(ends[0], ends[1] + 1)) if "-" in text else ends
     if not seeds:
         raise ValueError(f"--seeds range {text!r} is empty: its first seed exceeds its last")

@@ -80,6 +80,7 @@ def test_run_command(tmp_path, capsys) -> None:
         # torch's generator overflowed ("Overflow when unpacking long long") after building
         (["run", "regression", "--seeds", "99999999999999999999"], "--seeds '9999"),
         (["run", "regression", "--seeds", "0-18446744073709551616"], "below 2**64"),
+        (["run", "regression", "--seeds", "0-1000000000000000000"], "at most 10000"),
         # fp32 has nothing to emulate: it ran natively under the run id "...-fp32-emulated-..."
         (["run", "regression", "-p", "fp32", "mixed-fp16", "--backend", "emulated"], "(--backend)"),
         (["run", "regression", "-p", "fp16+scaler"], "policy 'fp16+scaler': GradScaler"),

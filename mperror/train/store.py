@@ -32,7 +32,7 @@ from mperror import problems
 from mperror.train.config import RunConfig
 from mperror.train.summary import RunSummary
 from mperror.train.trace import Trace
-from mperror.train.trainer import check_config, train
+from mperror.train.trainer import check_config, progress_bar, train
 
 __all__ = [
     "StoredRun",
@@ -190,8 +190,6 @@ def run_study(
         progress: progress bars (one per run, and one over the runs).
         log: print one line per run (skipped, or finished with its test error).
     """
-    from tqdm.auto import tqdm
-
     configs = list(configs)
     for c in configs:
         if not isinstance(c, RunConfig):
@@ -204,7 +202,7 @@ def run_study(
         raise ValueError(f"two configs share the run id {duplicate!r}")
     root = check_directory(root, "root")
     done: list[StoredRun] = []
-    for config in tqdm(configs, desc="runs", disable=not progress or len(configs) < 2):
+    for config in progress_bar(configs, desc="runs", disable=not progress or len(configs) < 2):
         path = root / config.run_id
         if _finished(path, config):
             done.append(load_run(path))

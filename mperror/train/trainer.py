@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -181,6 +182,43 @@ def train(
     return RunResult(config=cfg, trace=trace, summary=summary)
 
 
+class _NoBar:
+    """What the training loops use of a tqdm bar, doing nothing."""
+
+    def __init__(self, iterable: Any = None) -> None:
+        self.iterable = () if iterable is None else iterable
+
+    def __iter__(self) -> Any:
+        return iter(self.iterable)
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, **kwargs: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(iterable: Any = None, **kwargs: Any) -> Any:
+    """A tqdm progress bar (on stderr), or a stand-in that shows nothing where tqdm is not
+    installed (a machine without network may lack it; training needs no bar): then an
+    enabled bar says once, on stderr, that it is not shown."""
+    try:
+        from tqdm.auto import tqdm  # imported here: only training shows progress bars
+    except ImportError:
+        global _SAID_NO_TQDM
+        if not kwargs.get("disable", False) and not _SAID_NO_TQDM:
+            print("tqdm is not installed: no progress bars", file=sys.stderr)
+            _SAID_NO_TQDM = True
+        return _NoBar(iterable)
+    return tqdm(iterable, **kwargs)
+
+
+_SAID_NO_TQDM = False
+
+
 def _loop(
     cfg: RunConfig,
     precision: Precision,
@@ -192,8 +230,6 @@ def _loop(
     """The trace, whether the weights became non-finite (training stops there), and the test
     error and weight norm of the weights training ended with (after the last step; a trace row
     measures the weights its step starts from). Both NaN for a diverged run."""
-    from tqdm.auto import tqdm  # imported here: only training shows progress bars
-
     model = instance.model.to(precision.param_dtype)
     params = [p for p in model.parameters() if p.requires_grad]
     matrices = [p for p in params if p.ndim >= 2]
@@ -218,7 +254,7 @@ def _loop(
     diverged = False
     peak = 0.0
     seconds = 0.0
-    bar = tqdm(
+    bar = progress_bar(
         total=cfg.iterations, desc=f"{cfg.problem} {cfg.policy}", disable=not progress, leave=False
     )
     try:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
 import resource
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -309,3 +312,24 @@ def test_cpu_peak_memory_is_the_process_peak_and_says_so() -> None:
     assert summary.device == "cpu" and summary.peak_memory >= before
     assert "process-wide" in COLUMNS["peak_memory"]
     assert "process-wide" in " ".join(RunSummary.__doc__.split())
+
+
+def test_training_runs_without_tqdm(tmp_path) -> None:
+    """Oracle: a fresh interpreter in which ``import tqdm`` fails (a failing module of that name
+    shadows it), as on a GPU machine without network: a short run still trains and is stored,
+    and the one line on stderr says why no bar is shown."""
+    (tmp_path / "tqdm.py").write_text("raise ImportError('tqdm is blocked')\n")
+    root = Path(mperror.__file__).resolve().parents[1]
+    out = tmp_path / "runs"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)])}
+    command = [sys.executable, "-m", "mperror", "run", "regression", "-p", "fp32"]
+    done = subprocess.run(
+        [*command, "--iterations", "2", "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "tqdm is not installed: no progress bars" in done.stderr
+    assert (out / "regression-quick-fp32-seed0" / "summary.json").exists()
