@@ -183,14 +183,18 @@ class _Plan:
 
 @functools.lru_cache(maxsize=512)
 def _holds(store: FloatFormat, fmt: FloatFormat) -> bool:
-    """Does every finite value of ``fmt`` have an exact representation in ``store``?"""
-    smallest_step = fmt.emin - fmt.precision + 1 if fmt.subnormals else fmt.emin
-    return (
-        fmt.precision <= store.precision
-        and fmt.emax <= store.emax
-        and fmt.max <= store.max
-        and smallest_step >= store.emin - store.precision + 1
-    )
+    """Does every finite value of ``fmt`` have an exact representation in ``store``?
+
+    Every value of ``fmt`` is a multiple of ``2**(emin - p + 1)``, the spacing of its lowest
+    binade, with or without subnormals (``2**emin (1 + 2**(1 - p))`` is a normal value). A
+    ``store`` with subnormals holds such multiples down to its own smallest spacing; one
+    without holds only its normal numbers, so ``fmt`` must then have none below them.
+    """
+    if fmt.precision > store.precision or fmt.emax > store.emax or fmt.max > store.max:
+        return False
+    if store.subnormals:
+        return fmt.emin - fmt.precision >= store.emin - store.precision
+    return not fmt.subnormals and fmt.emin >= store.emin
 
 
 def _float32_kernel_holds(fmt: FloatFormat) -> bool:

@@ -98,12 +98,30 @@ def _next_up(value: float, fmt: FloatFormat) -> float:
     return value + _spacing_above(value, fmt)
 
 
+def _midpoints_fit(fmt: FloatFormat, dtype: torch.dtype) -> bool:
+    """Can ``dtype`` hold midpoints of ``fmt`` (one bit more precision, and range below)?"""
+    store = mperror.formats.format_of_dtype(dtype)
+    return fmt.precision < store.precision and fmt.emin - fmt.precision >= (
+        store.emin - store.precision + 1
+    )
+
+
+def _check_midpoints(fmt: FloatFormat, dtype: torch.dtype) -> None:
+    if not _midpoints_fit(fmt, dtype):
+        raise ValueError(
+            f"dtype {dtype} cannot hold the midpoints of {fmt} (they need precision "
+            f"{fmt.precision + 1} down to 2**{fmt.emin - fmt.precision}); pass a wider dtype"
+        )
+
+
 def ties(fmt: FormatLike, *, dtype: torch.dtype = torch.float64) -> st.SearchStrategy[float]:
     """Exact midpoints between neighbouring values of ``fmt`` (both signs), representable in
     ``dtype``; the midpoint between ``max`` and the next value of an unbounded exponent range (the
-    overflow tie) is included.
+    overflow tie) is included. ValueError where ``dtype`` cannot hold midpoints of ``fmt`` (one
+    bit more precision than ``fmt``, down to half its smallest spacing).
     """
     fmt = as_format(fmt)
+    _check_midpoints(fmt, dtype)
     midpoints = (
         _significand_and_exponent(fmt)
         .map(lambda v: (v + _next_up(v, fmt)) / 2)
@@ -115,7 +133,8 @@ def ties(fmt: FormatLike, *, dtype: torch.dtype = torch.float64) -> st.SearchStr
 def near_ties(
     fmt: FormatLike, *, dtype: torch.dtype = torch.float32, ulps: int = 2
 ) -> st.SearchStrategy[float]:
-    """Midpoints of ``fmt`` moved by ``1 .. ulps`` ulps of ``dtype`` either way."""
+    """Midpoints of ``fmt`` moved by ``1 .. ulps`` ulps of ``dtype`` either way (ValueError
+    where ``dtype`` cannot hold the midpoints, as for :func:`ties`)."""
     fmt = as_format(fmt)
 
     def nudge(v: float, steps: int) -> float:
@@ -125,6 +144,7 @@ def near_ties(
             x = torch.nextafter(x, toward)
         return x.item()
 
+    _check_midpoints(fmt, dtype)
     nonzero_steps = st.integers(-ulps, ulps).filter(lambda k: k != 0)
     return st.builds(nudge, ties(fmt, dtype=dtype), nonzero_steps)
 
@@ -137,9 +157,14 @@ def overflow_values(
     largest finite value of ``dtype``.
     """
     fmt = as_format(fmt)
-    top = math.ldexp(1.0, fmt.emax + 1)
-    threshold = fmt.max + _spacing_above(fmt.max, fmt) / 2
     dtype_max = torch.finfo(dtype).max
+    if dtype_max < fmt.max:
+        raise ValueError(
+            f"dtype {dtype} cannot hold values at the overflow threshold of {fmt} (max "
+            f"{fmt.max!r} > {dtype_max!r}); pass a wider dtype"
+        )
+    top = math.ldexp(1.0, fmt.emax + 1) if fmt.emax < 1023 else math.inf  # 2**1024 is no float
+    threshold = fmt.max + _spacing_above(fmt.max, fmt) / 2  # inf for fp64: filtered below
     candidates = st.one_of(
         st.sampled_from([fmt.max, threshold, top, dtype_max]),
         st.floats(fmt.max, min(4 * top, dtype_max), allow_nan=False, allow_infinity=False),
@@ -150,20 +175,21 @@ def overflow_values(
 def inputs(fmt: FormatLike, *, dtype: torch.dtype = torch.float32) -> st.SearchStrategy[float]:
     """Everything a rounding to ``fmt`` must get right, as values of ``dtype``: format values,
     ties, near-ties, overflow values, any finite float of ``dtype``, ``±0``, ``±inf`` and NaN.
+    Ties and near-ties are left out where ``dtype`` cannot hold them (``fmt`` as precise as
+    ``dtype``), overflow values where ``dtype`` does not reach ``fmt.max``.
     """
     fmt = as_format(fmt)
     width = 32 if dtype in (torch.float32, torch.float16, torch.bfloat16) else 64
     anything = st.floats(width=width, allow_nan=True, allow_infinity=True).filter(
         lambda v: _fits(v, dtype)
     )
-    return st.one_of(
-        value_of(fmt).filter(lambda v: _fits(v, dtype)),
-        ties(fmt, dtype=dtype),
-        near_ties(fmt, dtype=dtype) if dtype != torch.float64 else ties(fmt, dtype=dtype),
-        overflow_values(fmt, dtype=dtype),
-        anything,
-        st.sampled_from([0.0, -0.0, math.inf, -math.inf, math.nan]),
-    )
+    parts = [value_of(fmt).filter(lambda v: _fits(v, dtype))]
+    if _midpoints_fit(fmt, dtype):  # else fmt is (nearly) dtype itself: no ties to draw
+        parts += [ties(fmt, dtype=dtype), near_ties(fmt, dtype=dtype)]
+    if torch.finfo(dtype).max >= fmt.max:
+        parts.append(overflow_values(fmt, dtype=dtype))
+    parts += [anything, st.sampled_from([0.0, -0.0, math.inf, -math.inf, math.nan])]
+    return st.one_of(*parts)
 
 
 @st.composite
@@ -173,16 +199,16 @@ def formats(draw: st.DrawFn, *, max_precision: int = 24, storage: torch.dtype = 
     p = draw(st.integers(1, min(max_precision, store.precision)))
     emax = draw(st.integers(0, store.emax))
     lowest = store.emin - store.precision + 1  # the storage's smallest subnormal exponent
+    # Every value is a multiple of 2**(emin - p + 1), the lowest binade's spacing (subnormals
+    # or not), which the storage must hold; FloatFormat itself takes emin >= -1022.
+    floor = max(lowest + p - 1, mperror.formats.FP64.emin)
     emin = draw(
         st.one_of(
             st.integers(max(store.emin, 1 - emax - 20), min(emax, 1)),
-            st.integers(lowest, store.emin),  # 2**emin a subnormal of the storage, or its min
+            st.integers(floor, store.emin),  # 2**emin a subnormal of the storage, or its min
         )
     )
     subnormals = draw(st.booleans())
-    step = emin - p + 1 if subnormals else emin
-    if step < store.emin - store.precision + 1:
-        subnormals = False
     has_inf = draw(st.booleans())
     has_nan = has_inf or draw(st.booleans())
     policies = [Overflow.INF] if has_inf else [Overflow.SATURATE]

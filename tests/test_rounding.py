@@ -577,6 +577,28 @@ def test_bad_inputs_raise_clear_errors() -> None:
         mperror.round(torch.ones(2), "fp16", "stochastic", generator=3)  # type: ignore[arg-type]
 
 
+def test_formats_without_subnormals_need_their_lowest_spacing() -> None:
+    """Oracle: round_scalar, and the format's lowest-binade spacing 2**(emin - p + 1), which a
+    format keeps without subnormals (2**emin (1 + 2**(1 - p)) is a normal value). A dtype
+    whose smallest spacing is coarser cannot hold the format: the check had compared 2**emin
+    instead, and the cast then rounded a second time (2**-24 (1 + 2**-10) in a p = 11, emin =
+    -24 format stored as float16 became 2**-24)."""
+    fmt = formats.FloatFormat(precision=11, emax=15, emin=-24, subnormals=False)
+    x = torch.tensor([2.0**-24 * (1 + 2.0**-10)])
+    with pytest.raises(ValueError, match="wider dtype"):
+        mperror.round(x, fmt, dtype=torch.float16)
+    assert mperror.round(x, fmt).item() == float(round_scalar(Fraction(x.item()), fmt))
+    saturating = formats.FloatFormat(
+        precision=6, emax=-20, emin=-20, subnormals=False, has_inf=False, has_nan=False
+    )
+    with pytest.raises(ValueError, match="wider dtype"):  # float16 lacks 2**-25's multiples
+        mperror.round(torch.tensor([2.0**-19], dtype=torch.float16), saturating)
+    assert mperror.round(torch.tensor([2.0**-19]), saturating).item() == saturating.max
+    wide = formats.FloatFormat(precision=24, emax=0, emin=-149, subnormals=False)
+    with pytest.raises(ValueError, match="wider dtype"):
+        mperror.round(torch.tensor([2.0**-149], dtype=torch.float64), wide, dtype=torch.float32)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "mode", "dtype"),

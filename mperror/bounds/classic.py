@@ -869,7 +869,7 @@ def block_fma_bound(
     wide_a, wide_b = abs_a + err_a, abs_b + err_b
     inputs_part = err_a @ wide_b + abs_a @ err_b
     rounded_weight = wide_a @ wide_b
-    q_in = (fi.emin - fi.precision + 1) if fi.subnormals else fi.emin
+    q_in = fi.emin - fi.precision + 1  # every value's last bit, subnormals or not
     q_acc = fa.emin - fa.precision + 1
     on_grid = fa.subnormals and 2 * q_in >= q_acc
     absolute = 0.0 if on_grid else n * _underflow_step(fa) * (1.0 + acc_gamma)

@@ -942,15 +942,7 @@ def _holds_dtype(dtype: torch.dtype, fmt: FloatFormat) -> bool:
 
 
 def _format_holds(store: FloatFormat, fmt: FloatFormat) -> bool:
-    small = fmt.emin - fmt.precision + 1 if fmt.subnormals else fmt.emin
-    store_small = store.emin - store.precision + 1 if store.subnormals else store.emin
-    return (
-        fmt.precision <= store.precision
-        and fmt.emax <= store.emax
-        and fmt.max <= store.max
-        and small >= store_small
-        and (store.subnormals or not fmt.subnormals)
-    )
+    return mperror.rounding._holds(store, fmt)
 
 
 def _widen_dtype(value: Any, real: torch.dtype, cplx: torch.dtype) -> Any:

@@ -460,6 +460,22 @@ def test_block_fma_bound_products_off_the_accumulator(
     )
 
 
+def test_block_fma_underflow_of_inputs_without_subnormals() -> None:
+    """Oracle: round_scalar of the exact product. Inputs without subnormals still have bits down
+    to 2**(emin - p + 1) (p = 11, emin = -14: 2**-24), so their products reach 2**-48, below
+    the grid 2**-43 of an accumulator whose subnormals stop there (p = 24, emin = -20): the
+    product of x = 2**-14 (1 + 2**-10) with itself rounds. The grid test had used 2**emin and
+    called every product exact below 2**emin_acc, leaving the bound at 0."""
+    fi = FloatFormat(precision=11, emax=15, subnormals=False)
+    fa = FloatFormat(precision=24, emax=127, emin=-20)
+    x = 2.0**-14 * (1 + 2.0**-10)
+    exact = Fraction(x) * Fraction(x)
+    error = abs(round_scalar(exact, fa) - exact)
+    assert error > 0
+    bound = block_fma_bound([[x]], [[x]], 1, fmt=fi, acc_fmt=fa, convert_inputs=False)
+    assert Fraction(bound.max) >= error
+
+
 def test_block_fma_inputs_term_dominates() -> None:
     """Oracle: 0.1 rounds to fp16 with relative error ~2.3e-4, so 0.1 * 1 computed from rounded
     inputs is off by ~2.3e-5; the bound's 2 u_in term (~1e-3 |A||B|) must cover it while the
