@@ -13,7 +13,7 @@ import math
 from fractions import Fraction
 
 from mperror.formats import FloatFormat, FormatLike, Overflow, as_format
-from mperror.rounding import RoundMode
+from mperror.rounding import RoundMode, _check_random_bits
 
 __all__ = ["neighbours", "round_scalar"]
 
@@ -89,8 +89,7 @@ def round_scalar(
         raise TypeError(f"value must be a float, int or Fraction, got {type(value).__name__}")
     fmt = as_format(fmt)
     mode = RoundMode.parse(mode)
-    if random_bits is not None and mode is not RoundMode.STOCHASTIC:
-        raise ValueError(f"random_bits applies to mode 'stochastic' only, got mode {mode.value!r}")
+    _check_random_bits(random_bits, mode)  # the same arguments mperror.round takes
     if isinstance(value, float) and math.isnan(value):
         return math.nan
     if isinstance(value, float) and math.isinf(value):

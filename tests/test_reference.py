@@ -114,3 +114,6 @@ def test_bad_arguments_are_refused() -> None:
         round_scalar(True, "fp16")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="random_bits"):
         round_scalar(1.5, "fp16", "nearest_even", random_bits=3)
+    for bad in (0, -2, True, 2.0):  # 0 had meant "never round up"
+        with pytest.raises(ValueError, match="random_bits must be a positive int"):
+            round_scalar(1.5, "fp16", "stochastic", draw=0.5, random_bits=bad)
