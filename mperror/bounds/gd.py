@@ -248,11 +248,13 @@ def cosine_distance_bound(grad_norm: float, delta: float, *, sharp: bool = False
     """
     g = _nonnegative(grad_norm, "grad_norm")
     d = _nonnegative(delta, "delta")
+    sharp = _sharp(sharp)
     if d >= g:
         bound, vacuous = 2.0, True
-    elif _sharp(sharp):
+    elif sharp:
         ratio = d / g
-        bound, vacuous = 1.0 - math.sqrt(1.0 - ratio * ratio), False
+        # 1 - sqrt(1 - r**2) without the cancellation (it lost every digit for r < 1e-8)
+        bound, vacuous = ratio * ratio / (1.0 + math.sqrt(1.0 - ratio * ratio)), False
     else:
         bound, vacuous = 2.0 * d / (g + d), False
     return BoundResult(
@@ -412,10 +414,12 @@ def check_descent(
             raise ValueError(
                 f"{name} must be >= 0 (a norm, a Lipschitz constant), got {series[k]} at step {k}"
             )
-    critical = factor * f.unit_roundoff * lip * norm
+    with np.errstate(over="ignore"):  # a threshold beyond float64's range is inf: any g is below
+        critical = factor * f.unit_roundoff * lip * norm
     regime: list[Regime | None] = []
-    for gk, lk, ck in zip(g, lip, critical, strict=True):
-        if not (math.isfinite(gk) and math.isfinite(ck)) or lk == 0 or gk == ck == 0:
+    for gk, lk, nk, ck in zip(g, lip, norm, critical, strict=True):
+        measured = math.isfinite(gk) and math.isfinite(lk) and math.isfinite(nk)
+        if not measured or lk == 0 or gk == ck == 0:
             # Not measured or not finite; L = 0 (no step 1/L); or a stationary point where the
             # theorem promises a decrease of 0: no regime.
             regime.append(None)

@@ -33,20 +33,25 @@ class SampledLocalMax:
 
     The local Lipschitz constant L_r = sup over a ≠ b in the ball B(θ, r) of that quotient is
     what a bound over a neighbourhood of θ needs (Theorem 1 of Hayford et al. 2024 compares
-    gradients at θ and at its rounding, within u‖θ‖). Every sampled quotient is at most L_r, so
-    the maximum is a lower estimate of L_r; m gradient evaluations give m(m-1)/2 quotients.
-    The points are uniform in the ball, and in high dimension a - b is close to a random
-    direction, so this shares the secant's blind spot: the quotient sees the root mean square of
-    the Hessian's eigenvalues rather than the largest (:mod:`mperror.lipschitz.secant`). Its use
-    is where the Hessian changes across the ball, e.g. for a radius comparable to ‖θ‖.
+    gradients at θ and at its rounding, within u‖θ‖). Every sampled quotient is at most L_r (up
+    to the rounding of the points, below), so the maximum is a lower estimate of L_r; m
+    gradient evaluations give m(m-1)/2 quotients. The points are uniform in the ball, and in
+    high dimension a - b is close to a random direction, so this shares the secant's blind
+    spot: the quotient sees the root mean square of the Hessian's eigenvalues rather than the
+    largest (:mod:`mperror.lipschitz.secant`). Its use is where the Hessian changes across the
+    ball, e.g. for a radius comparable to ‖θ‖.
 
     Args:
         radius: r, the ball's radius in parameter space (absolute, > 0).
         points: m >= 2, the number of sampled points (one gradient each).
         generator: draws the points.
 
-    Differences are taken between the points as stored (rounded to the params' dtypes).
-    ``history`` holds the running maximum after each point.
+    Differences are taken between the points as stored (rounded to the params' dtypes), which
+    may lie outside the ball by that rounding: each quotient is at most the Lipschitz constant of
+    ∇f on any set holding its two stored points (a ball of radius r plus the rounding of θ + r u,
+    not B(θ, r) itself, when r is within a few ulps of θ). ``history`` holds the running maximum
+    after each point. A radius so small that every point rounds to the same values raises
+    ValueError (no quotient).
 
     >>> x = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
     >>> est = SampledLocalMax(radius=0.5, points=4)(lambda: (x**4).sum() / 4, [x])
@@ -71,6 +76,7 @@ class SampledLocalMax:
         gradients: list[torch.Tensor] = []
         running: list[float] = []
         best = 0.0
+        compared = False
         with preserved(params):
             theta = flatten(params, params)
             for _ in range(self.points):
@@ -84,6 +90,7 @@ class SampledLocalMax:
                 for b, gb in zip(locations, gradients, strict=True):
                     distance = norm(a - b)
                     if distance > 0.0:
+                        compared = True
                         ratio = norm(ga - gb) / distance
                         if not math.isfinite(ratio):
                             raise FloatingPointError(
@@ -93,6 +100,11 @@ class SampledLocalMax:
                 locations.append(a)
                 gradients.append(ga)
                 running.append(best)
+        if not compared:  # 0 would read as "L >= 0", and as a critical norm of 0
+            raise ValueError(
+                f"radius={self.radius} is below the params' rounding: every sampled point "
+                "rounds back to the same values"
+            )
         return LipschitzEstimate(
             value=best,
             kind="lower",

@@ -196,10 +196,11 @@ class SecantTracker:
 class Secant:
     """max over k random unit directions dᵢ of ‖∇f(θ + r dᵢ) - ∇f(θ)‖ / ‖r dᵢ‖: a lower estimate.
 
-    Each quotient lies below the Lipschitz constant of ∇f on the ball of radius r around θ, and
-    for small r it is ‖H dᵢ‖ ≈ √(Σλⱼ²/n), the root mean square of the eigenvalues, not their
-    maximum (see the module docstring for why it underestimates and by how much). The step
-    actually stored (θ + r dᵢ rounded to the params' dtype) is the one divided by.
+    Each quotient lies below the Lipschitz constant of ∇f on any set holding θ and the stored
+    point θ + s (θ + r dᵢ rounded to the params' dtype; s is the step divided by, and ‖s‖ may
+    exceed r by that rounding, so the set is B(θ, r) itself only up to it), and for small r it
+    is ‖H dᵢ‖ ≈ √(Σλⱼ²/n), the root mean square of the eigenvalues, not their maximum (see the
+    module docstring for why it underestimates and by how much).
 
     Args:
         radius: r, the step length in parameter space (absolute, > 0).

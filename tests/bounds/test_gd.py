@@ -13,6 +13,7 @@ import json
 import math
 from fractions import Fraction
 
+import mpmath
 import numpy as np
 import pytest
 import torch
@@ -214,6 +215,18 @@ def test_cosine_sharp_bound_is_attained() -> None:
     assert 1 - cos == pytest.approx(cosine_distance_bound(gn, delta, sharp=True).bound, rel=1e-12)
 
 
+def test_cosine_sharp_bound_for_tiny_ratios() -> None:
+    """Oracle: mpmath at 50 digits of 1 - sqrt(1 - r**2). Computed as written in float64 it
+    cancelled: 0.0 at r = 5e-9 (below the true bound), 122% high at r = 1e-8."""
+    mpmath.mp.dps = 50
+    for r in (5e-9, 1e-8, 1e-7, 1e-4, 0.3, 0.999):
+        exact = 1 - mpmath.sqrt(1 - mpmath.mpf(r) ** 2)
+        got = cosine_distance_bound(1.0, r, sharp=True).bound
+        assert abs(mpmath.mpf(got) / exact - 1) < 1e-14, r
+    with pytest.raises(TypeError, match="sharp"):
+        cosine_distance_bound(1.0, 2.0, sharp="yes")  # type: ignore[arg-type]
+
+
 def test_cosine_vacuous_when_delta_reaches_g() -> None:
     """Oracle: e = -2g (||e|| = 2||g||) reverses the gradient: 1 - cos = 2, the trivial bound."""
     r = cosine_distance_bound(1.0, 2.0)
@@ -288,6 +301,14 @@ def test_check_descent_steps_outside_the_theorem_get_no_regime() -> None:
         args[series] = [-1.0]
         with pytest.raises(ValueError, match=">= 0"):
             check_descent(*args, "fp16")
+
+
+def test_check_descent_threshold_beyond_float64() -> None:
+    """Oracle: the definition: with L ||theta|| = 1e600 the critical norm is beyond float64's
+    range, so any finite gradient norm lies below it: the critical zone (it had overflowed
+    with a RuntimeWarning and given no regime)."""
+    result = check_descent([1.0], [1e300], [1e300], [1.0], "fp32")
+    assert result.regime == (Regime.CRITICAL_ZONE,)
 
 
 def test_check_descent_on_gradient_descent_trace() -> None:

@@ -59,3 +59,12 @@ def test_separable_quartic_upper_bound():
 def test_bad_arguments_are_named(kwargs, argument):
     with pytest.raises((ValueError, TypeError), match=argument):
         SampledLocalMax(**kwargs)
+
+
+def test_radius_below_the_rounding_is_refused():
+    """Oracle: float32 params at 1 with radius 1e-12, below half an ulp of 1 (2**-24): every
+    point rounds back to 1, no pair differs, and no quotient exists (0 had been returned as a
+    lower estimate, and a critical norm of 0 follows from it)."""
+    y = torch.ones(3, requires_grad=True)
+    with pytest.raises(ValueError, match="below the params' rounding"):
+        SampledLocalMax(radius=1e-12, points=4)(lambda: 3 * (y**2).sum(), [y])
