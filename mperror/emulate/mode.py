@@ -699,10 +699,10 @@ class _Engine:
                 info.name, args, kwargs, fmt, policy.accumulation, self.mode, self.generator,
                 round_input,
             )  # fmt: skip
-        else:
+        else:  # a reduction's inputs are not rounded first, as on the unrouted path
             value = routed.reduction(
                 info.name, args, kwargs, fmt, policy.accumulation, self.mode, self.generator,
-                round_input,
+                lambda t: t.detach(),
             )  # fmt: skip
         if self.count and not rounded_nonfinite:
             # Overflow inside mperror.ops surfaces as non-finite results of finite inputs (an
@@ -818,10 +818,14 @@ class _Engine:
         if r.is_meta:
             return r.to(dtype)
         if part.is_floating_point and not _holds_dtype(part, fmt):
-            # The storage dtype is narrower than the format: a second rounding, done exactly.
-            r = mperror.rounding.round(
-                r, format_of_dtype(part), self.mode, generator=self.generator
-            )
+            # The storage dtype is narrower than the format: a second rounding, done exactly,
+            # and counted (its overflows and underflows are the ones the caller sees).
+            store = format_of_dtype(part)
+            stored = mperror.rounding.round(r, store, self.mode, generator=self.generator)
+            if self.count:
+                self._tally(r, stored, store)
+                self.rounded -= r.numel()  # the same values, rounded once more
+            r = stored
         return r.to(dtype)
 
     def _tally(self, v: torch.Tensor, r: torch.Tensor, fmt: FloatFormat) -> None:

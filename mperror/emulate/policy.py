@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -231,14 +232,48 @@ def _op_names(value: Any, field: str) -> tuple[str, ...]:
             f"{field} names must be ATen operators (torch.ops.aten.NAME); unknown: "
             f"{', '.join(map(repr, unknown))}"
         )
-    unseen = [(n, _kernel_of(n)) for n in names if _kernel_of(n)]
+    inplace = [n for n in names if n.endswith("_") and hasattr(torch.ops.aten, n.rstrip("_"))]
+    if inplace:
+        listed = ", ".join(f"{n!r} (name {n.rstrip('_')!r})" for n in inplace)
+        raise ValueError(
+            f"{field} takes functional operator names; in-place and out= variants follow "
+            f"their functional operator: {listed}"
+        )
+    unseen = [n for n in names if _decomposes(n)]
     if unseen:
-        listed = ", ".join(f"{n!r} (it runs as {k!r})" for n, k in unseen)
+        listed = ", ".join(
+            f"{n!r} (it runs as {k!r})" if (k := _kernel_of(n)) else f"{n!r} (it runs as its parts)"
+            for n in unseen
+        )
         raise ValueError(
             f"{field} names operators the emulator never sees: they decompose above it, "
             f"into the operators to name instead: {listed}"
         )
     return tuple(sorted(set(names)))
+
+
+# Dispatch keys of kernels that dense CPU or CUDA tensors can reach (anything else, such as
+# nested-tensor or oneDNN-layout kernels, leaves a composite operator decomposing for them).
+_DENSE_KEYS = ("CPU", "CUDA", "CompositeExplicitAutograd", "CompositeExplicitAutogradNonFunctional")
+
+
+def _decomposes(name: str) -> bool:
+    """Does ``name`` always decompose above the emulator on this build: every functional
+    overload CompositeImplicitAutograd, none with a kernel for dense tensors?"""
+    packet = getattr(torch.ops.aten, name)
+    seen = False
+    for overload in packet.overloads():
+        if overload == "out" or overload.endswith("_out"):
+            continue
+        try:
+            qualified = getattr(packet, overload).name()
+        except RuntimeError:  # an overload the registry lists but cannot resolve
+            continue
+        has = functools.partial(torch._C._dispatch_has_kernel_for_dispatch_key, qualified)
+        if not has("CompositeImplicitAutograd") or any(has(key) for key in _DENSE_KEYS):
+            return False
+        seen = True
+    return seen
 
 
 def _kernel_of(name: str) -> str | None:
@@ -293,10 +328,13 @@ _AUTOCAST_FP32_FORWARD = (
     "_upsample_bilinear2d_aa", "upsample_trilinear3d", "upsample_bicubic2d",
     "_upsample_bicubic2d_aa",
     # AT_FORALL_FP32_SET_OPT_DTYPE and the norm overloads (fp32_append_dtype)
-    "prod", "_softmax", "_log_softmax", "cumprod", "cumsum", "linalg_vector_norm",
-    "linalg_matrix_norm", "sum", "norm",
-    # rms_norm (AT_FORALL_FP32), as the fused kernel it runs as where one exists
-    "_fused_rms_norm",
+    "prod", "_softmax", "_log_softmax", "cumprod", "cumsum", "linalg_vector_norm", "sum",
+    "norm",
+    # cdist (AT_FORALL_FP32) as it runs for p = 2 beyond 25 rows (or with
+    # compute_mode="use_mm_for_euclid_dist")
+    "_euclidean_dist",
+    # rms_norm (AT_FORALL_FP32), as the fused kernel it runs as where one exists (added below
+    # where this build has one)
 )  # fmt: skip
 _AUTOCAST_FP32_BACKWARD = (
     "softplus_backward", "native_layer_norm_backward", "native_group_norm_backward",
@@ -316,6 +354,8 @@ _AUTOCAST_FP32_BACKWARD = (
 # Factories (no tensor input): autocast casts no factory, so their results stay float32 (or the
 # dtype asked for); rounded to fmt, GradScaler's scale, made lazily by torch.full((), 65536.0),
 # became fp16's inf, and every step was skipped.
+if not _decomposes("_fused_rms_norm"):  # a fused kernel on this build (CUDA, MPS, ...)
+    _AUTOCAST_FP32_FORWARD += ("_fused_rms_norm",)
 _AUTOCAST_FACTORIES = (
     "full", "ones", "arange", "linspace", "logspace", "eye", "scalar_tensor", "rand", "randn",
 )  # fmt: skip

@@ -140,7 +140,9 @@ def reduction(
     round_input: Callable[[torch.Tensor], torch.Tensor],
 ) -> torch.Tensor:
     """The float64 sum (or mean) of a ``sum`` / ``mean`` operator accumulated by the model; the
-    caller rounds it to ``fmt`` once."""
+    caller rounds it to ``fmt`` once. ``round_input`` is applied to the operand (the emulator
+    passes the identity: a reduction's inputs are not rounded to ``fmt`` first, with a model or
+    without one)."""
     model = accumulation_model(accumulation, fmt)
     x = _wide(round_input(args[0]))
     dim = args[1] if len(args) > 1 else kwargs.get("dim")
@@ -162,7 +164,8 @@ def reduction(
 
     s = torch.complex(total(x.real), total(x.imag)) if x.is_complex() else total(x)
     if name == "mean":
-        count = math.prod(x.shape[d] for d in dims) if dims is not None else x.numel()
+        # a 0-d tensor takes dim 0 or -1 and holds one value
+        count = math.prod(x.shape[d] for d in dims) if dims is not None and x.dim() else x.numel()
         return s / count
     return s
 
@@ -170,11 +173,11 @@ def reduction(
 def _scale(
     z: torch.Tensor, factor: float, fmt: FloatFormat, mode: RoundMode, generator
 ) -> torch.Tensor:
-    """``fl(z * fl(factor))``, the factor stored in ``fmt`` to nearest even (ops' convention)."""
+    """``fl(z * factor)``, the product in float64 (ops' convention: the factor is not rounded to
+    ``fmt``, where ``1/N`` may underflow)."""
     if factor == 1.0:
         return z
-    stored = mperror.rounding.round(torch.tensor(factor, dtype=torch.float64), fmt)
-    return mperror.rounding.round(_wide(z) * stored, fmt, mode, generator=generator)
+    return mperror.rounding.round(_wide(z) * factor, fmt, mode, generator=generator)
 
 
 def transform(

@@ -152,7 +152,11 @@ class LostUpdateMeter:
             after the step (:func:`store_`) and takes a weight's update as intended where the
             float32 step moved it or its gradient is nonzero; ``None`` leaves the weights as
             the step wrote them (e.g. a step run inside ``mperror.emulate``) and takes a
-            weight's update as nonzero where its gradient is.
+            weight's update as nonzero where its gradient is. Either way a step that changed no
+            weight while some gradient was inf or NaN counts as skipped (as GradScaler skips
+            it: no update intended, none lost). Pass only the weights that train: a gradient
+            in a param group with lr 0 counts as an intended update, and updates without a
+            gradient (weight decay, momentum) are missed without ``fmt``.
         mode, generator: the rounding of :func:`store_`.
 
     Usage, one line per step; each costs a copy of the weights and a few comparisons::
@@ -196,6 +200,11 @@ class LostUpdateMeter:
                 torch.zeros_like(p, dtype=torch.bool) if p.grad is None else p.grad != 0
                 for p in self.params
             ]
+            finite = all(p.grad is None or bool(p.grad.isfinite().all()) for p in self.params)
+            if not finite and all(
+                torch.equal(p, b) for p, b in zip(self.params, before, strict=True)
+            ):  # a step skipped for its inf/NaN gradients (GradScaler): nothing was intended
+                moved = [torch.zeros_like(m) for m in moved]
             if self.fmt is not None:
                 moved = [m | (p != b) for m, p, b in zip(moved, self.params, before, strict=True)]
                 self.store()

@@ -419,9 +419,24 @@ def test_autocast_keeps_its_fp32_list_in_float32() -> None:
 
 def test_autocast_fp32_names_are_aten_operators() -> None:
     """Every name in the autocast fp32 set is an ATen operator (a typo would silently keep an
-    operator in fmt)."""
+    operator in fmt), and one the emulator sees (autocast() validates them as a user's
+    keep_fp32 is validated)."""
     for name in mperror.emulate.AUTOCAST_FP32_OPS:
         assert hasattr(torch.ops.aten, name), name
+    autocast("fp16")
+
+
+def test_autocast_keeps_cdist_in_float32_at_every_size() -> None:
+    """Oracle: torch's CUDA autocast fp32 list holds cdist; with p = 2 and more than 25 rows
+    torch runs it as _euclidean_dist (not _cdist_forward), which had been rounded to fp16. The
+    float32 distance of rows 1 + 2**-11 apart is not an fp16 value."""
+    for rows in (5, 30):
+        x = torch.zeros(rows, 2)
+        y = torch.zeros(rows, 2)
+        y[:, 0] = 1 + 2.0**-11
+        with emulate(autocast("fp16")):
+            d = torch.cdist(x, y)
+        assert d.dtype == torch.float32 and torch.all(d == 1 + 2.0**-11), rows
 
 
 def test_autocast_backward_sums_round_like_half_gradients() -> None:
@@ -507,6 +522,11 @@ def test_policy_validation_and_format_arguments() -> None:
         ({"softmax"}, r"'softmax' \(it runs as '_softmax'\)"),
         ({"layer_norm", "exp"}, r"'layer_norm' \(it runs as 'native_layer_norm'\)"),
         ({"expo"}, "unknown: 'expo'"),
+        # decomposes into its parts (mm, add, ...): it had been accepted and never applied
+        ({"linear"}, r"'linear' \(it runs as its parts\)"),
+        ({"matmul"}, r"'matmul' \(it runs as its parts\)"),
+        # the in-place variant shares the functional operator's entry: it had been ignored
+        ({"exp_"}, r"'exp_' \(name 'exp'\)"),
     ]:
         with pytest.raises(ValueError, match=message):
             mperror.emulate.Policy(
@@ -555,6 +575,7 @@ def test_classification_of_representative_operators() -> None:
         aten.reflection_pad1d_backward.default: OpClass.REDUCTION,  # adds mirrored gradients
         aten.adaptive_max_pool2d_backward.default: OpClass.REDUCTION,  # windows may overlap
         aten.linear.out: OpClass.MATMUL,
+        aten._foreach_norm.Scalar: OpClass.REDUCTION,  # clip_grad_norm_'s norm where foreach runs
     }
     for op, cls in expected.items():
         assert classify(op).op_class is cls, op
@@ -881,3 +902,29 @@ def test_inference_mode_sees_the_same_operators() -> None:
         assert torch.equal(inside, reference) and torch.equal(outside, reference), name
         if name != "rfft":
             assert torch.equal(reference, want), name
+
+
+def test_report_counts_the_store_into_a_narrower_dtype() -> None:
+    """Oracle: hand count. float16 tensors under bf16: 300**2 = 90000 is bf16's 89600, finite,
+    and inf in float16; 2**-26 is a bf16 value and 0 in float16 (below its 2**-24). The caller
+    gets [inf, 0]: one overflow, one underflow, two values rounded (the store's second
+    rounding had not been counted)."""
+    x = torch.tensor([300.0, 2.0**-13], dtype=torch.float16)
+    with emulate("bf16") as em:
+        y = x * x
+    assert y.tolist() == [math.inf, 0.0]
+    report = em.report()
+    assert (report.rounded, report.overflowed, report.underflowed) == (2, 1, 1)
+
+
+def test_foreach_norm_follows_the_reduction_format() -> None:
+    """Oracle: the float64 norm rounded once to the reduction format (bf16), as
+    linalg_vector_norm gives under the same policy; _foreach_norm (clip_grad_norm_'s norm on
+    devices where foreach kernels run) had been classed elementwise and kept fp32's value."""
+    x = torch.arange(1.0, 6.0) / 3
+    policy = mperror.emulate.Policy(elementwise="fp32", matmul="fp32", reduction="bf16", fft="fp32")
+    want = mperror.round(torch.linalg.vector_norm(x.double()), "bf16").float()
+    with emulate(policy):
+        (foreach,) = torch._foreach_norm([x])
+        plain = torch.linalg.vector_norm(x)
+    assert foreach.item() == plain.item() == want.item()

@@ -97,6 +97,32 @@ def test_routed_edge_cases_follow_torch() -> None:
     assert torch.equal(mv, torch.addmv(bias[0], b, a[0], alpha=0))
 
 
+def test_reductions_under_a_model_do_not_round_their_inputs() -> None:
+    """Oracle: float64 computation rounded once, and the same code without an accumulation
+    model. A reduction's inputs are not rounded to the format first (only matmul-class ones
+    are): float32 70000 - 60000 sums to 10000 with fp64 or fp32 accumulation as without a
+    model (the routed sum had rounded 70000 to fp16's inf first). A mean over dim 0 of a 0-d
+    tensor is the value itself (the routed mean had raised IndexError)."""
+    x = torch.tensor([70000.0, -60000.0])
+    for accumulation in (None, "fp64", "fp32"):
+        with emulate(pure("fp16", accumulation=accumulation)):
+            total = x.sum()
+            mean = torch.tensor(3.0).mean(0)
+        assert total.item() == 10000.0, accumulation
+        assert mean.item() == 3.0 and mean.dim() == 0, accumulation
+
+
+def test_staged_ffts_scale_by_the_unrounded_factor() -> None:
+    """Oracle: hand derivation (as tests/ops' test of the same model): the inverse DFT of
+    256 delta on 1024 points is 1/4 everywhere, an e4m3fn value; 1/1024 lies below e4m3fn's
+    range, and the routed transform had rounded that factor to 0 first."""
+    delta = torch.zeros(1024, dtype=torch.complex64)
+    delta[0] = 256.0
+    with emulate(pure("e4m3fn", fft_algorithm="staged")):
+        signal = torch.fft.ifft(delta)
+    assert torch.equal(signal.real, torch.full((1024,), 0.25))
+
+
 def test_complex_products_run_as_four_real_ones() -> None:
     """Oracle: the four real products accumulated in fp32 by mperror.ops, combined in float64
     and rounded once to fp16 (the model of routed.py)."""
@@ -161,8 +187,10 @@ def test_staged_fft_overflows_like_a_half_fft() -> None:
 
 @pytest.mark.parametrize("accumulation", ["fp16", "fp32"])
 def test_an_input_overflowing_when_rounded_is_counted_once(accumulation: str) -> None:
-    """Oracle: hand count. 70000 overflows when rounded to fp16, the one overflow; the inf it
-    becomes propagates into the sum and the product, which adds no second overflow."""
+    """Oracle: hand count. The sum overflows fp16 once (70000 rounded into an fp16 accumulator,
+    or the total 70003 rounded to fp16 after fp32 accumulation); the product rounds its input
+    70000 to fp16 first (a matmul-class operand), one overflow whose inf propagates without a
+    second."""
     with emulate(pure("fp16", accumulation=accumulation)) as em:
         total = torch.tensor([70000.0, 1.0, 2.0]).sum()
         product = torch.tensor([[70000.0]]) @ torch.tensor([[1.0]])

@@ -9,6 +9,8 @@ so delta = +2**-13 exactly is lost too.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -129,3 +131,20 @@ def test_meter_agrees_with_the_spacing_rule_on_random_updates() -> None:
     assert int(lost_in_float32.sum()) > 0  # the case occurs here
     assert meter.last.lost == int(expected.sum()) + int(lost_in_float32.sum())
     assert 0 < meter.last.lost < meter.last.updated  # both kinds occur
+
+
+@pytest.mark.parametrize("fmt", [None, "fp16"])
+def test_meter_a_skipped_step_loses_nothing(fmt) -> None:
+    """Oracle: GradScaler's rule: a step whose gradients hold inf or NaN is skipped, so no
+    update was intended. Gradients [inf, 1] and a skipped step had counted both weights (or the
+    finite one) as lost; a step that ran still counts."""
+    param = torch.nn.Parameter(torch.ones(2))
+    meter = LostUpdateMeter([param], fmt)
+    param.grad = torch.tensor([math.inf, 1.0])
+    with meter.step():
+        pass  # skipped
+    assert (meter.last.updated, meter.last.lost, meter.last.unchanged) == (0, 0, 2)
+    param.grad = torch.tensor([2.0**-12, 1.0])
+    with meter.step(), torch.no_grad():
+        param -= param.grad  # 1 - 2**-12 is lost to fp16 storage (and kept in float32)
+    assert meter.last.updated == 2 and meter.last.lost == (1 if fmt else 0)
