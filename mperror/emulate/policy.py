@@ -336,6 +336,8 @@ _AUTOCAST_FP32_FORWARD = (
     # rms_norm (AT_FORALL_FP32), as the fused kernel it runs as where one exists (added below
     # where this build has one)
 )  # fmt: skip
+if not _decomposes("_fused_rms_norm"):  # a fused kernel on this build (CUDA, MPS, ...)
+    _AUTOCAST_FP32_FORWARD += ("_fused_rms_norm",)
 _AUTOCAST_FP32_BACKWARD = (
     "softplus_backward", "native_layer_norm_backward", "native_group_norm_backward",
     "nll_loss_backward", "nll_loss2d_backward", "smooth_l1_loss_backward",
@@ -354,8 +356,6 @@ _AUTOCAST_FP32_BACKWARD = (
 # Factories (no tensor input): autocast casts no factory, so their results stay float32 (or the
 # dtype asked for); rounded to fmt, GradScaler's scale, made lazily by torch.full((), 65536.0),
 # became fp16's inf, and every step was skipped.
-if not _decomposes("_fused_rms_norm"):  # a fused kernel on this build (CUDA, MPS, ...)
-    _AUTOCAST_FP32_FORWARD += ("_fused_rms_norm",)
 _AUTOCAST_FACTORIES = (
     "full", "ones", "arange", "linspace", "logspace", "eye", "scalar_tensor", "rand", "randn",
 )  # fmt: skip
