@@ -210,7 +210,9 @@ def hammersley(n: int) -> torch.Tensor:
     der Corput's sequence, from ``scipy.stats.qmc.Halton`` unscrambled).
 
     The same points for every seed, as in DeepXDE, whose default training points (with which
-    Hayford et al. 2024 trained their PINNs) are a Hammersley set. The first coordinate is an
+    Hayford et al. 2024 trained their PINNs) are a Hammersley set; DeepXDE's own set (through
+    scikit-optimize) has the grid on the last coordinate instead, and version-dependent
+    offsets, so this is the same construction, not the same points. The first coordinate is an
     even grid (:func:`evenly_spaced`); with the corner ``(0, 0)`` added back and
     ``n + 1 = 2**k``, the set is a (0, k, 2)-net in base 2: every dyadic box of area ``2**-k``
     holds exactly one point.

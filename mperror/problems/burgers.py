@@ -110,9 +110,12 @@ class Burgers:
 
     Set up as the authors' DeepXDE run (their notebook ``pinns/dde_burgers_mixed.ipynb`` in
     lu-group/mixed-precision-sciml) in three respects where this problem used to differ from
-    it: training points from DeepXDE's default set, the Hammersley set
+    it: training points from a Hammersley set, the kind of set DeepXDE draws by default
     (:func:`~mperror.problems._base.hammersley`, the same points for every seed: seeds change
-    the initial weights only), the residual on every training point, and Keras's Glorot-normal
+    the initial weights only; not DeepXDE's very points: DeepXDE, through scikit-optimize, puts
+    the regular grid on the last coordinate, t, and van der Corput's sequence on x, with offsets
+    that differ between scikit-optimize versions, where this set has the grid on x and the
+    sequence on t), the residual on every training point, and Keras's Glorot-normal
     weights. The points decide the float32 result at the full size: 0.10 to 0.47 over five runs
     with independent uniform points, 0.020 to 0.167 over eight with a scrambled Halton sequence
     drawn per seed (three of them stalled near 0.16), and with the Hammersley set 0.016 to
