@@ -194,7 +194,42 @@ class PeriodicFunction:
         return complex(math.prod(self.coefficient_1d(k) for k in w))
 
 
-#: The test functions: a Lipschitz-only wave (coefficients ~ k^-2) and a smooth one (~ 1/k!).
+def _random_field() -> PeriodicFunction:
+    """One fixed draw (``torch.Generator().manual_seed(0)``) of the periodic Gaussian random
+    field the Burgers data start from (:data:`mperror.problems.burgers1d.FIELD`, modes up to
+    ``K = 128``, mean kept): ``f(x) = X_0 + 2 Re sum_(k=1..K) X_k exp(2 pi i k x)``, so
+    ``f^(k) = X_k``, ``conj(X_-k)`` for ``k < 0`` and 0 beyond ``K``; ``M_1 = |X_0| + 2 sum
+    |X_k|`` and ``L_1 = 4 pi sum k |X_k|`` bound ``|f|`` and ``|f'|`` term by term."""
+    from mperror.problems.burgers1d import FIELD
+    from mperror.problems.grf import periodic_1d
+
+    draw = torch.Generator().manual_seed(0)
+    coefficients = periodic_1d(FIELD, 1, generator=draw, zero_mean=False)[0].numpy()
+    modes = np.arange(len(coefficients))
+    magnitudes = np.abs(coefficients)
+
+    def values(x: np.ndarray) -> np.ndarray:
+        waves = np.exp(2j * np.pi * np.multiply.outer(x, modes[1:]))
+        return coefficients[0].real + 2 * (waves @ coefficients[1:]).real
+
+    def coefficient(k: int) -> complex:
+        if abs(k) >= len(coefficients):
+            return 0j
+        c = complex(coefficients[abs(k)])
+        return c if k >= 0 else c.conjugate()
+
+    return PeriodicFunction(
+        name="random-field",
+        description=f"a Gaussian random field, modes up to {FIELD.n_modes} (one fixed draw)",
+        bound_m=float(magnitudes[0] + 2 * magnitudes[1:].sum()),
+        lipschitz=float(4 * math.pi * (modes[1:] * magnitudes[1:]).sum()),
+        values=values,
+        coefficient_1d=coefficient,
+    )
+
+
+#: The test functions: a Lipschitz-only wave (coefficients ~ k^-2), a smooth one (~ 1/k!), and
+#: a band-limited random field (exact for n > 2 K: its discretisation error is float64's).
 FUNCTIONS: dict[str, PeriodicFunction] = {
     "triangle": PeriodicFunction(
         name="triangle",
@@ -212,6 +247,7 @@ FUNCTIONS: dict[str, PeriodicFunction] = {
         values=_exp_sin,
         coefficient_1d=_exp_sin_coefficient,
     ),
+    "random-field": _random_field(),
 }
 
 
@@ -622,7 +658,7 @@ def draw_sweep(records: Sequence[SweepRecord], path: Path) -> Path:
     fig, axes = plt.subplots(
         len(dims), len(fmts), figsize=(4 * len(fmts), 3.4 * len(dims)), squeeze=False
     )
-    colours = dict(zip(FUNCTIONS, ("C0", "C1"), strict=True))
+    colours = dict(zip(FUNCTIONS, ("C0", "C1", "C2"), strict=True))
     for row, d in enumerate(dims):
         for col, fmt in enumerate(fmts):
             ax = axes[row][col]
@@ -633,7 +669,7 @@ def draw_sweep(records: Sequence[SweepRecord], path: Path) -> Path:
                 )
                 if not group:
                     continue
-                c = colours.get(name, "C2")
+                c = colours.get(name, "C3")
                 ns = [r.n for r in group]
                 ax.loglog(*_positive(ns, [r.disc_error for r in group]), "o", c=c, ms=4,
                           label=f"{name}: discretisation")  # fmt: skip

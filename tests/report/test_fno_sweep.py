@@ -36,7 +36,8 @@ def sweep_2d() -> list[fno_sweep.SweepRecord]:
 @pytest.mark.parametrize("name", list(fno_sweep.FUNCTIONS))
 def test_function_coefficients_against_a_fine_float64_fft(name: str) -> None:
     """Oracle: the float64 FFT at n = 4096, whose aliasing error is below 1e-7 for the triangle
-    (~ 1/(6 n^2)) and 1e-15 for exp(sin) (~ I_4096(1)), against the closed forms."""
+    (~ 1/(6 n^2)) and 1e-15 for exp(sin) (~ I_4096(1)) and none for the random field (modes up
+    to 128 < 4096 / 2), against the closed forms (the field's: its drawn coefficients)."""
     f = fno_sweep.FUNCTIONS[name]
     n = 4096
     dft = np.fft.fft(f.samples(n, 1), norm="forward")
@@ -54,6 +55,25 @@ def test_function_constants() -> None:
     slope = np.abs(np.diff(es.values(x))).max() / (x[1] - x[0])
     assert slope <= es.lipschitz <= slope * (1 + 1e-6)
     assert es.coefficient((1, 2)) == pytest.approx(-1j * iv(1, 1.0) * -iv(2, 1.0), rel=1e-15)
+    field = fno_sweep.FUNCTIONS["random-field"]
+    x = np.linspace(0, 1, 100_001)
+    values = field.values(x)
+    slope = np.abs(np.diff(values)).max() / (x[1] - x[0])
+    assert np.abs(values).max() <= field.bound_m and slope <= field.lipschitz
+    assert field.coefficient((129,)) == 0 and field.coefficient((-3,)) == np.conj(
+        field.coefficient((3,))
+    )
+
+
+def test_random_field_is_band_limited() -> None:
+    """Oracle: aliasing. Modes up to 128: on n = 512 points no alias reaches modes 0..3, so the
+    measured discretisation error is float64 roundoff, while on n = 16 the aliases of the
+    field's many modes make it large."""
+    fine, coarse = (
+        fno_sweep.resolution_sweep(function="random-field", ns=(n,), d=1, formats=["fp16"])[0]
+        for n in (512, 16)
+    )
+    assert fine.disc_error < 1e-13 < coarse.disc_error
 
 
 # The sweep: bounds hold at small sizes.
