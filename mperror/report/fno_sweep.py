@@ -12,6 +12,8 @@ whose Fourier coefficients are known in closed form and sets the numbers beside 
   (:func:`mperror.ops.fft` / :func:`mperror.ops.fftn`) with ``T-fno-prec``
   (:func:`~mperror.bounds.fno.fft_precision_bound`); whether the unnormalised FFT overflowed
   beside :func:`~mperror.bounds.fft.fft_overflows`.
+* :func:`aliased_worst_case`: the tight example of ``T-fno-disc``, ``sin(2 pi (n + w) x)``,
+  whose discretisation error is ``M / 2`` at every ``n``.
 * :func:`measured_crossover`: the first ``n`` where the measured precision error reaches the
   measured discretisation error, beside :func:`~mperror.bounds.fno.crossover_resolution`.
 * :func:`overflow_cases`: inputs with ``N M`` just below and just above ``fmt.max``, and the
@@ -68,10 +70,12 @@ __all__ = [
     "PAPER_CROSSOVER",
     "QUICK_NS_1D",
     "QUICK_NS_2D",
+    "AliasedRecord",
     "CrossoverRecord",
     "OverflowCase",
     "PeriodicFunction",
     "SweepRecord",
+    "aliased_worst_case",
     "draw_sweep",
     "fno_claims",
     "measured_crossover",
@@ -106,7 +110,8 @@ _CROSSOVER_CRITERION = (
     "precision error reaches the discretisation error)"
 )
 _BOUNDS_CRITERION = (
-    "every measured discretisation error within T-fno-disc at its mode, every measured input "
+    "every measured discretisation error within T-fno-disc at its mode (the aliased worst "
+    "case sin(2 pi (n + w) x) included), every measured input "
     "rounding error within u M and every measured FFT error within T-fno-prec "
     "(fft_precision_bound); an infinite bound counts as held but is reported as vacuous"
 )
@@ -688,7 +693,44 @@ def draw_sweep(records: Sequence[SweepRecord], path: Path) -> Path:
     return path
 
 
-def _bounds_claim(records: Sequence[SweepRecord]) -> Claim:
+@dataclass(frozen=True, kw_only=True)
+class AliasedRecord(Record):
+    """The tight example of ``T-fno-disc`` at one ``n``: ``v(x) = sin(2 pi (n + w) x)`` (``M =
+    1``, ``L = 2 pi (n + w)``), whose coefficient at ``w`` is 0 while the ``n``-point one is
+    ``-1/(2i)`` times the centred phase: an error of exactly ``M / 2`` at every ``n``.
+
+    Attributes: ``n``, the mode ``w``, the measured ``error`` (float64 FFT), ``bound``
+    (:func:`~mperror.bounds.fno.discretisation_bound`) and ``holds``.
+    """
+
+    n: int
+    w: int
+    error: float
+    bound: float
+    holds: bool
+
+
+def aliased_worst_case(ns: Sequence[int] = QUICK_NS_1D, w: int = 1) -> list[AliasedRecord]:
+    """:class:`AliasedRecord` per ``n`` (1-D, centred grid): the aliased worst case measured.
+
+    >>> r = aliased_worst_case(ns=(16,))[0]
+    >>> round(r.error, 12), r.holds  # M / 2 = 1/2, whatever n
+    (0.5, True)
+    """
+    sizes = _check_ns(ns)
+    if isinstance(w, bool) or not isinstance(w, int) or w < 0:
+        raise ValueError(f"w must be an int >= 0, got {w!r}")
+    out = []
+    for n in sizes:
+        x = (np.arange(n) + 0.5) / n
+        dft = np.fft.fft(np.sin(2 * np.pi * (n + w) * x), norm="forward")
+        error = float(abs(dft[w % n] * np.exp(-1j * np.pi * w / n)))  # exact coefficient: 0
+        bound = discretisation_bound(n, w, 2 * math.pi * (n + w), 1.0).bound
+        out.append(AliasedRecord(n=n, w=w, error=error, bound=bound, holds=bool(error <= bound)))
+    return out
+
+
+def _bounds_claim(records: Sequence[SweepRecord], aliased: Sequence[AliasedRecord]) -> Claim:
     disc = {(r.function, r.d, r.n): r.disc_holds for r in records}  # format-independent
     prec_finite = [r for r in records if math.isfinite(r.prec_bound)]
     prec_useful = [r for r in prec_finite if not r.prec_vacuous]
@@ -697,12 +739,16 @@ def _bounds_claim(records: Sequence[SweepRecord]) -> Claim:
             if r.fmt.name == "fp16" and math.isfinite(r.prec_error)]  # fmt: skip
     holds = (
         all(disc.values())
+        and all(r.holds for r in aliased)
         and all(r.input_holds for r in records)
         and all(r.prec_holds for r in records)
     )
     measured = (
         f"discretisation {sum(disc.values())}/{len(disc)} within T-fno-disc (worst ratio "
-        f"{max(r.disc_ratio for r in records):.3g}); input rounding "
+        f"{max(r.disc_ratio for r in records):.3g}); the aliased worst case sin(2 pi (n + "
+        f"{aliased[0].w}) x): error {min(r.error for r in aliased):.6g} to "
+        f"{max(r.error for r in aliased):.6g} (M/2) at {len(aliased)} n, "
+        f"{sum(r.holds for r in aliased)}/{len(aliased)} within T-fno-disc; input rounding "
         f"{sum(r.input_holds for r in records)}/{len(records)} within u M; FFT "
         f"{sum(r.prec_holds for r in records)}/{len(records)} within T-fno-prec, of which "
         f"{len(prec_useful)} non-vacuous (worst ratio {worst:.3g}), "
@@ -812,11 +858,12 @@ def fno_claims(out_dir: Path, *, full: bool = False) -> tuple[list[Claim], dict[
     out_dir.mkdir(parents=True, exist_ok=True)
     records = resolution_sweep(ns=FULL_NS_1D if full else QUICK_NS_1D, d=1)
     records += resolution_sweep(ns=FULL_NS_2D if full else QUICK_NS_2D, d=2)
+    aliased = aliased_worst_case(ns=FULL_NS_1D if full else QUICK_NS_1D)
     crossovers = measured_crossover(records)
     cases = overflow_cases()
     figure = draw_sweep(records, out_dir / "fno_bounds.png")
     claims = [
-        _bounds_claim(records),
+        _bounds_claim(records, aliased),
         _crossover_claim(crossovers),
         _overflow_claim(records, cases),
     ]

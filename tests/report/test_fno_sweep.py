@@ -316,3 +316,15 @@ def test_sweep_overflow_to_inf_with_a_custom_function() -> None:
     assert [r.overflowed for r in records] == [False, False, True]
     assert records[2].prec_error == records[2].prec_bound == math.inf
     assert all(r.prec_holds and r.disc_holds for r in records)
+
+
+def test_aliased_worst_case_errs_by_half_its_amplitude() -> None:
+    """Oracle: hand derivation. On the centred n-point grid sin(2 pi (n + 1) x_j) = -sin(2 pi
+    x_j), so the n-point coefficient at mode 1 has modulus 1/2 while the function's is 0: an
+    error of M/2 = 1/2 at every n, within T-fno-disc (c_1 (L + 2 pi M) / n with L = 2 pi
+    (n + 1), about pi/2)."""
+    records = fno_sweep.aliased_worst_case(ns=(16, 64, 1024))
+    assert [r.n for r in records] == [16, 64, 1024]
+    for r in records:
+        assert r.error == pytest.approx(0.5, abs=1e-12) and r.holds and r.bound >= r.error
+        assert r.bound == pytest.approx(0.25 * (2 * math.pi * (r.n + 1) + 2 * math.pi) / r.n)
