@@ -34,6 +34,7 @@ __all__ = [
     "FNO_TWINS",
     "FROZEN_FP32_MAX",
     "FROZEN_MIN",
+    "FROZEN_MIN_STEPS",
     "MATCH_FACTOR",
     "OPTIONAL_CLAIMS",
     "SWEPT_FIELDS",
@@ -57,6 +58,9 @@ TRAINED_MAX = 0.1
 #: least FROZEN_MIN while float32's is at most FROZEN_FP32_MAX.
 FROZEN_MIN = 0.5
 FROZEN_FP32_MAX = 0.05
+#: ... judged only on runs of at least this many steps (the paper's first figure, 48% frozen,
+#: is at iteration 100; a run of a few steps has a "last tenth" of one step or none).
+FROZEN_MIN_STEPS = 100
 #: The (problem, label) whose runs diffusion.critical-zone judges (and its figure draws).
 CRITICAL_ZONE_RUNS = ("diffusion", "mixed-fp16")
 #: The :class:`~mperror.train.RunConfig` fields a study sweeps: runs of one problem judged
@@ -347,13 +351,27 @@ def _frozen(problem: str, paper: str) -> Callable[[_Runs], Claim]:
             measured="",
             criterion=(
                 f"share of weights unchanged per step, last tenth of the run: fp16 >= "
-                f"{FROZEN_MIN:g}, fp32 <= {FROZEN_FP32_MAX:g}"
+                f"{FROZEN_MIN:g}, fp32 <= {FROZEN_FP32_MAX:g}; undecided for runs of fewer "
+                f"than {FROZEN_MIN_STEPS} steps"
             ),
             holds=None,
         )
         missing = _missing(base, runs, (problem, "fp32"), (problem, "fp16"))
         if missing:
             return missing
+        short = [
+            f"{r.summary.run_id} ({r.summary.steps} steps)"
+            for policy in ("fp32", "fp16")
+            for r in runs.get(problem, policy)
+            if r.summary.steps < FROZEN_MIN_STEPS
+        ]
+        if short:
+            return replace(
+                base,
+                measured="not measured",
+                note=f"runs shorter than {FROZEN_MIN_STEPS} steps: {', '.join(short)} (train "
+                "longer)",
+            )
         f32 = runs.median(problem, "fp32", "unchanged_final")
         f16 = runs.median(problem, "fp16", "unchanged_final")
         mixed = runs.median(problem, "mixed-fp16", "unchanged_final")

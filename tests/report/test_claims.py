@@ -17,6 +17,7 @@ from mperror.report.claims import (
     FAIL_FACTOR,
     FROZEN_FP32_MAX,
     FROZEN_MIN,
+    FROZEN_MIN_STEPS,
     MATCH_FACTOR,
     TRAINED_MAX,
 )
@@ -123,10 +124,21 @@ def test_error_ratios_need_a_seed_run_in_both(template) -> None:
 )
 def test_frozen_weights(template, f16, f32, holds) -> None:
     runs = [
-        _run(template, "regression", "fp32", unchanged_final=f32),
-        _run(template, "regression", "fp16", unchanged_final=f16),
+        _run(template, "regression", "fp32", unchanged_final=f32, steps=FROZEN_MIN_STEPS),
+        _run(template, "regression", "fp16", unchanged_final=f16, steps=FROZEN_MIN_STEPS),
     ]
     assert _by_id(evaluate(runs))["regression.fp16-frozen-weights"].holds is holds
+
+
+def test_frozen_weights_of_runs_too_short_are_undecided(template) -> None:
+    """A run of a few steps has a "last tenth" of one step or none: its frozen share judged
+    the claim (the paper's first figure is at iteration 100)."""
+    runs = [
+        _run(template, "regression", "fp32", unchanged_final=0.0, steps=FROZEN_MIN_STEPS),
+        _run(template, "regression", "fp16", unchanged_final=1.0, steps=3),
+    ]
+    claim = _by_id(evaluate(runs))["regression.fp16-frozen-weights"]
+    assert claim.holds is None and "regression-fp16 (3 steps)" in claim.note
 
 
 def test_median_over_seeds(template) -> None:
@@ -676,8 +688,8 @@ def test_printed_ratio_is_on_the_verdicts_side(template) -> None:
 )
 def test_printed_share_is_on_the_verdicts_side(template, f16, f32, printed) -> None:
     runs = [
-        _run(template, "regression", "fp32", unchanged_final=f32),
-        _run(template, "regression", "fp16", unchanged_final=f16),
+        _run(template, "regression", "fp32", unchanged_final=f32, steps=FROZEN_MIN_STEPS),
+        _run(template, "regression", "fp16", unchanged_final=f16, steps=FROZEN_MIN_STEPS),
     ]
     claim = _by_id(evaluate(runs))["regression.fp16-frozen-weights"]
     assert claim.holds is False and claim.measured == printed
