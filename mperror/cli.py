@@ -119,15 +119,22 @@ def _out(text: str) -> Path:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from mperror.verify import verify
+    from mperror.train.trainer import check_config
+    from mperror.verify import plan, verify
 
-    out = _out(args.out)
     setting = "full" if args.full else "quick"
+    seeds = _seeds(args.seeds)
+    # every argument checked before --out is made (a refused one leaves no directory behind)
+    for config in plan(
+        setting, seeds=seeds, problems=args.problems, device=args.device, iterations=args.iterations
+    ):
+        check_config(config)
+    out = _out(args.out)
     print(f"mperror verify ({setting}) -> {out}")
     claims = verify(
         out,
         setting,
-        seeds=_seeds(args.seeds),
+        seeds=seeds,
         problems=args.problems,
         device=args.device,
         iterations=args.iterations,

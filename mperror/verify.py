@@ -59,6 +59,9 @@ def plan(
     unknown = [p for p in chosen if p not in STUDIES]
     if unknown:
         raise ValueError(f"problems must be among {', '.join(STUDIES)}; got {unknown}")
+    repeated = sorted({p for p in chosen if chosen.count(p) > 1})
+    if repeated:
+        raise ValueError(f"problems must name each problem once; repeated: {repeated}")
     return [
         config
         for problem in chosen

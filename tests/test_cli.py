@@ -181,3 +181,19 @@ def test_round_command_takes_negative_numbers_in_any_notation(capsys) -> None:
     got = [float(row.split()[1]) for row in rows]
     expected = [round_scalar(v, "bf16", "toward_zero") for v in (-1e-9, -math.inf, -2.5)]
     assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--problems", "regression", "regression"], "problems must name each problem once"),
+        (["--seeds", "3-1"], "--seeds range '3-1' is empty"),
+        (["--iterations", "0"], "iterations"),
+    ],
+)
+def test_verify_refuses_arguments_before_making_out(args, message, tmp_path, capsys) -> None:
+    """A refused argument leaves no --out directory behind (it had been made first)."""
+    out = tmp_path / "new" / "out"
+    assert main(["verify", "--out", str(out), "--no-progress", *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
