@@ -358,5 +358,6 @@ def _compare_gradients(
     if math.isfinite(lipschitz):
         delta = bounds.gradient_perturbation(lipschitz, theta_norm, precision.fmt)
         row["delta"] = delta
-        row["cosine_bound"] = bounds.cosine_distance_bound(ref_norm, delta).bound
+        if math.isfinite(ref_norm) and math.isfinite(delta):  # else no bound: NaN in the trace
+            row["cosine_bound"] = bounds.cosine_distance_bound(ref_norm, delta).bound
     return row

@@ -333,3 +333,19 @@ def test_training_runs_without_tqdm(tmp_path) -> None:
     assert done.returncode == 0, done.stderr
     assert "tqdm is not installed: no progress bars" in done.stderr
     assert (out / "regression-quick-fp32-seed0" / "summary.json").exists()
+
+
+def test_gradient_comparison_with_a_non_finite_float32_gradient() -> None:
+    """Oracle: the definitions: a float32 gradient of infinite norm has no cosine bound (the
+    bound needs a finite g), and the comparison records its norm instead of stopping the run
+    (cosine_distance_bound had raised ValueError in the middle of training)."""
+    from mperror.train.precision import parse
+    from mperror.train.trainer import _compare_gradients
+
+    class Shadow:
+        def gradient(self):
+            return None, [torch.tensor([math.inf, 1.0])]
+
+    row = _compare_gradients(Shadow(), [torch.tensor([1.0, 1.0])], 2.0, 3.0, parse("mixed-fp16"))
+    assert row["fp32_grad_norm"] == math.inf and "cosine_bound" not in row
+    assert row["delta"] == 2.0 * 3.0 * 2.0**-11  # u L ||theta||, still recorded
