@@ -701,9 +701,8 @@ class _Engine:
             )  # fmt: skip
         else:  # a reduction's inputs are not rounded first, as on the unrouted path
             value = routed.reduction(
-                info.name, args, kwargs, fmt, policy.accumulation, self.mode, self.generator,
-                lambda t: t.detach(),
-            )  # fmt: skip
+                info.name, args, kwargs, fmt, policy.accumulation, self.mode, self.generator
+            )
         if self.count and not rounded_nonfinite:
             # Overflow inside mperror.ops surfaces as non-finite results of finite inputs (an
             # input that overflowed when rounded was counted then, not again here).
@@ -822,13 +821,14 @@ class _Engine:
             # and counted (its overflows and underflows are the ones the caller sees).
             store = format_of_dtype(part)
             stored = mperror.rounding.round(r, store, self.mode, generator=self.generator)
-            if self.count:
-                self._tally(r, stored, store)
-                self.rounded -= r.numel()  # the same values, rounded once more
+            if self.count:  # the same values rounded once more: not counted twice as rounded
+                self._tally(r, stored, store, values=False)
             r = stored
         return r.to(dtype)
 
-    def _tally(self, v: torch.Tensor, r: torch.Tensor, fmt: FloatFormat) -> None:
+    def _tally(
+        self, v: torch.Tensor, r: torch.Tensor, fmt: FloatFormat, *, values: bool = True
+    ) -> None:
         """Count rounded, overflowed and underflowed values with a few float reductions.
 
         Rounding keeps zeros zero and non-finite values non-finite (a saturating format maps
@@ -837,7 +837,8 @@ class _Engine:
         """
         if v.is_complex():
             v, r = torch.view_as_real(v), torch.view_as_real(r)
-        self.rounded += r.numel()
+        if values:  # False for a second rounding of values already counted
+            self.rounded += r.numel()
         self.underflowed += int(torch.count_nonzero(v)) - int(torch.count_nonzero(r))
         if fmt.overflow is Overflow.SATURATE:
             if v.numel() and not float(v.abs().max()) <= fmt.max:
@@ -931,7 +932,7 @@ def _holds(fmt: FloatFormat, dtype: torch.dtype) -> bool:
     if not dtype.is_floating_point:
         return True
     try:
-        return _format_holds(fmt, format_of_dtype(dtype))
+        return mperror.rounding._holds(fmt, format_of_dtype(dtype))
     except ValueError:
         return True
 
@@ -940,13 +941,9 @@ def _holds(fmt: FloatFormat, dtype: torch.dtype) -> bool:
 def _holds_dtype(dtype: torch.dtype, fmt: FloatFormat) -> bool:
     """Can ``dtype`` store every value of ``fmt``?"""
     try:
-        return _format_holds(format_of_dtype(dtype), fmt)
+        return mperror.rounding._holds(format_of_dtype(dtype), fmt)
     except ValueError:
         return True
-
-
-def _format_holds(store: FloatFormat, fmt: FloatFormat) -> bool:
-    return mperror.rounding._holds(store, fmt)
 
 
 def _widen_dtype(value: Any, real: torch.dtype, cplx: torch.dtype) -> Any:

@@ -277,25 +277,10 @@ def _decomposes(name: str) -> bool:
 
 
 def _kernel_of(name: str) -> str | None:
-    """The ATen operator that ``name`` runs as when ``name`` decomposes above the emulator (every
-    functional overload CompositeImplicitAutograd) into ``_name`` or ``native_name``: softmax
-    into _softmax, layer_norm into native_layer_norm. ``None`` otherwise."""
-    packet = getattr(torch.ops.aten, name)
-    composite = []
-    for overload in packet.overloads():
-        if overload == "out" or overload.endswith("_out"):
-            continue
-        try:
-            qualified = getattr(packet, overload).name()
-            composite.append(
-                torch._C._dispatch_has_kernel_for_dispatch_key(
-                    qualified, "CompositeImplicitAutograd"
-                )
-            )
-        except RuntimeError:  # an overload the registry lists but cannot resolve
-            continue
-    if not composite or not all(composite):
-        return None
+    """The ATen operator that ``name``, an operator that decomposes above the emulator
+    (:func:`_decomposes`), runs as where it has a ``_name`` or ``native_name`` twin: softmax
+    into _softmax, layer_norm into native_layer_norm. ``None`` otherwise (it runs as its
+    parts)."""
     return next((k for k in (f"_{name}", f"native_{name}") if hasattr(torch.ops.aten, k)), None)
 
 

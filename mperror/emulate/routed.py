@@ -137,14 +137,12 @@ def reduction(
     accumulation: object,
     mode: RoundMode,
     generator: torch.Generator | None,
-    round_input: Callable[[torch.Tensor], torch.Tensor],
 ) -> torch.Tensor:
     """The float64 sum (or mean) of a ``sum`` / ``mean`` operator accumulated by the model; the
-    caller rounds it to ``fmt`` once. ``round_input`` is applied to the operand (the emulator
-    passes the identity: a reduction's inputs are not rounded to ``fmt`` first, with a model or
-    without one)."""
+    caller rounds it to ``fmt`` once. The operand is not rounded to ``fmt`` first (a
+    reduction's inputs are not, with a model or without one)."""
     model = accumulation_model(accumulation, fmt)
-    x = _wide(round_input(args[0]))
+    x = _wide(args[0])
     dim = args[1] if len(args) > 1 else kwargs.get("dim")
     keepdim = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
     if dim is not None and len(dim) == 0:
