@@ -23,6 +23,12 @@ values and pass untouched). For each operator it looks up (once, cached per
   matmul-class) but not the gates inside. With torch's global switch
   ``torch.backends.mkldnn.enabled = False`` torch runs the LSTM as separate operators, each
   emulated;
+* ``scaled_dot_product_attention`` runs as torch's math backend computes it: the block
+  switches off torch's fused attention kernels (flash, memory-efficient, cuDNN), which have no
+  float64 version on a GPU, so attention reaches the emulator as its separate operators (the
+  scaled ``q k^T`` products, softmax, the product with ``v``), each emulated by its class, on
+  every device. A fused kernel a user selects inside the block (``sdpa_kernel``) is emulated as
+  one matmul-class operator where torch has it in float64 (on a CPU);
 * with ``policy.accumulation`` or ``policy.fft_algorithm="staged"``, matrix products, sums and
   FFTs are computed by :mod:`mperror.ops` (see :mod:`mperror.emulate.routed`);
 * mutated arguments (in-place and ``out=`` variants) receive the rounded result in place, and the
@@ -66,6 +72,7 @@ first), except for sums, which the round-to-odd sum covers.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import math
@@ -75,6 +82,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import mperror.rounding
@@ -164,16 +172,17 @@ class Emulation:
                 raise TypeError(f"{flag} must be a bool, got {value!r}")
         self.policy = policy
         self._engine = _Engine(policy, generator=generator, compiled=compiled, count=count)
-        self._modes: list[_Mode] = []
+        self._entered: list[contextlib.ExitStack] = []
 
     def __enter__(self) -> Emulation:
-        mode = _Mode(self._engine)
-        mode.__enter__()
-        self._modes.append(mode)
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(sdpa_kernel(SDPBackend.MATH))
+            stack.enter_context(_Mode(self._engine))
+            self._entered.append(stack.pop_all())
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._modes.pop().__exit__(*exc)
+        self._entered.pop().__exit__(*exc)
 
     def report(self) -> EmulationReport:
         """Operator counts and what rounding did so far (see :class:`EmulationReport`)."""

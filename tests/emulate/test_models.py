@@ -193,3 +193,73 @@ def test_pinn_laplacian_through_torch_func_under_emulation(name: str) -> None:
         batched.detach().double() - reference
     ).norm() <= 10 * fmt.unit_roundoff * reference.norm()
     assert torch.equal(batched, single)
+
+
+def _attention_step(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor):
+    """Scaled dot-product attention (torch's own), its output and the gradients of a loss."""
+    q, k, v = (t.detach().requires_grad_() for t in (q, k, v))
+    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    grads = torch.autograd.grad((out * out).sum(), (q, k, v))
+    return out.detach(), grads
+
+
+def _attention_inputs(device: str = "cpu") -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(11)
+    q, k, v = (torch.randn(2, 3, 5, 8, generator=g) for _ in range(3))
+    mask = torch.rand(5, 5, generator=g) > 0.2
+    mask.fill_diagonal_(True)  # every query sees at least itself
+    return tuple(t.to(device) for t in (q, k, v, mask))
+
+
+def _sdpa_flags() -> tuple[bool, ...]:
+    b = torch.backends.cuda
+    return (
+        b.flash_sdp_enabled(),
+        b.mem_efficient_sdp_enabled(),
+        b.cudnn_sdp_enabled(),
+        b.math_sdp_enabled(),
+    )
+
+
+@pytest.mark.parametrize("name", ["fp16", "bf16"])
+def test_attention_is_emulated_operator_by_operator(name: str) -> None:
+    """scaled_dot_product_attention under emulation, forward and backward. Oracles: (1) the
+    report: the products and the softmax were emulated as such, and no fused attention kernel
+    (which has no float64 version on a GPU) reached the emulator; (2) every value is one of the
+    format; (3) the float64 computation agrees to 10 u relative (normwise), as for the PINN
+    above (a handful of roundings on each path); (4) torch's attention switches read as before
+    the block, after it and after an exception inside it."""
+    fmt = formats.get(name)
+    q, k, v, mask = _attention_inputs()
+    before = _sdpa_flags()
+    with emulate(fmt) as em:
+        out, grads = _attention_step(q, k, v, mask)
+    ref_out, ref_grads = _attention_step(q.double(), k.double(), v.double(), mask)
+    ops = em.report().ops
+    assert ops["aten.bmm.default"] > 0
+    assert any("softmax" in op for op in ops)
+    assert not [op for op in ops if "attention" in op]
+    u = fmt.unit_roundoff
+    for got, ref in zip((out, *grads), (ref_out, *ref_grads), strict=True):
+        assert got.dtype == torch.float32
+        assert fmt.is_representable(got).all()
+        assert (got.double() - ref).norm() <= 10 * u * ref.norm()
+    assert _sdpa_flags() == before
+    with pytest.raises(RuntimeError, match="inside"), emulate(fmt):
+        raise RuntimeError("inside")
+    assert _sdpa_flags() == before
+
+
+@pytest.mark.gpu
+def test_attention_on_cuda_matches_the_cpu_emulation() -> None:
+    """Oracle: the CPU emulation of the same inputs, bit for bit. Each operator is computed in
+    float64 on both devices (summation orders differ, by a few float64 units in the last place)
+    and rounded once to fp16, so a result differs only where a float64 value falls within those
+    few units of an fp16 rounding boundary: probability about 2**-40 per value. Without the
+    math backend, CUDA's fused attention kernels would be asked for float64 and refuse."""
+    on_cpu, on_gpu = _attention_inputs(), _attention_inputs("cuda")
+    with emulate("fp16"):
+        out, grads = _attention_step(*on_cpu)
+        out_gpu, grads_gpu = _attention_step(*on_gpu)
+    for got, ref in zip((out_gpu, *grads_gpu), (out, *grads), strict=True):
+        assert torch.equal(got.cpu(), ref)
