@@ -23,9 +23,11 @@ values and pass untouched). For each operator it looks up (once, cached per
   matmul-class) but not the gates inside. With torch's global switch
   ``torch.backends.mkldnn.enabled = False`` torch runs the LSTM as separate operators, each
   emulated;
-* ``scaled_dot_product_attention`` runs as torch's math backend computes it: the block
-  switches off torch's fused attention kernels (flash, memory-efficient, cuDNN), which have no
-  float64 version on a GPU, so attention reaches the emulator as its separate operators (the
+* attention runs as torch's math backend computes it: while a block is open, torch's fused
+  attention kernels (flash, memory-efficient, cuDNN), which have no float64 version on a GPU,
+  and the one-operator fast path of ``nn.MultiheadAttention`` and
+  ``nn.TransformerEncoderLayer`` are switched off (process-wide torch settings, restored when
+  the last block closes), so attention reaches the emulator as its separate operators (the
   scaled ``q k^T`` products, softmax, the product with ``v``), each emulated by its class, on
   every device. A fused kernel a user selects inside the block (``sdpa_kernel``) is emulated as
   one matmul-class operator where torch has it in float64 (on a CPU);
@@ -72,7 +74,6 @@ first), except for sums, which the round-to-odd sum covers.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 import math
@@ -82,13 +83,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import mperror.rounding
 from mperror.emulate import routed
 from mperror.emulate.classify import OpInfo, classify
-from mperror.emulate.policy import OpClass, Policy, as_policy
+from mperror.emulate.policy import _DENSE_KEYS, OpClass, Policy, as_policy
 from mperror.emulate.report import EmulationReport
 from mperror.formats import FloatFormat, FormatLike, Overflow, format_of_dtype
 from mperror.ops._common import to_odd, two_sum
@@ -172,21 +172,77 @@ class Emulation:
                 raise TypeError(f"{flag} must be a bool, got {value!r}")
         self.policy = policy
         self._engine = _Engine(policy, generator=generator, compiled=compiled, count=count)
-        self._entered: list[contextlib.ExitStack] = []
+        self._modes: list[_Mode] = []
 
     def __enter__(self) -> Emulation:
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(sdpa_kernel(SDPBackend.MATH))
-            stack.enter_context(_Mode(self._engine))
-            self._entered.append(stack.pop_all())
+        mode = _Mode(self._engine)
+        _FUSED_KERNELS.switch_off()
+        try:
+            mode.__enter__()
+        except BaseException:
+            _FUSED_KERNELS.restore()
+            raise
+        self._modes.append(mode)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._entered.pop().__exit__(*exc)
+        try:
+            self._modes.pop().__exit__(*exc)
+        finally:
+            _FUSED_KERNELS.restore()
 
     def report(self) -> EmulationReport:
         """Operator counts and what rounding did so far (see :class:`EmulationReport`)."""
         return self._engine.report()
+
+
+class _FusedKernelSwitches:
+    """torch's fused attention kernels, off while any emulation block is open in the process.
+
+    torch's flash, memory-efficient and cuDNN attention kernels have no float64 version on a
+    GPU, and the fast path of ``nn.MultiheadAttention`` and ``nn.TransformerEncoderLayer``
+    (eval mode without autograd) runs a whole layer as one operator, which would be rounded
+    once at its end. With them off, torch computes attention with its math backend, as
+    separate operators the emulator sees. The switches are process-wide torch settings: the
+    first block to open saves them, the last to close restores them (a count under a lock, so
+    blocks on several threads, closing in any order, leave them as they were); meanwhile other
+    threads' attention also takes the math backend.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open = 0
+        self._saved: list[bool] = []
+
+    @staticmethod
+    def _switches() -> list[tuple[Callable[[], bool], Callable[[bool], None], bool]]:
+        cuda, mha = torch.backends.cuda, torch.backends.mha
+        return [
+            (cuda.flash_sdp_enabled, cuda.enable_flash_sdp, False),
+            (cuda.mem_efficient_sdp_enabled, cuda.enable_mem_efficient_sdp, False),
+            (cuda.cudnn_sdp_enabled, cuda.enable_cudnn_sdp, False),
+            (cuda.math_sdp_enabled, cuda.enable_math_sdp, True),
+            (mha.get_fastpath_enabled, mha.set_fastpath_enabled, False),
+        ]
+
+    def switch_off(self) -> None:
+        with self._lock:
+            if self._open == 0:
+                switches = self._switches()
+                self._saved = [get() for get, _, _ in switches]
+                for _, put, value in switches:
+                    put(value)
+            self._open += 1
+
+    def restore(self) -> None:
+        with self._lock:
+            self._open -= 1
+            if self._open == 0:
+                for (_, put, _), value in zip(self._switches(), self._saved, strict=True):
+                    put(value)
+
+
+_FUSED_KERNELS = _FusedKernelSwitches()
 
 
 class _Mode(TorchDispatchMode):
@@ -196,11 +252,22 @@ class _Mode(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        try:
+            return self._dispatch(func, args, kwargs)
+        except Exception as error:
+            layouts = {
+                "nested" if t.is_nested else str(t.layout)
+                for t in _leaves([args, list(kwargs.values())])
+                if isinstance(t, torch.Tensor) and (t.is_nested or t.layout is not torch.strided)
+            }
+            if not layouts or isinstance(error, _NotDense):
+                raise
+            raise _not_dense(", ".join(sorted(layouts)), func) from error
+
+    def _dispatch(self, func, args, kwargs):
         composite = _COMPOSITE.get(func)
         if composite is None:
-            composite = _COMPOSITE[func] = torch._C._dispatch_has_kernel_for_dispatch_key(
-                func.name(), "CompositeImplicitAutograd"
-            )
+            composite = _COMPOSITE[func] = _decomposes_here(func)
         if composite:
             # Such operators (matmul, einsum, fft_rfft, ...) decompose at the autograd keys,
             # which inference mode (and inference tensors) skip: decompose them here, so the
@@ -212,7 +279,29 @@ class _Mode(TorchDispatchMode):
         return self.engine.dispatch(func, args, kwargs)
 
 
-# operator -> whether it has a CompositeImplicitAutograd kernel
+class _NotDense(TypeError):
+    """A tensor of a layout the emulator does not handle (sparse, nested)."""
+
+
+def _not_dense(layout: str, func: Any = None) -> _NotDense:
+    where = "" if func is None else f" (operator {func})"
+    return _NotDense(
+        f"mperror.emulate handles dense (strided) tensors only, and met a {layout} tensor"
+        f"{where}: run that part outside the block, or use dense tensors (nn.Embedding with"
+        " sparse=False; padded batches instead of torch.nested)"
+    )
+
+
+def _decomposes_here(func) -> bool:
+    """Does ``func`` reach the mode only where torch skipped its decomposition: a
+    CompositeImplicitAutograd kernel and no kernel for dense tensors? (silu_backward has both:
+    with autograd on it reaches the mode whole, and must under inference mode too.)"""
+    name = func.name()
+    has = torch._C._dispatch_has_kernel_for_dispatch_key
+    return has(name, "CompositeImplicitAutograd") and not any(has(name, k) for k in _DENSE_KEYS)
+
+
+# operator -> whether the mode decomposes it (_decomposes_here)
 _COMPOSITE: dict[Any, bool] = {}
 
 
@@ -401,7 +490,9 @@ class _Engine:
         if cls in (OpClass.VIEW, OpClass.PASS, OpClass.NATIVE):
             return _Entry(info, _NATIVE, None, False)
         if info.name in (self._keep_fp32_backward if backward else self._keep_fp32):
-            return _Entry(info, _FP32, None, False)
+            # A factory computes nothing from inputs: narrowing the dtype it is asked for would
+            # change what it makes (and which random numbers it draws), as autocast never does.
+            return _Entry(info, _NATIVE if info.factory else _FP32, None, False)
         route = _ROUTED_OVERLOADS.get((info.name, func._overloadname))
         if route is not None and (
             (route is routed.TRANSFORMS and self.policy.fft_algorithm == "staged")
@@ -771,6 +862,8 @@ class _Engine:
         action, rounder, narrow_rounder, out = plan
         if action is _KEEP:
             return v
+        if v.layout is not torch.strided:
+            raise _not_dense(str(v.layout))
         if v.is_meta:  # no values (torch.func's shape propagation): only the dtype follows
             return v.to(out)
         if action is _WIDEN:

@@ -96,7 +96,9 @@ class Policy(Record):
             rounded to the FFT format.
         keep_fp32: ATen operator names (overload packets, ``"exp"``, ``"_softmax"``, ...; any
             collection, stored as a sorted tuple) that run in float32: inputs converted to
-            float32, torch's float32 kernel, output rounded to float32 only. In-place variants
+            float32, torch's float32 kernel, output rounded to float32 only; a factory (an
+            operator without tensor arguments: ``randn``, ``full``) runs as without emulation,
+            in the dtype asked for, so random ones draw what they would. In-place variants
             (``"exp_"``) follow their base name. A name that is no ATen operator, or one that
             decomposes above the emulator (``"softmax"``, which runs as ``"_softmax"``), is
             refused with ValueError.

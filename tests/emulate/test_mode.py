@@ -928,3 +928,128 @@ def test_foreach_norm_follows_the_reduction_format() -> None:
         (foreach,) = torch._foreach_norm([x])
         plain = torch.linalg.vector_norm(x)
     assert foreach.item() == plain.item() == want.item()
+
+
+def test_autocast_factories_draw_and_make_what_they_would_without_emulation() -> None:
+    """Oracle: the same calls without emulation. CUDA autocast casts no factory: a float64 or
+    float16 randn draws as it would (float32's randn draws another stream), and a float64
+    constant keeps its float64 value (narrowing the dtype asked for had changed both)."""
+
+    def make() -> list[torch.Tensor]:
+        g = torch.Generator().manual_seed(3)
+        return [
+            torch.randn(50, dtype=torch.float64, generator=g),
+            torch.rand(50, dtype=torch.float64, generator=g),
+            torch.randn(50, dtype=torch.float16, generator=g),
+            torch.full((3,), 0.1, dtype=torch.float64),
+            torch.linspace(0, 1, 7, dtype=torch.float64),
+        ]
+
+    with emulate(autocast("fp16")):
+        inside = make()
+    for got, want in zip(inside, make(), strict=True):
+        assert got.dtype == want.dtype and torch.equal(got, want)
+
+
+@pytest.mark.parametrize("activation", ["silu", "mish"])
+def test_activation_backward_kernels_are_rounded_once(activation: str) -> None:
+    """silu_backward and mish_backward have both a CPU kernel and a composite one; autograd
+    runs the kernel. Oracles: (1) under pure(fp64) on float64 the gradient is plain torch's,
+    bit for bit; (2) under bf16 it is the float64 gradient of the (rounded) input rounded once.
+    The emulator had decomposed them into their pieces, each rounded."""
+    f = getattr(torch.nn.functional, activation)
+    x = torch.randn(200, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+
+    def gradient(t: torch.Tensor) -> torch.Tensor:
+        t = t.detach().requires_grad_()
+        return torch.autograd.grad(f(t).sum(), t)[0]
+
+    want = gradient(x)
+    with emulate("fp64"):
+        assert torch.equal(gradient(x), want)
+    x16 = rounded(x, "bf16")
+    with emulate("bf16"):
+        got = gradient(x16)
+    assert torch.equal(got, rounded(gradient(x16), "bf16"))
+
+
+def _attention_switches() -> tuple[bool, ...]:
+    cuda = torch.backends.cuda
+    return (
+        cuda.flash_sdp_enabled(),
+        cuda.mem_efficient_sdp_enabled(),
+        cuda.cudnn_sdp_enabled(),
+        cuda.math_sdp_enabled(),
+        torch.backends.mha.get_fastpath_enabled(),
+    )
+
+
+def test_attention_switches_survive_blocks_on_two_threads() -> None:
+    """Oracle: the switches as read before. Two threads open blocks and close them in the
+    order they opened them (the first closes first); saving and restoring per block had left
+    the fused kernels off for the whole process."""
+    import threading
+
+    before = _attention_switches()
+    opened = [threading.Event(), threading.Event()]
+    close = [threading.Event(), threading.Event()]
+    inside: list[tuple[bool, ...]] = []
+
+    def block(k: int) -> None:
+        with emulate("bf16"):
+            opened[k].set()
+            inside.append(_attention_switches())
+            close[k].wait(10)
+
+    threads = [threading.Thread(target=block, args=(k,)) for k in (0, 1)]
+    threads[0].start()
+    opened[0].wait(10)
+    threads[1].start()
+    opened[1].wait(10)
+    close[0].set()
+    threads[0].join(10)
+    assert _attention_switches() == inside[0]  # one block still open: still off
+    close[1].set()
+    threads[1].join(10)
+    assert inside == [(False, False, False, True, False)] * 2
+    assert _attention_switches() == before
+
+
+@pytest.mark.parametrize("layer", ["mha", "encoder"])
+def test_eval_attention_layers_are_emulated_operator_by_operator(layer: str) -> None:
+    """Oracle: the same layer with autograd on, where torch never takes its fast path. In eval
+    mode without autograd, nn.MultiheadAttention and nn.TransformerEncoderLayer run as one
+    fused operator, which was rounded once at its end (and had no class)."""
+    torch.manual_seed(0)
+    if layer == "mha":
+        module = torch.nn.MultiheadAttention(8, 2, batch_first=True).eval()
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            return module(x, x, x, need_weights=False)[0]
+    else:
+        module = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+        module.eval()
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            return module(x)
+
+    x = torch.randn(2, 5, 8)
+    with emulate("bf16") as em:
+        want = run(x)
+        with torch.no_grad():
+            got = run(x)
+    assert torch.equal(got, want.detach())
+    assert em.report().unclassified == ()
+
+
+def test_sparse_and_nested_tensors_are_refused_by_name() -> None:
+    """Oracle: the message. The emulator rounds dense tensors; a sparse gradient
+    (nn.Embedding(sparse=True)) or a nested tensor had failed inside torch with a message about
+    reshape or NestedTensorImpl sizes."""
+    embedding = torch.nn.Embedding(10, 4, sparse=True)
+    with pytest.raises(TypeError, match=r"sparse_coo tensor.*sparse=False"), emulate("bf16"):
+        embedding(torch.tensor([1, 2, 2])).sum().backward()
+    nested = torch.nested.nested_tensor([torch.randn(2, 8), torch.randn(3, 8)], layout=torch.jagged)
+    linear = torch.nn.Linear(8, 4)
+    with pytest.raises(TypeError, match="nested tensor"), torch.no_grad(), emulate("bf16"):
+        linear(nested)
