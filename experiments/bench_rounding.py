@@ -63,20 +63,24 @@ def throughput_table(args: argparse.Namespace) -> None:
     def rate(seconds: float) -> float:  # millions of values per second
         return args.n / seconds / 1e6
 
+    machine = torch.cuda.get_device_name() if device == "cuda" else machine_name("cpu")
+    threads = f", threads {torch.get_num_threads()}" if device == "cpu" else ""
+    print(f"device: {device} ({machine})")
+    print(f"torch {torch.__version__}{threads}, n = {args.n:,}")
+    # Each time is printed as it is measured (flushed), so a run stopped at a time limit keeps
+    # what it measured; the table with the ratios follows once the baselines are all in.
     times = {}
     for name in FORMATS:
         measure_baselines()  # again before every format, interleaved with the measured calls
         for mode in RoundMode:
             call = functools.partial(mperror.round, x, name, mode, generator=gen)
-            times[name, mode] = best_time(call, args.repeats, device)
+            times[name, mode] = t = best_time(call, args.repeats, device)
+            print(f"  measured {name} {mode.value}: {rate(t):.0f} M/s", flush=True)
     measure_baselines()
     # The median of the rounds' best times: robust to a slow round (another process) and to
     # the rare impossibly fast one (a clock glitch on a shared VM gave 4e9 values/s once).
     t_half, t_bf16, t_clone = (statistics.median(rounds[key]) for key in baselines)
 
-    machine = torch.cuda.get_device_name() if device == "cuda" else machine_name("cpu")
-    print(f"device: {device} ({machine})")
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, n = {args.n:,}")
     print(
         f"baselines (median of {len(FORMATS) + 1} interleaved rounds): half cast "
         f"{rate(t_half):.0f} M/s, bf16 cast {rate(t_bf16):.0f} M/s, clone {rate(t_clone):.0f} M/s"
@@ -106,6 +110,8 @@ def throughput_table(args: argparse.Namespace) -> None:
             call = functools.partial(mperror.round, x, name, mode, generator=gen, compiled=True)
             start = time.perf_counter()
             call()
+            if device == "cuda":
+                torch.cuda.synchronize()
             first = time.perf_counter() - start
             t = best_time(call, args.repeats, device)
             print(
@@ -159,6 +165,8 @@ def main() -> None:
         parser.error("--device cuda needs CUDA (torch.cuda.is_available() is False)")
     if args.n < 1 or args.repeats < 1:
         parser.error(f"--n and --repeats must be >= 1, got {args.n} and {args.repeats}")
+    if args.memory and args.device == "cuda":
+        parser.error("--memory measures a CPU process's resident memory; run it without --device")
     if args.memory and args.n < 10**6:
         parser.error("--memory needs --n >= 10**6 (page-level peaks of smaller inputs are noise)")
     throughput_table(args)

@@ -16,7 +16,7 @@ Solver: the 5-point finite-difference scheme on the nodes :math:`(i h, j h)`,
     \frac{1}{h^2} \sum_{\text{faces } \sigma} a_\sigma\, (u_P - u_{N(\sigma)}) = f_P, \qquad
     a_\sigma = \frac{2 a_P a_N}{a_P + a_N},
 
-a symmetric positive definite system solved by :func:`scipy.sparse.linalg.spsolve`. The
+a symmetric positive definite system solved by SuperLU (:func:`scipy.sparse.linalg.splu`). The
 harmonic mean is the exact face conductivity of two half-cells in series, so fluxes stay right
 across the jumps of :math:`a`; for smooth :math:`a` it equals the midpoint value up to
 :math:`O(h^2)` and the scheme is second-order accurate.
@@ -31,7 +31,10 @@ keeps the boundary), so the same seed gives the same sample at every resolution.
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse
@@ -48,6 +51,7 @@ __all__ = [
     "darcy_dataset",
     "periodic_subsample",
     "solve_darcy",
+    "solve_many",
     "subsample",
 ]
 
@@ -102,7 +106,9 @@ def solve_darcy(a: ArrayLike, f: ArrayLike | float = 1.0) -> torch.Tensor:
         shape=(m * m, m * m),
     )
     u = np.zeros((n, n))
-    u[1:-1, 1:-1] = scipy.sparse.linalg.spsolve(matrix, f[1:-1, 1:-1].ravel()).reshape(m, m)
+    # splu (the factorisation spsolve runs, the same bits) releases the GIL: see solve_many
+    solution = scipy.sparse.linalg.splu(matrix).solve(f[1:-1, 1:-1].ravel())
+    u[1:-1, 1:-1] = solution.reshape(m, m)
     return torch.from_numpy(u)
 
 
@@ -193,5 +199,33 @@ def darcy_dataset(
     x = torch.linspace(0.0, 1.0, fine_resolution, dtype=torch.float64)
     g = cosine_values_2d(coefficients, x)
     a = torch.where(g > 0, a_high, a_low).to(torch.float64)
-    u = torch.stack([solve_darcy(sample, forcing) for sample in a])
+    u = solve_many(a, forcing)
     return subsample(a, resolution).to(dtype), subsample(u, resolution).to(dtype)
+
+
+# Samples x nodes from which the solves are spread over threads (16 samples of 65 x 65 nodes):
+# below it, the threads cost more than they save.
+_PARALLEL_WORK = 2**16
+
+
+def solve_many(
+    a: torch.Tensor, forcing: float = 1.0, *, workers: int | None = None
+) -> torch.Tensor:
+    """:func:`solve_darcy` of every sample ``a[k]`` (``a``: ``(n_samples, n, n)``), stacked.
+
+    The solves are independent and SuperLU's factorisation releases the GIL, so they run on
+    ``workers`` threads (default: one per CPU this process may use, at most 16, when there are
+    enough solves to pay for them): the full ``fno-darcy`` data (1,200 solves on 257 x 257
+    nodes, a quarter of a second each) take minutes on one core. Each sample is solved by the
+    same code either way, so the result does not depend on ``workers``.
+    """
+    if workers is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        work = a.shape[0] * a[0].numel() if a.shape[0] else 0
+        workers = min(cpus or 1, 16, a.shape[0]) if work >= _PARALLEL_WORK else 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an int >= 1 or None, got {workers!r}")
+    if workers == 1 or a.shape[0] <= 1:
+        return torch.stack([solve_darcy(sample, forcing) for sample in a])
+    with ThreadPoolExecutor(workers) as pool:
+        return torch.stack(list(pool.map(solve_darcy, a, itertools.repeat(forcing))))

@@ -156,7 +156,7 @@ class FNODarcy(FNOProblem):
             "permeability": f"{A_HIGH} where a GRF is positive, {A_LOW} elsewhere",
             "grf": FIELD.to_dict(),
             "input": "a mapped affinely to {-1, +1}",
-            "solver": "5-point finite differences, harmonic-mean faces, spsolve, float64",
+            "solver": "5-point finite differences, harmonic-mean faces, SuperLU (splu), float64",
             "fine_resolution": fine,
             "grid": "nodes i / n, 0 <= i < n, per side (periodic_subsample)",
             "resolution": points,

@@ -304,18 +304,24 @@ def _loop(
             if k % cfg.eval_every == 0 or last:
                 row["test_error"] = shadow.test_error()
 
-            if cuda:  # the shadow's float32 forward and backward are not the run's memory
-                torch.cuda.reset_peak_memory_stats(device)
-            start = time.perf_counter()
+            held = torch.cuda.memory_allocated(device) if cuda else 0
             with meter.step():
+                # Timed and measured inside the meter: its snapshot of the weights (and, after
+                # the step, its comparisons) are measurements, not training.
+                if cuda:  # nor is the shadow's float32 forward and backward the run's memory
+                    torch.cuda.synchronize(device)
+                    torch.cuda.reset_peak_memory_stats(device)
+                    snapshot = torch.cuda.memory_allocated(device) - held
+                start = time.perf_counter()
                 if scaler:
                     scaler.step(optimizer)
                     scaler.update()
                 else:
                     optimizer.step()
-            if cuda:
-                torch.cuda.synchronize(device)
-            seconds += time.perf_counter() - start
+                if cuda:
+                    torch.cuda.synchronize(device)
+                    peak = max(peak, _peak_memory(device) - snapshot)
+                seconds += time.perf_counter() - start
             skipped = bool(scaler) and scaler.get_scale() < row["loss_scale"]
             if scaler:
                 row["skipped"] = float(skipped)
@@ -323,7 +329,8 @@ def _loop(
             row["lost_fraction"] = math.nan if skipped else meter.last.fraction
             row["unchanged_fraction"] = meter.last.unchanged_fraction
             row["seconds"] = seconds
-            peak = max(peak, _peak_memory(device))
+            if not cuda:  # process-wide peak RSS: nothing to separate
+                peak = max(peak, _peak_memory(device))
             row["peak_memory"] = peak
             trace.append(row)
             bar.update(1)

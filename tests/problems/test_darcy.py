@@ -7,7 +7,7 @@ import pytest
 import sympy as sp
 import torch
 
-from mperror.problems.darcy import darcy_dataset, solve_darcy, subsample
+from mperror.problems.darcy import darcy_dataset, solve_darcy, solve_many, subsample
 
 _X, _Y = sp.symbols("x y")
 # A smooth coefficient in [1/2, 5/2] and a solution that vanishes on the boundary.
@@ -110,3 +110,16 @@ def test_dataset_bad_arguments() -> None:
         darcy_dataset(1, 9, seed=0, fine_resolution=33, dtype=torch.int32)
     with pytest.raises(ValueError, match="seed must be a non-negative int"):
         darcy_dataset(1, 9, seed=-1, fine_resolution=33)
+
+
+def test_solves_in_worker_processes_are_the_serial_solves() -> None:
+    """Oracle: solve_darcy of each sample, one after another. The threads run the same code on
+    the same arrays: bit for bit."""
+    g = torch.Generator().manual_seed(2)
+    a = torch.where(torch.randn(5, 17, 17, generator=g, dtype=torch.float64) > 0, 12.0, 3.0)
+    serial = torch.stack([solve_darcy(sample, 2.0) for sample in a])
+    assert torch.equal(solve_many(a, 2.0, workers=2), serial)
+    assert torch.equal(solve_many(a, 2.0), serial)  # few solves: one thread
+    for workers in (0, 1.5, True):
+        with pytest.raises(ValueError, match="workers"):
+            solve_many(a, workers=workers)
