@@ -7,15 +7,21 @@
 ``mperror round X [X ...]``        round numbers to a format with a mode, showing the error
 
 Training commands store every run under their output directory as it finishes; interrupted
-(Ctrl-C), they keep the finished runs, and the same command run again resumes.
+(Ctrl-C, SIGTERM, a closed stdout), they keep the finished runs, and the same command run again
+resumes. A finished run that a new request with other settings would replace (same run id) is
+refused, naming the fields that differ, unless ``--replace`` is given. Every argument is checked
+before ``--out`` is made.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -79,6 +85,9 @@ def _print_claims(claims, out: Path) -> None:
 
 #: The most seeds one --seeds range may name (a study of that many runs is already days long).
 _MOST_SEEDS = 10_000
+#: The most steps --iterations may ask for (the papers' longest runs are 10**4 to 10**5 steps).
+_MOST_ITERATIONS = 10**7
+_DIGITS = re.compile(r"[0-9]+")  # plain decimal digits: no sign, space, "_" or other numerals
 
 
 def _seeds(text: str | None) -> tuple[int, ...] | None:
@@ -86,14 +95,14 @@ def _seeds(text: str | None) -> tuple[int, ...] | None:
         return None
     from mperror.problems._base import check_seed
 
-    try:
-        if "-" in text:
-            first, last = (int(v) for v in text.split("-"))
-            ends = (first, last)
-        else:
-            ends = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise ValueError(f"--seeds must be like 0,1,2 or 0-9, got {text!r}") from None
+    if text.startswith("-"):
+        raise ValueError(f"--seeds: seeds are non-negative integers (0 or more), got {text!r}")
+    pieces = text.split("-") if "-" in text else text.split(",")
+    if ("-" in text and len(pieces) != 2) or not all(_DIGITS.fullmatch(p) for p in pieces):
+        raise ValueError(
+            f"--seeds must be like 0,1,2 or 0-9 (plain decimal digits, no spaces), got {text!r}"
+        )
+    ends = tuple(int(p) for p in pieces)
     for seed in ends:  # checked before a range is spelt out
         try:
             check_seed(seed)
@@ -111,6 +120,44 @@ def _seeds(text: str | None) -> tuple[int, ...] | None:
     return seeds
 
 
+def _iterations(text: str | None) -> int | None:
+    """``--iterations`` as an int in [1, _MOST_ITERATIONS] (``None``: the problem's default)."""
+    if text is None:
+        return None
+    value = int(text) if _DIGITS.fullmatch(text) else None
+    if value is None or not 1 <= value <= _MOST_ITERATIONS:
+        raise ValueError(
+            f"--iterations must be a whole number from 1 to {_MOST_ITERATIONS} in plain decimal "
+            f"digits, got {text!r}"
+        )
+    return value
+
+
+def _check_device(device: str) -> None:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            "--device cuda: CUDA is not available here (torch.cuda.is_available() is False); "
+            "use --device cpu or auto"
+        )
+
+
+def _check_replacements(configs, root: str | Path, replace: bool) -> None:
+    """Refuse, unless ``replace``, to train over finished runs of another request in ``root``
+    (an existing --out, read only)."""
+    from mperror.train.store import replaced_runs
+
+    if replace or not str(root).strip():
+        return
+    found = replaced_runs(configs, root)
+    if found:
+        detail = "; ".join(f"{run_id!r} differs in {how}" for run_id, how in found.items())
+        raise ValueError(
+            f"{str(root)!r} holds {len(found)} finished run(s) that this request would replace: "
+            f"{detail}. To keep them, choose another --out; to train them again with this "
+            "request, pass --replace (each finished run stays until its replacement finishes)"
+        )
+
+
 def _out(text: str) -> Path:
     """``--out`` as a writable directory (made if new), refused before anything trains."""
     from mperror.train.store import check_directory
@@ -119,16 +166,21 @@ def _out(text: str) -> Path:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from mperror.train.trainer import check_config
+    from mperror.train.store import check_study
     from mperror.verify import plan, verify
 
     setting = "full" if args.full else "quick"
     seeds = _seeds(args.seeds)
+    iterations = _iterations(args.iterations)
+    _check_device(args.device)
     # every argument checked before --out is made (a refused one leaves no directory behind)
-    for config in plan(
-        setting, seeds=seeds, problems=args.problems, device=args.device, iterations=args.iterations
-    ):
-        check_config(config)
+    configs = check_study(
+        plan(
+            setting, seeds=seeds, problems=args.problems, device=args.device, iterations=iterations
+        )
+    )
+    if args.out.strip():
+        _check_replacements(configs, Path(args.out) / "runs", args.replace)
     out = _out(args.out)
     print(f"mperror verify ({setting}) -> {out}")
     claims = verify(
@@ -137,30 +189,73 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         seeds=seeds,
         problems=args.problems,
         device=args.device,
-        iterations=args.iterations,
+        iterations=iterations,
         progress=not args.no_progress,
         log=True,
+        replace=args.replace,
     )
     _print_claims(claims, out)
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from mperror.report import write_report
-    from mperror.train import configs_for, run_study
+def _run_configs(args: argparse.Namespace) -> list:
+    """``run``'s configs, each policy checked and named by its ``--policy/-p`` spelling."""
+    from mperror import problems
+    from mperror.train import configs_for
+    from mperror.train.precision import parse
+    from mperror.train.store import check_study
+    from mperror.train.trainer import check_config
 
+    seeds = _seeds(args.seeds) or (0,)
+    iterations = _iterations(args.iterations)
+    with_modes = [n for n in problems.names() if hasattr(problems.get(n), "check_model_precision")]
+    for label in args.policy:
+        policy, slash, model = label.partition("/")
+        try:
+            parse(policy, backend=args.backend)
+        except ValueError as error:
+            raise ValueError(f"--policy/-p: {error}") from None
+        if slash and args.problem not in with_modes:
+            raise ValueError(
+                f"--policy/-p {label!r}: the '/{model}' part sets the model's own precision, "
+                f"which only {', '.join(with_modes)} have; {args.problem!r} has none, so give "
+                f"the policy alone ({policy!r})"
+            )
+    _check_device(args.device)
     configs = configs_for(
         args.problem,
         args.policy,
-        _seeds(args.seeds) or (0,),
+        seeds,
         size=args.size,
         device=args.device,
         backend=args.backend,
-        iterations=args.iterations,
+        iterations=iterations,
         optimizer=args.optimizer,
     )
+    named: dict[str, str] = {}
+    for k, label in enumerate(args.policy):
+        config = configs[k * len(seeds)]  # configs_for: policy by policy, every seed
+        try:
+            check_config(config)
+        except ValueError as error:
+            raise ValueError(f"--policy/-p {label!r}: {error}") from None
+        twin = named.setdefault(config.run_id.removesuffix(f"-seed{config.seed}"), label)
+        if len(named) != k + 1:
+            raise ValueError(
+                f"--policy/-p names one run twice: {twin!r} and {label!r} are both "
+                f"{config.run_id!r}; give each policy once"
+            )
+    return check_study(configs)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from mperror.report import write_report
+    from mperror.train import run_study
+
+    configs = _run_configs(args)
+    _check_replacements(configs, args.out, args.replace)  # before --out is made or written
     out = _out(args.out)
-    runs = run_study(configs, out, progress=not args.no_progress, log=True)
+    runs = run_study(configs, out, replace=args.replace, progress=not args.no_progress, log=True)
     write_report(runs, out, setting=args.size)
     print(f"{len(runs)} runs in {out}; report: {out / 'report.md'}")
     return 0
@@ -169,12 +264,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from mperror.report import write_report
     from mperror.train import load_runs
+    from mperror.train.store import unfinished_runs
 
     root = Path(args.run_dir)
     runs_dir = root / "runs" if (root / "runs").is_dir() else root
     runs = load_runs(runs_dir)
+    unfinished = unfinished_runs(runs_dir)
     if not runs:
-        raise ValueError(f"no finished run under {str(runs_dir)!r}")
+        also = f" ({len(unfinished)} unfinished: {', '.join(unfinished)})" if unfinished else ""
+        raise ValueError(f"no finished run under {str(runs_dir)!r}{also}")
     sizes = sorted({r.summary.size for r in runs})
     if args.size is not None:
         runs = [r for r in runs if r.summary.size == args.size]
@@ -185,17 +283,27 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise ValueError(
             f"{str(runs_dir)!r} holds runs of sizes {', '.join(sizes)}: pass --size to judge one"
         )
-    from mperror.report.claims import check_comparable
+    from mperror.report.claims import check_comparable, check_current
     from mperror.train.store import check_directory
 
     check_comparable(runs)  # refused before the FNO sweep below spends any time
+    check_current(runs)
     check_directory(root, "RUN_DIR")  # the report is written there
     extra, figures = [], {}
     if runs_dir != root:  # a verify directory: its report also judges the FNO bounds
         from mperror.report.fno_sweep import fno_claims
 
         extra, figures = fno_claims(root, full=sizes == ["full"])
-    claims = write_report(runs, root, setting=", ".join(sizes), extra=extra, extra_figures=figures)
+    claims = write_report(
+        runs,
+        root,
+        setting=", ".join(sizes),
+        extra=extra,
+        extra_figures=figures,
+        unfinished=unfinished,
+    )
+    for name, state in unfinished.items():
+        print(f"  not finished, not judged: {name}: {state}")
     _print_claims(claims, root)
     return 0
 
@@ -203,7 +311,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _training_options(p: argparse.ArgumentParser, default_seeds: str) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--seeds", help=f"seeds, e.g. 0,1,2 or 0-9 (default: {default_seeds})")
-    p.add_argument("--iterations", type=int, help="override every problem's iteration count")
+    p.add_argument(
+        "--iterations",
+        help=f"override every problem's iteration count (1 to {_MOST_ITERATIONS})",
+    )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="train again a finished run of the same run id that was asked for with other "
+        "settings or on an older problem revision (refused without it); it stays until its "
+        "replacement finishes",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -284,24 +402,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(Exception):
+    """SIGTERM, raised in the main thread so that atomic writes unwind as for Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit raises no second BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # a stdout without a file descriptor
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
+    kept = "finished runs are kept, and running the same command again resumes"
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed stdout (`| head`) raises here, not at interpreter exit
+        return code
+    except BrokenPipeError:  # the reader of stdout went away: stop quietly, as `cat` does
+        _quiet_stdout()
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by a closed pipe
     except ValueError as error:  # bad user input reaches the user as one clear line
         print(f"mperror {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            f"mperror {args.command}: interrupted; finished runs are kept, and running the "
-            "same command again resumes",
-            file=sys.stderr,
-        )
+        print(f"mperror {args.command}: interrupted; {kept}", file=sys.stderr)
         return 130
+    except _Terminated:
+        print(f"mperror {args.command}: terminated (SIGTERM); {kept}", file=sys.stderr)
+        return 143
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

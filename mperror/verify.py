@@ -86,11 +86,16 @@ def verify(
     iterations: int | None = None,
     progress: bool = False,
     log: bool = False,
+    replace: bool = False,
 ) -> list[Claim]:
-    """Run the plan into ``out/runs`` and write the report into ``out``; return the claims."""
+    """Run the plan into ``out/runs`` and write the report into ``out``; return the claims.
+
+    Finished runs of the same request are kept; one of another request (other settings, an
+    older problem revision) is refused unless ``replace`` (see
+    :func:`mperror.train.store.run_study`)."""
     out = Path(out)
     configs = plan(setting, seeds=seeds, problems=problems, device=device, iterations=iterations)
-    runs = run_study(configs, out / "runs", progress=progress, log=log)
+    runs = run_study(configs, out / "runs", replace=replace, progress=progress, log=log)
     fno, fno_figures = [], {}
     if problems is None or "fno-burgers" in problems:  # the FNO study's bounds, no training
         if log:

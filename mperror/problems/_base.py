@@ -137,10 +137,11 @@ class Problem(Protocol):
 
     ``revision`` numbers the problem's definition. A change that alters what ``build`` returns
     for some ``(size, seed)`` (data, reference, model, initialisation, loss, defaults) raises
-    it; run directories record it, and a study resumed after such a change trains its runs
-    again instead of reporting them beside runs of the new definition
-    (:func:`mperror.train.run_study`). Revision 1 is each problem as it stood when revisions
-    were introduced; run directories from before carry none and are trained again.
+    it; run directories record it, and a study resumed after such a change refuses its older
+    runs (training them again with ``replace=True``, ``--replace``) instead of reporting them
+    beside runs of the new definition (:func:`mperror.train.run_study`); ``mperror report``
+    refuses runs of an older revision. Revision 1 is each problem as it stood when revisions
+    were introduced; run directories from before carry none and count as older.
     """
 
     name: str

@@ -12,7 +12,9 @@ than ``CRITICAL_WINDOW`` steps, or float32 did not train on that seed).
 
 Runs are judged together only when they differ in :data:`SWEPT_FIELDS` alone
 (:func:`check_comparable`): runs of one problem trained with other settings or on another
-revision of the problem are refused, never pooled.
+revision of the problem are refused, never pooled. ``mperror report`` also refuses runs of a
+revision other than the current code's (:func:`check_current`), as training refuses to resume
+them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from mperror import problems
 from mperror._records import Record
 from mperror.train.store import StoredRun
 from mperror.train.summary import CRITICAL_WINDOW, delta_comparisons
@@ -41,6 +44,7 @@ __all__ = [
     "TRAINED_MAX",
     "Claim",
     "check_comparable",
+    "check_current",
     "evaluate",
 ]
 
@@ -134,6 +138,31 @@ def check_comparable(runs: Sequence[StoredRun]) -> None:
                 "would measure the settings, not the precision; report them from separate "
                 "directories, or train them again with one setting"
             )
+
+
+def check_current(runs: Sequence[StoredRun]) -> None:
+    """Raise ValueError if a run of ``runs`` was trained on a revision of its problem other
+    than the current code's (:attr:`mperror.problems.Problem.revision`; ``None``: written
+    before revisions were recorded), naming the run, its revision and the current one: its
+    numbers are not what the problem gives now. :func:`evaluate` does not call it, so runs made
+    in memory (without a revision) can still be judged."""
+    stale = [r for r in runs if r.problem_revision != problems.get(r.summary.problem).revision]
+    if not stale:
+        return
+    run = stale[0]
+    recorded = (
+        "no recorded revision (written before revisions were)"
+        if run.problem_revision is None
+        else f"revision {run.problem_revision!r}"
+    )
+    others = f" (and {len(stale) - 1} more run(s) of another revision)" if len(stale) > 1 else ""
+    raise ValueError(
+        f"run {run.summary.run_id!r} was trained on {run.summary.problem} {recorded}, but the "
+        f"current definition of {run.summary.problem} is revision "
+        f"{problems.get(run.summary.problem).revision}{others}: its numbers are not what the "
+        "problem gives now. Train it again into the same directory (the same `mperror run` or "
+        "`mperror verify` command with --replace), or report it with the code of its revision"
+    )
 
 
 class _Runs:

@@ -74,6 +74,7 @@ def _markdown(
     figures: dict[str, Path],
     extra: Sequence[Claim],
     header: dict,
+    unfinished: Mapping[str, str],
 ) -> str:
     lines = [
         "# mperror claims report",
@@ -103,6 +104,10 @@ def _markdown(
         lines += ["", "Notes:", ""]
         lines += [f"- **{c.id}**: {c.note}" for c in notes]
     lines += ["", "## Runs", "", *_runs_table(runs), ""]
+    if unfinished:
+        lines += ["## Unfinished runs", "", "Not finished, so not judged above:", ""]
+        lines += [f"- {name}: {state}" for name, state in unfinished.items()]
+        lines.append("")
     if figures:
         lines += ["## Figures", ""]
         lines += [f"![{name}]({path.name})" for name, path in figures.items()]
@@ -117,6 +122,7 @@ def write_report(
     setting: str,
     extra: Sequence[Claim] = (),
     extra_figures: Mapping[str, Path] | None = None,
+    unfinished: Mapping[str, str] | None = None,
 ) -> list[Claim]:
     """Judge the claims from ``runs`` and write ``report.md``, ``report.json`` and figures.
 
@@ -127,6 +133,9 @@ def write_report(
             in place of their size's defaults (``--iterations``; ``overrides`` in the JSON).
         extra: claims judged elsewhere (e.g. the FNO bounds), appended to the table.
         extra_figures: their figures (name -> a PNG in ``directory``), shown after the others.
+        unfinished: run directories beside ``runs`` that hold no finished run, or an interrupted
+            replacement of one (name -> state, :func:`mperror.train.store.unfinished_runs`),
+            listed as not finished (``unfinished`` in the JSON, always present).
 
     Returns every claim, ``extra`` included.
     """
@@ -145,11 +154,14 @@ def write_report(
         "torch": ", ".join(sorted({r.summary.torch_version for r in runs})) or "-",
         "report_torch": torch.__version__,
     }
-    write_atomic(directory / "report.md", _markdown(claims, runs, figures, extra, header))
+    unfinished = dict(unfinished or {})
+    markdown = _markdown(claims, runs, figures, extra, header, unfinished)
+    write_atomic(directory / "report.md", markdown)
     payload = {
         **header,
         "claims": [c.to_dict() for c in (*claims, *extra)],
         "runs": [r.summary.to_dict() for r in runs],
+        "unfinished": [{"run": name, "state": state} for name, state in unfinished.items()],
         "figures": {k: v.name for k, v in figures.items()},
     }
     text = json.dumps(plain(payload), indent=2)  # NaN stays NaN (JSON5-style), as in runs

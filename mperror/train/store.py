@@ -11,12 +11,16 @@ Layout under a study's root::
 
 Every file is written to a temporary name in the same directory and moved into place with
 :func:`os.replace`, so an interrupted run leaves either the old file or the new one, never half
-of one. :func:`run_study` skips runs whose ``summary.json`` exists for the same config and the
-same problem revision (:class:`mperror.problems.Problem`), so an interrupted sweep resumes where
-it stopped, and a run of an older definition of its problem is trained again rather than mixed
-with new ones. A finished run that a new request replaces (same run id, another setting) stays
-in place, whole, until the new run has finished training: interrupting the new one loses
-nothing that was finished.
+of one. :func:`run_study` skips runs whose ``summary.json`` exists for the same request (the
+config with its policy spelt as :func:`~mperror.train.precision.parse` names it, so ``FP32``
+and ``mixed-fp32`` resume a run asked for as ``fp32``) and the same problem revision
+(:class:`mperror.problems.Problem`), so an interrupted sweep resumes where it stopped. A finished
+run of the same run id but another request (another setting, or an older definition of its
+problem) is refused by name, with the fields that differ, before anything trains: finished
+results are never replaced by accident. With ``replace=True`` it is trained again, and the
+finished run stays in place, whole, until the new run has finished training: interrupting the
+new one loses nothing that was finished. :func:`unfinished_runs` names the run directories that
+hold no finished run, or an interrupted replacement of one.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pathlib import Path
 
 from mperror import problems
 from mperror.train.config import RunConfig
+from mperror.train.precision import parse
 from mperror.train.summary import RunSummary
 from mperror.train.trace import Trace
 from mperror.train.trainer import check_config, progress_bar, train
@@ -37,10 +42,13 @@ from mperror.train.trainer import check_config, progress_bar, train
 __all__ = [
     "StoredRun",
     "check_directory",
+    "check_study",
     "configs_for",
     "load_run",
     "load_runs",
+    "replaced_runs",
     "run_study",
+    "unfinished_runs",
     "write_atomic",
 ]
 
@@ -101,6 +109,12 @@ def load_run(path: str | os.PathLike) -> StoredRun:
         trace = Trace.from_csv((path / name).read_text())
         name = "summary.json"
         summary = RunSummary.from_dict(json.loads((path / name).read_text()))
+        if len(trace) != summary.steps:  # e.g. a trace.csv cut at a row boundary
+            name = "trace.csv"
+            raise ValueError(
+                f"it holds {len(trace)} step rows where summary.json's field 'steps' says "
+                f"{summary.steps} (a file cut short, or the two files of different runs)"
+            )
         name = "request.json"
         request = path / name
         revision = None
@@ -123,6 +137,32 @@ def load_runs(root: str | os.PathLike) -> list[StoredRun]:
     if not root.is_dir():
         raise ValueError(f"run directory {str(root)!r} does not exist")
     return [load_run(p) for p in sorted(root.iterdir()) if (p / "summary.json").is_file()]
+
+
+def unfinished_runs(root: str | os.PathLike) -> dict[str, str]:
+    """The run directories under ``root`` that :func:`load_runs` does not judge as finished, or
+    that hold an interrupted replacement of a finished run: directory name -> what state it is
+    in (sorted by name). A directory with a ``trace.partial.csv`` was interrupted while
+    training; one with neither it nor a ``summary.json`` never finished."""
+    root = Path(root)
+    if not root.is_dir():
+        return {}
+    out = {}
+    for path in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        finished = (path / "summary.json").is_file()
+        partial = path / PARTIAL_TRACE
+        if partial.is_file():
+            try:
+                steps = f"{len(Trace.from_csv(partial.read_text()))} steps"
+            except (OSError, ValueError, UnicodeDecodeError):
+                steps = "unreadable"
+            state = f"interrupted while training ({PARTIAL_TRACE}: {steps})"
+            if finished:
+                state += "; the finished run it was to replace is the one judged"
+            out[path.name] = state
+        elif not finished:
+            out[path.name] = "not finished (no summary.json)"
+    return out
 
 
 def check_directory(path: str | os.PathLike, name: str) -> Path:
@@ -161,50 +201,117 @@ def _request(config: RunConfig) -> dict[str, object]:
     return {**config.to_dict(), "problem_revision": problems.get(config.problem).revision}
 
 
-def _finished(path: Path, config: RunConfig) -> bool:
-    """Has ``config`` already run to completion in ``path``, on the current problem revision?"""
+def _normalised(request: dict[str, object]) -> dict[str, object]:
+    """``request`` with its policy as :func:`parse` names it (``"FP32"`` and ``"mixed-fp32"``
+    are ``"fp32"``): two requests that differ in spelling alone are the same request."""
+    try:
+        policy, backend = request["policy"], request.get("backend", "auto")
+        return {**request, "policy": parse(policy, backend=backend).name}  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError):  # a damaged request.json: compared as it stands
+        return dict(request)
+
+
+def _difference(path: Path, config: RunConfig) -> str | None:
+    """How the finished run in ``path`` differs from the request ``config``, as the fields
+    that differ (``None``: it is that request, or ``path`` holds no finished run)."""
+    if not (path / "summary.json").is_file():
+        return None
     try:
         stored = json.loads((path / "request.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return False
-    return stored == _request(config) and (path / "summary.json").is_file()
+    except FileNotFoundError:
+        return "request.json (missing)"
+    except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError included
+        return f"request.json (unreadable: {error})"
+    if not isinstance(stored, dict):
+        return "request.json (not a JSON object)"
+    stored, asked = _normalised(stored), _normalised(_request(config))
+    differ = [k for k in sorted(stored.keys() | asked.keys()) if stored.get(k) != asked.get(k)]
+    if not differ:
+        return None
+    return ", ".join(
+        f"{k} {stored.get(k)!r} (finished) vs {asked.get(k)!r} (asked)" for k in differ
+    )
+
+
+def replaced_runs(configs: Iterable[RunConfig], root: str | os.PathLike) -> dict[str, str]:
+    """The finished runs under ``root`` that ``configs`` would replace: run id -> how the
+    finished run's request differs from the new one (the fields, ``problem_revision`` among
+    them). Empty when ``root`` is not a directory yet."""
+    if not os.fspath(root).strip():  # no directory at all (check_directory refuses it)
+        return {}
+    root = Path(root)
+    if not root.is_dir():
+        return {}
+    out = {}
+    for config in configs:
+        difference = _difference(root / config.run_id, config)
+        if difference is not None:
+            out[config.run_id] = difference
+    return out
+
+
+def check_study(configs: Iterable[RunConfig]) -> list[RunConfig]:
+    """``configs`` as a list, each checked (:func:`check_config`: its device exists, its problem
+    takes its model precision) and their run ids distinct; TypeError or ValueError before
+    anything is made or trained."""
+    configs = list(configs)
+    for c in configs:
+        if not isinstance(c, RunConfig):
+            raise TypeError(f"configs must hold RunConfig objects, got {type(c).__name__}")
+    for c in configs:
+        check_config(c)
+    ids = [c.run_id for c in configs]
+    duplicate = next((i for i in ids if ids.count(i) > 1), None)
+    if duplicate is not None:
+        raise ValueError(f"two configs share the run id {duplicate!r}")
+    return configs
 
 
 def run_study(
     configs: Iterable[RunConfig],
     root: str | os.PathLike,
     *,
+    replace: bool = False,
     progress: bool = False,
     log: bool = False,
 ) -> list[StoredRun]:
     """Run every config into ``root/RUN_ID`` and return the stored runs, in the given order.
 
-    A run whose directory already holds a ``summary.json`` for the same requested config and
-    the same revision of its problem is not run again (resume); any other run in the way is
-    trained again. Two configs with the same run id are refused, and so is a ``root`` that
-    cannot be a writable directory (:func:`check_directory`), before any run starts.
+    A run whose directory already holds a ``summary.json`` for the same request (the policy
+    compared as :func:`parse` names it) and the same revision of its problem is not run again
+    (resume); an unfinished run in the way is trained again. A finished run of another request
+    under the same run id (another setting, or an older revision of its problem) is refused
+    (:func:`replaced_runs` says how they differ) unless ``replace``; so are two configs with
+    the same run id (:func:`check_study`) and a ``root`` that cannot be a writable directory
+    (:func:`check_directory`): all before any run starts, and the first two before ``root`` is
+    made.
 
     Args:
         configs: the runs (typically one per policy and seed).
         root: the study directory.
+        replace: train again a finished run of another request with the same run id (it stays
+            in place until its replacement finishes).
         progress: progress bars (one per run, and one over the runs).
         log: print one line per run (skipped, or finished with its test error).
     """
-    configs = list(configs)
-    for c in configs:
-        if not isinstance(c, RunConfig):
-            raise TypeError(f"configs must hold RunConfig objects, got {type(c).__name__}")
-    for c in configs:  # every config checked before the first run starts
-        check_config(c)
-    ids = [c.run_id for c in configs]
-    duplicate = next((i for i in ids if ids.count(i) > 1), None)
-    if duplicate is not None:
-        raise ValueError(f"two configs share the run id {duplicate!r}")
+    configs = check_study(configs)
+    replaced = {} if replace else replaced_runs(configs, root)
+    if replaced:
+        detail = "; ".join(f"{run_id!r} differs in {how}" for run_id, how in replaced.items())
+        raise ValueError(
+            f"{len(replaced)} finished run(s) under {os.fspath(root)!r} would be replaced by "
+            f"another request: {detail}. Keep them by choosing another root, or pass "
+            "replace=True to train them again"
+        )
+    in_the_way = [Path(root, c.run_id, "summary.json") for c in configs]
+    blocker = next((p for p in in_the_way if p.exists() and not p.is_file()), None)
+    if blocker is not None:  # found only after training, when the new summary is written
+        raise ValueError(f"{str(blocker)!r} is not a file: remove it, then run the study again")
     root = check_directory(root, "root")
     done: list[StoredRun] = []
     for config in progress_bar(configs, desc="runs", disable=not progress or len(configs) < 2):
         path = root / config.run_id
-        if _finished(path, config):
+        if (path / "summary.json").is_file() and _difference(path, config) is None:
             done.append(load_run(path))
             if log:
                 print(f"  {config.run_id}: finished earlier, kept")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import platform
-from dataclasses import dataclass, field
+import re
+from dataclasses import MISSING, dataclass, field, fields
 
 import numpy as np
 import torch
@@ -143,10 +144,66 @@ class RunSummary(Record):
 
     @classmethod
     def from_dict(cls, data: dict) -> RunSummary:
-        """The summary ``to_dict`` wrote (JSON keys of ``unchanged_at`` back to ints)."""
-        data = dict(data)
-        data["unchanged_at"] = {int(k): v for k, v in data["unchanged_at"].items()}
+        """The summary ``to_dict`` wrote (JSON keys of ``unchanged_at`` back to ints).
+
+        Every field is checked against its type (a number where a float is due, NaN and inf
+        included; an int, not a bool or a string, where an int is); a ValueError names the
+        first field that is missing, unknown or of another type, and what it must be.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"a summary must be a JSON object, got {type(data).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(f"unknown summary fields {unknown}")
+        required = (n for n, f in known.items() if f.default is MISSING)
+        missing = [n for n in required if n not in data and known[n].default_factory is MISSING]
+        if missing:
+            raise ValueError(f"summary fields {missing} are missing")
+        data = {name: _checked(name, value, known[name].type) for name, value in data.items()}
         return cls(**data)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+#: What a summary field of each annotated type holds in JSON: (test, what it must be).
+_KINDS = {
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "int": (lambda v: _integer(v) and v >= 0, "an int >= 0"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "float": (_number, "a number"),
+    "str | None": (lambda v: v is None or isinstance(v, str), "a string or null"),
+    "int | None": (lambda v: v is None or (_integer(v) and v >= 0), "an int >= 0 or null"),
+    "float | None": (lambda v: v is None or _number(v), "a number or null"),
+}
+
+
+def _checked(name: str, value: object, annotation: str) -> object:
+    """``value`` of summary field ``name`` if it is of type ``annotation`` (``unchanged_at``'s
+    JSON keys made ints again), else a ValueError naming the field and what it must be."""
+    if annotation in _KINDS:
+        test, kind = _KINDS[annotation]
+        if not test(value):
+            raise ValueError(f"field {name!r} must be {kind}, got {value!r}")
+        return value
+    key_type = {"dict[int, float]": "int", "dict[str, float]": "str"}[annotation]
+    if not isinstance(value, dict):
+        raise ValueError(f"field {name!r} must be a JSON object, got {value!r}")
+    bad = next(((k, v) for k, v in value.items() if not _number(v)), None)
+    if bad is not None:
+        raise ValueError(f"field {name!r} must map to numbers, got {bad[0]!r}: {bad[1]!r}")
+    if key_type == "str":
+        return dict(value)
+    bad_key = next((k for k in value if not re.fullmatch(r"[0-9]+", k)), None)
+    if bad_key is not None:
+        raise ValueError(f"field {name!r} must have step numbers as keys, got {bad_key!r}")
+    return {int(k): v for k, v in value.items()}
 
 
 def machine_name(device: str) -> str:

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import pytest
 
+from mperror import problems
 from mperror.report import CLAIMS, evaluate, write_report
 from mperror.report.claims import (
     FAIL_FACTOR,
@@ -20,6 +21,7 @@ from mperror.report.claims import (
     FROZEN_MIN_STEPS,
     MATCH_FACTOR,
     TRAINED_MAX,
+    check_current,
 )
 from mperror.train import RunConfig, StoredRun, Trace, train
 from mperror.train.summary import CRITICAL_WINDOW
@@ -555,6 +557,41 @@ def test_runs_of_another_problem_revision_are_refused(template) -> None:
     ]
     with pytest.raises(ValueError, match=r"burgers-fp32.*burgers-fp16.*problem_revision 1 vs None"):
         evaluate(runs)
+
+
+@pytest.mark.parametrize("stored", [0, None])
+def test_runs_of_a_revision_other_than_the_current_are_refused(template, stored) -> None:
+    """Oracle: problems.get("burgers").revision, the current definition. Every run of an older
+    revision (or none recorded) was judged without a word: refused, naming the run and both
+    revisions; runs of the current revision pass."""
+    current = problems.get("burgers").revision
+    runs = [
+        replace(_run(template, "burgers", policy), problem_revision=current)
+        for policy in ("fp32", "fp16")
+    ]
+    check_current(runs)
+    stale = [replace(r, problem_revision=stored) for r in runs]
+    recorded = "no recorded revision" if stored is None else f"revision {stored}"
+    with pytest.raises(ValueError, match=rf"'burgers-fp32' .*{recorded}.*revision {current}"):
+        check_current(stale)
+
+
+def test_report_lists_unfinished_runs(template, tmp_path) -> None:
+    """Oracle: the unfinished runs passed in, each listed as not finished in both files; none
+    passed, the JSON says so (an empty list) and the Markdown has no such section."""
+    runs = [_run(template, "diffusion", "fp32"), _run(template, "diffusion", "mixed-fp16")]
+    unfinished = {"diffusion-quick-mixed-bf16-seed0": "interrupted while training (x)"}
+    write_report(runs, tmp_path, setting="quick", unfinished=unfinished)
+    text = (tmp_path / "report.md").read_text()
+    assert "## Unfinished runs" in text
+    assert "- diffusion-quick-mixed-bf16-seed0: interrupted while training (x)" in text
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["unfinished"] == [
+        {"run": "diffusion-quick-mixed-bf16-seed0", "state": "interrupted while training (x)"}
+    ]
+    write_report(runs, tmp_path, setting="quick")
+    assert "Unfinished" not in (tmp_path / "report.md").read_text()
+    assert json.loads((tmp_path / "report.json").read_text())["unfinished"] == []
 
 
 def test_swept_fields_and_other_problems_may_differ(template) -> None:

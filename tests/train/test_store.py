@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 
 import pytest
 
@@ -134,12 +135,41 @@ def test_interrupted_study_keeps_finished_runs(tmp_path, monkeypatch) -> None:
     assert [len(r.trace) for r in runs] == [6, 6]
 
 
-def test_changed_config_is_trained_again(tmp_path) -> None:
+def _never_train(*args, **kwargs):
+    raise AssertionError("trained")
+
+
+def test_changed_config_is_refused_unless_replace(tmp_path, monkeypatch) -> None:
+    """A finished run asked for again with another setting (same run id) was silently trained
+    again over it: now refused, naming the run and the field, before anything trains; with
+    replace=True it is trained again."""
     (config,) = _configs()[:1]
-    run_study([config], tmp_path)
+    (old,) = run_study([config], tmp_path)
     changed = RunConfig(problem="regression", policy="fp32", iterations=4, eval_every=2, lr=2e-3)
-    (run,) = run_study([changed], tmp_path)
+    assert changed.run_id == config.run_id
+    monkeypatch.setattr(store, "train", _never_train)
+    with pytest.raises(
+        ValueError, match=r"'regression-quick-fp32-seed0' differs in lr None .* vs 0\.002"
+    ):
+        run_study([changed], tmp_path)
+    (kept,) = load_runs(tmp_path)
+    assert kept.config == old.config and kept.trace["loss"] == old.trace["loss"]
+    monkeypatch.setattr(store, "train", train)
+    (run,) = run_study([changed], tmp_path, replace=True)
     assert run.config.lr == 2e-3
+
+
+@pytest.mark.parametrize("spelling", ["FP32", "mixed-fp32", " fp32 "])
+def test_equivalent_policy_spellings_resume(tmp_path, monkeypatch, spelling) -> None:
+    """Oracle: parse(spelling).name == "fp32", the same run id. request.json was compared as
+    typed, so "FP32" after "fp32" trained the finished run again."""
+    (config,) = _configs()[:1]
+    (old,) = run_study([config], tmp_path)
+    same = RunConfig(problem="regression", policy=spelling, iterations=4, eval_every=2)
+    assert same.run_id == config.run_id
+    monkeypatch.setattr(store, "train", _never_train)
+    (kept,) = run_study([same], tmp_path, log=True)
+    assert kept.trace["loss"] == old.trace["loss"]
 
 
 def test_replaced_run_survives_until_its_replacement_finishes(tmp_path, monkeypatch) -> None:
@@ -162,12 +192,13 @@ def test_replaced_run_survives_until_its_replacement_finishes(tmp_path, monkeypa
 
     monkeypatch.setattr(store, "train", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run_study([changed], tmp_path)
+        run_study([changed], tmp_path, replace=True)
     (kept,) = load_runs(tmp_path)
     assert kept.config == old.config and kept.trace["loss"] == old.trace["loss"]
     assert (tmp_path / config.run_id / "trace.partial.csv").is_file()
+    assert "replace is the one judged" in store.unfinished_runs(tmp_path)[config.run_id]
     monkeypatch.setattr(store, "train", train)
-    (new,) = run_study([changed], tmp_path)
+    (new,) = run_study([changed], tmp_path, replace=True)
     assert new.config.lr == 2e-3
     assert not (tmp_path / config.run_id / "trace.partial.csv").exists()
 
@@ -181,16 +212,22 @@ def test_request_records_the_problem_revision(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("stale", ["raised revision", "no revision recorded"])
-def test_run_of_another_problem_revision_is_trained_again(tmp_path, monkeypatch, stale) -> None:
+def test_run_of_another_problem_revision_is_refused_unless_replace(
+    tmp_path, monkeypatch, stale
+) -> None:
+    """A finished run of an older revision is another request: refused by name with both
+    revisions, then trained again with replace=True, then kept."""
     (config,) = _configs()[:1]
     (run,) = run_study([config], tmp_path)
     if stale == "raised revision":
         monkeypatch.setattr(type(problems.get("regression")), "revision", 2)
+        differ = "problem_revision 1 (finished) vs 2 (asked)"
     else:  # a directory written before revisions were recorded
         request = run.path / "request.json"
         stored = json.loads(request.read_text())
         del stored["problem_revision"]
         request.write_text(json.dumps(stored))
+        differ = "problem_revision None (finished) vs 1 (asked)"
     trained = []
 
     def counting(config, **kwargs):
@@ -198,7 +235,11 @@ def test_run_of_another_problem_revision_is_trained_again(tmp_path, monkeypatch,
         return train(config, **kwargs)
 
     monkeypatch.setattr(store, "train", counting)
-    (again,) = run_study([config], tmp_path)
+    with pytest.raises(ValueError) as error:
+        run_study([config], tmp_path)
+    assert config.run_id in str(error.value) and differ in str(error.value)
+    assert trained == []
+    (again,) = run_study([config], tmp_path, replace=True)
     assert trained == [config.run_id]
     stored = json.loads((again.path / "request.json").read_text())
     assert stored["problem_revision"] == problems.get("regression").revision
@@ -206,10 +247,101 @@ def test_run_of_another_problem_revision_is_trained_again(tmp_path, monkeypatch,
     assert trained == [config.run_id]
 
 
+@pytest.mark.parametrize(
+    ("damage", "named"),
+    [("", "request.json (missing)"), ("[]", "request.json (not a JSON object)")],
+)
+def test_a_finished_run_of_unknown_request_is_refused(tmp_path, monkeypatch, damage, named):
+    """A finished run whose request.json is gone or damaged may be of any request: refused
+    (it was trained over), and replace=True trains it again."""
+    (config,) = _configs()[:1]
+    (run,) = run_study([config], tmp_path)
+    request = run.path / "request.json"
+    if damage:
+        request.write_text(damage)
+    else:
+        request.unlink()
+    monkeypatch.setattr(store, "train", _never_train)
+    with pytest.raises(ValueError, match=rf"{config.run_id}' differs in {re.escape(named)}"):
+        run_study([config], tmp_path)
+    monkeypatch.setattr(store, "train", train)
+    run_study([config], tmp_path, replace=True)
+    assert json.loads(request.read_text())["policy"] == "fp32"
+
+
+def test_a_summary_that_is_not_a_file_is_refused_before_training(tmp_path, monkeypatch) -> None:
+    """A summary.json directory in the way failed only after the run had trained (unlink)."""
+    (config,) = _configs()[:1]
+    (tmp_path / config.run_id / "summary.json").mkdir(parents=True)
+    monkeypatch.setattr(store, "train", _never_train)
+    with pytest.raises(ValueError, match=r"summary\.json' is not a file"):
+        run_study([config], tmp_path)
+
+
+def test_unfinished_runs_name_their_state(tmp_path) -> None:
+    """Oracle: the directories made here, one per state (a finished run is not listed)."""
+    (config,) = _configs()[:1]
+    (run,) = run_study([config], tmp_path)
+    partial = tmp_path / "interrupted"
+    partial.mkdir()
+    (partial / "trace.partial.csv").write_text((run.path / "trace.csv").read_text())
+    (tmp_path / "never-finished").mkdir()
+    (run.path / "trace.partial.csv").write_text("step\n0\n")  # a replacement interrupted
+    assert store.unfinished_runs(tmp_path) == {
+        "interrupted": "interrupted while training (trace.partial.csv: 4 steps)",
+        "never-finished": "not finished (no summary.json)",
+        config.run_id: "interrupted while training (trace.partial.csv: 1 steps); the finished "
+        "run it was to replace is the one judged",
+    }
+    assert store.unfinished_runs(tmp_path / "none") == {}
+
+
+def test_load_run_refuses_a_trace_shorter_than_its_summary(tmp_path) -> None:
+    """trace.csv cut at a row boundary (a header and one row of a 4-step run) parses; the
+    summary's steps (4) is the oracle for its length."""
+    (config,) = _configs()[:1]
+    (run,) = run_study([config], tmp_path)
+    lines = (run.path / "trace.csv").read_text().splitlines(keepends=True)
+    (run.path / "trace.csv").write_text("".join(lines[:2]))
+    with pytest.raises(ValueError, match=r"trace\.csv .* 1 step rows .*'steps' says 4"):
+        store.load_run(run.path)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "must"),
+    [
+        ("steps", "4", "be an int >= 0"),
+        ("steps", 4.0, "be an int >= 0"),
+        ("steps", -1, "be an int >= 0"),
+        ("diverged", 0, "be true or false"),
+        ("best_test_error", "abc", "be a number"),
+        ("best_test_error", None, "be a number"),
+        ("critical_entry_step", True, "be an int >= 0 or null"),
+        ("model_precision", 3, "be a string or null"),
+        ("unchanged_at", {"x": 0.5}, "have step numbers as keys"),
+        ("unchanged_at", {"100": "0.5"}, "map to numbers"),
+        ("extra", [], "be a JSON object"),
+    ],
+)
+def test_summary_fields_of_another_type_are_named(tmp_path, field, value, must) -> None:
+    """A summary.json field of the wrong JSON type was accepted (then "Unknown format code 'e'"
+    in the report, naming neither file nor field); the error names both."""
+    (config,) = _configs()[:1]
+    (run,) = run_study([config], tmp_path)
+    summary = run.path / "summary.json"
+    data = json.loads(summary.read_text())
+    summary.write_text(json.dumps({**data, field: value}))
+    with pytest.raises(ValueError, match=rf"summary\.json.*field '{field}' must {must}"):
+        store.load_run(run.path)
+    summary.write_text(json.dumps({**data, "best_test_error": math.inf, "model_precision": None}))
+    assert store.load_run(run.path).summary.best_test_error == math.inf  # still a number
+
+
 def test_duplicate_run_ids_refused(tmp_path) -> None:
     config = _configs()[0]
     with pytest.raises(ValueError, match="share the run id"):
-        run_study([config, config], tmp_path)
+        run_study([config, config], tmp_path / "new")
+    assert not (tmp_path / "new").exists()  # refused before the root was made
     with pytest.raises(TypeError, match="RunConfig"):
         run_study(["fp32"], tmp_path)  # type: ignore[list-item]
 
