@@ -268,8 +268,11 @@ def _round_integer(
     rand: torch.Tensor | None,
     *,
     significand_always_odd: bool = False,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Round non-negative integers ``m`` to multiples of ``2**drop`` by ``plan.mode``.
+    """Round non-negative integers ``m`` to multiples of ``2**drop`` by ``plan.mode`` (into
+    ``out`` when given, a tensor like ``m`` that is not ``m``: fresh temporaries cost page
+    faults on a CPU).
 
     ``negative`` (the sign of the value ``m`` encodes, as an integer mask: -1 where negative,
     0 elsewhere; bool tensors cost several times an integer op on CPU) is needed by the
@@ -278,14 +281,14 @@ def _round_integer(
     exceeds ``2**drop - 1``, so the result is one of the two neighbouring multiples.
     """
     if drop <= 0:
-        return m.clone()
+        return m.clone() if out is None else out.copy_(m)
     mask = (1 << drop) - 1
     keep = -(1 << drop)  # == ~mask: clears the dropped bits
     half = 1 << (drop - 1)
     mode = plan.mode
     if mode is RoundMode.NEAREST_EVEN and not significand_always_odd:
         # half - 1 rounds ties down; the kept part's last bit turns a tie at odd into up.
-        inc = (m >> drop) & 1
+        inc = torch.bitwise_right_shift(m, drop, out=out).bitwise_and_(1)
         inc += half - 1
     elif mode in (RoundMode.NEAREST_EVEN, RoundMode.NEAREST_AWAY):
         return (m + half) & keep
@@ -305,7 +308,7 @@ def _round_integer(
         assert rand is not None
         k = plan.random_bits
         if k is None or k >= drop:
-            inc = rand & mask
+            inc = torch.bitwise_and(rand, mask, out=out)
         else:
             # Few-bit SR: k random bits just below the kept part, the rest of m truncated.
             inc = (rand & ((1 << k) - 1)) << (drop - k)
@@ -384,6 +387,7 @@ def _kernel(
     eager: bool,
     out: torch.Tensor | None = None,
     deferred: list[torch.Tensor] | None = None,
+    scratch: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Round the bit patterns ``b`` (int32/int64, 1-D) and return the result's bit patterns.
 
@@ -398,14 +402,25 @@ def _kernel(
     dozen small ops, whatever its size).
     """
     layout = plan.layout
-    m = b & layout.magnitude_mask
+    # With ``scratch`` (two rows at least as long as ``b``, reused from chunk to chunk) and
+    # ``out``, the temporaries and the result take no fresh memory: on a CPU, a fresh tensor of
+    # a chunk's size costs page faults, about as much as an operation on it.
+    n = b.numel()
+    work = (None, None) if scratch is None or out is None else (scratch[0, :n], scratch[1, :n])
+    m = torch.bitwise_and(b, layout.magnitude_mask, out=work[0])
     directed = plan.mode in (RoundMode.TOWARD_POSITIVE, RoundMode.TOWARD_NEGATIVE)
     negative = b >> (layout.width - 1) if directed else None  # -1 where negative
     r = _round_integer(
-        m, plan.drop, plan, negative, rand, significand_always_odd=plan.significand_always_odd
+        m,
+        plan.drop,
+        plan,
+        negative,
+        rand,
+        significand_always_odd=plan.significand_always_odd,
+        out=None if work[0] is None else out,
     )
     # Nonzero magnitudes below 2**emin: (m - 1) wraps zero to the top, out of the range.
-    below = (m - 1).bitwise_and_(layout.magnitude_mask)
+    below = torch.sub(m, 1, out=work[1]).bitwise_and_(layout.magnitude_mask)
     if not eager:
         if plan.anchor is not None:  # integer ops only: cheaper than the float64 fixed point
             small_result = _round_small_anchored(m, plan, negative)
@@ -427,9 +442,11 @@ def _kernel(
                     sub_neg = None if negative is None else negative[index]
                     sub_rand = None if rand is None else rand[index]
                     r[index] = _round_small(m[index], plan, sub_neg, sub_rand)
-        if int(r.amax()) > plan.max_bits or int(m.amax()) >= layout.inf_bits:
+        # A magnitude up to max rounds to at most max (a value of the format): only larger
+        # ones (infinities and NaNs among them) can need the fix-up.
+        if int(m.amax()) > plan.max_bits:
             r = _fix_overflow_and_specials(m, r, negative, plan)
-    sign = b.bitwise_and(layout.sign)
+    sign = torch.bitwise_and(b, layout.sign, out=work[1])  # ``below`` is no longer needed
     return torch.bitwise_or(r, sign, out=out) if out is not None else r.bitwise_or_(sign)
 
 
@@ -908,12 +925,21 @@ def _route(
         bits = x.to(work).reshape(-1).view(layout.int_dtype)  # reshape copies if not contiguous
         out = torch.empty_like(bits)
         chunk = _CHUNK if x.device.type == "cpu" else max(1, bits.numel())
+        scratch = bits.new_empty((2, min(chunk, bits.numel())))
         pending: list[tuple[torch.Tensor, torch.Tensor | None]] = []  # deferred small magnitudes
         for start in builtins.range(0, bits.numel(), chunk):
             piece = bits[start : start + chunk]
             rand = _draw(piece, mode, generator)
             found: list[torch.Tensor] = []
-            _kernel(piece, rand, plan, eager=True, out=out[start : start + chunk], deferred=found)
+            _kernel(
+                piece,
+                rand,
+                plan,
+                eager=True,
+                out=out[start : start + chunk],
+                deferred=found,
+                scratch=scratch,
+            )
             for index in found:
                 pending.append((index + start, None if rand is None else rand[index]))
         if pending:
