@@ -144,18 +144,10 @@ def _check_device(device: str) -> None:
 def _check_replacements(configs, root: str | Path, replace: bool) -> None:
     """Refuse, unless ``replace``, to train over finished runs of another request in ``root``
     (an existing --out, read only)."""
-    from mperror.train.store import replaced_runs
+    from mperror.train.store import refuse_replacements
 
-    if replace or not str(root).strip():
-        return
-    found = replaced_runs(configs, root)
-    if found:
-        detail = "; ".join(f"{run_id!r} differs in {how}" for run_id, how in found.items())
-        raise ValueError(
-            f"{str(root)!r} holds {len(found)} finished run(s) that this request would replace: "
-            f"{detail}. To keep them, choose another --out; to train them again with this "
-            "request, pass --replace (each finished run stays until its replacement finishes)"
-        )
+    if not replace:
+        refuse_replacements(configs, root, keep="choose another --out", again="pass --replace")
 
 
 def _out(text: str) -> Path:

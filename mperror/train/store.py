@@ -46,6 +46,7 @@ __all__ = [
     "configs_for",
     "load_run",
     "load_runs",
+    "refuse_replacements",
     "replaced_runs",
     "run_study",
     "unfinished_runs",
@@ -250,6 +251,26 @@ def replaced_runs(configs: Iterable[RunConfig], root: str | os.PathLike) -> dict
     return out
 
 
+def refuse_replacements(
+    configs: Iterable[RunConfig],
+    root: str | os.PathLike,
+    *,
+    keep: str = "choose another root",
+    again: str = "pass replace=True",
+) -> None:
+    """A ValueError naming the finished runs under ``root`` that ``configs`` would replace
+    (:func:`replaced_runs`) and how each differs, if there are any; ``keep`` and ``again`` say
+    how to keep them or to train them again."""
+    found = replaced_runs(configs, root)
+    if found:
+        detail = "; ".join(f"{run_id!r} differs in {how}" for run_id, how in found.items())
+        raise ValueError(
+            f"{os.fspath(root)!r} holds {len(found)} finished run(s) that this request would "
+            f"replace: {detail}. To keep them, {keep}; to train them again with this request, "
+            f"{again} (each finished run stays until its replacement finishes)"
+        )
+
+
 def check_study(configs: Iterable[RunConfig]) -> list[RunConfig]:
     """``configs`` as a list, each checked (:func:`check_config`: its device exists, its problem
     takes its model precision) and their run ids distinct; TypeError or ValueError before
@@ -295,14 +316,8 @@ def run_study(
         log: print one line per run (skipped, or finished with its test error).
     """
     configs = check_study(configs)
-    replaced = {} if replace else replaced_runs(configs, root)
-    if replaced:
-        detail = "; ".join(f"{run_id!r} differs in {how}" for run_id, how in replaced.items())
-        raise ValueError(
-            f"{len(replaced)} finished run(s) under {os.fspath(root)!r} would be replaced by "
-            f"another request: {detail}. Keep them by choosing another root, or pass "
-            "replace=True to train them again"
-        )
+    if not replace:
+        refuse_replacements(configs, root)
     in_the_way = [Path(root, c.run_id, "summary.json") for c in configs]
     blocker = next((p for p in in_the_way if p.exists() and not p.is_file()), None)
     if blocker is not None:  # found only after training, when the new summary is written
