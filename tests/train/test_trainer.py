@@ -349,3 +349,26 @@ def test_gradient_comparison_with_a_non_finite_float32_gradient() -> None:
     row = _compare_gradients(Shadow(), [torch.tensor([1.0, 1.0])], 2.0, 3.0, parse("mixed-fp16"))
     assert row["fp32_grad_norm"] == math.inf and "cosine_bound" not in row
     assert row["delta"] == 2.0 * 3.0 * 2.0**-11  # u L ||theta||, still recorded
+
+
+def test_the_lost_update_meter_is_not_training_time(monkeypatch) -> None:
+    """Oracle: a meter made to take 0.25 s before and after every optimizer step (its snapshot
+    of the weights and its comparisons) while the regression step itself takes milliseconds:
+    the recorded training time per step stays far below the 0.5 s the meter adds."""
+    import contextlib
+    import time
+
+    from mperror.emulate import LostUpdateMeter
+
+    original = LostUpdateMeter.step
+
+    @contextlib.contextmanager
+    def slow_step(self):
+        with original(self):
+            time.sleep(0.25)
+            yield
+            time.sleep(0.25)
+
+    monkeypatch.setattr(LostUpdateMeter, "step", slow_step)
+    result = train(RunConfig(problem="regression", policy="fp32", iterations=2))
+    assert result.summary.seconds_per_step < 0.25
