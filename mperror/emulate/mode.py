@@ -216,14 +216,21 @@ class _FusedKernelSwitches:
 
     @staticmethod
     def _switches() -> list[tuple[Callable[[], bool], Callable[[bool], None], bool]]:
-        cuda, mha = torch.backends.cuda, torch.backends.mha
-        return [
-            (cuda.flash_sdp_enabled, cuda.enable_flash_sdp, False),
-            (cuda.mem_efficient_sdp_enabled, cuda.enable_mem_efficient_sdp, False),
-            (cuda.cudnn_sdp_enabled, cuda.enable_cudnn_sdp, False),
-            (cuda.math_sdp_enabled, cuda.enable_math_sdp, True),
-            (mha.get_fastpath_enabled, mha.set_fastpath_enabled, False),
+        """(read, write, value inside a block) for each switch this torch has (cuDNN attention
+        and the MHA fast-path switch are younger than some torch versions mperror runs on)."""
+        names = [
+            ("cuda", "flash_sdp_enabled", "enable_flash_sdp", False),
+            ("cuda", "mem_efficient_sdp_enabled", "enable_mem_efficient_sdp", False),
+            ("cuda", "cudnn_sdp_enabled", "enable_cudnn_sdp", False),
+            ("cuda", "math_sdp_enabled", "enable_math_sdp", True),
+            ("mha", "get_fastpath_enabled", "set_fastpath_enabled", False),
         ]
+        switches = []
+        for module, read, write, value in names:
+            backend = getattr(torch.backends, module, None)
+            if hasattr(backend, read) and hasattr(backend, write):
+                switches.append((getattr(backend, read), getattr(backend, write), value))
+        return switches
 
     def switch_off(self) -> None:
         with self._lock:
