@@ -112,7 +112,7 @@ def test_dataset_bad_arguments() -> None:
         darcy_dataset(1, 9, seed=-1, fine_resolution=33)
 
 
-def test_solves_in_worker_processes_are_the_serial_solves() -> None:
+def test_solves_on_threads_are_the_serial_solves() -> None:
     """Oracle: solve_darcy of each sample, one after another. The threads run the same code on
     the same arrays: bit for bit."""
     g = torch.Generator().manual_seed(2)
