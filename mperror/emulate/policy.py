@@ -371,9 +371,10 @@ def autocast(
     ``fmt``, their inputs rounded first. Its fp32 list (exp, log, pow, softmax, log_softmax,
     layer and group norm, sum, prod, cumsum, norms, logsumexp, losses, upsampling; see
     :data:`AUTOCAST_FP32_OPS`) runs in float32, and factories (``full``, ``arange``, ``randn``,
-    ...; autocast casts none) keep torch's float32. Everything else runs in ``fmt``: reductions that
-    are not on the fp32 list (mean, var, amax; batch norm, which cuDNN accumulates in float32
-    and returns in ``fmt``) are accumulated exactly and rounded to ``fmt``.
+    ...; autocast casts none) run as without emulation. Everything else runs in ``fmt``:
+    reductions that are not on the fp32 list (mean, var, amax; batch norm, which cuDNN
+    accumulates in float32 and returns in ``fmt``) are accumulated exactly and rounded to
+    ``fmt``.
 
     Where this differs from CUDA autocast: CUDA runs an operator outside its lists in the widest
     dtype of its inputs, so ``x16 + bias32`` runs in float32; the emulator stores every tensor
