@@ -1,6 +1,7 @@
 """Unmodified models under emulation: an FNO spectral convolution written the common way
 (rfft2, slice-assignment into a preallocated zero spectrum, irfft2) and a PINN MLP whose loss
-takes second derivatives with ``torch.autograd.grad(create_graph=True)``.
+takes second derivatives with ``torch.autograd.grad(create_graph=True)``; attention (torch's
+own, and its layers in eval mode), with the switches the emulator turns off while a block is open.
 """
 
 from __future__ import annotations
@@ -211,16 +212,6 @@ def _attention_inputs(device: str = "cpu") -> tuple[torch.Tensor, ...]:
     return tuple(t.to(device) for t in (q, k, v, mask))
 
 
-def _sdpa_flags() -> tuple[bool, ...]:
-    b = torch.backends.cuda
-    return (
-        b.flash_sdp_enabled(),
-        b.mem_efficient_sdp_enabled(),
-        b.cudnn_sdp_enabled(),
-        b.math_sdp_enabled(),
-    )
-
-
 @pytest.mark.parametrize("name", ["fp16", "bf16"])
 def test_attention_is_emulated_operator_by_operator(name: str) -> None:
     """scaled_dot_product_attention under emulation, forward and backward. Oracles: (1) the
@@ -231,7 +222,7 @@ def test_attention_is_emulated_operator_by_operator(name: str) -> None:
     the block, after it and after an exception inside it."""
     fmt = formats.get(name)
     q, k, v, mask = _attention_inputs()
-    before = _sdpa_flags()
+    before = _attention_switches()
     with emulate(fmt) as em:
         out, grads = _attention_step(q, k, v, mask)
     ref_out, ref_grads = _attention_step(q.double(), k.double(), v.double(), mask)
@@ -244,10 +235,10 @@ def test_attention_is_emulated_operator_by_operator(name: str) -> None:
         assert got.dtype == torch.float32
         assert fmt.is_representable(got).all()
         assert (got.double() - ref).norm() <= 10 * u * ref.norm()
-    assert _sdpa_flags() == before
+    assert _attention_switches() == before
     with pytest.raises(RuntimeError, match="inside"), emulate(fmt):
         raise RuntimeError("inside")
-    assert _sdpa_flags() == before
+    assert _attention_switches() == before
 
 
 @pytest.mark.gpu
@@ -263,3 +254,72 @@ def test_attention_on_cuda_matches_the_cpu_emulation() -> None:
         out_gpu, grads_gpu = _attention_step(*on_gpu)
     for got, ref in zip((out_gpu, *grads_gpu), (out, *grads), strict=True):
         assert torch.equal(got.cpu(), ref)
+
+
+def _attention_switches() -> tuple[bool, ...]:
+    cuda = torch.backends.cuda
+    return (
+        cuda.flash_sdp_enabled(),
+        cuda.mem_efficient_sdp_enabled(),
+        cuda.cudnn_sdp_enabled(),
+        cuda.math_sdp_enabled(),
+        torch.backends.mha.get_fastpath_enabled(),
+    )
+
+
+def test_attention_switches_survive_blocks_on_two_threads() -> None:
+    """Oracle: the switches as read before. Two threads open blocks and close them in the
+    order they opened them (the first closes first); saving and restoring per block had left
+    the fused kernels off for the whole process."""
+    import threading
+
+    before = _attention_switches()
+    opened = [threading.Event(), threading.Event()]
+    close = [threading.Event(), threading.Event()]
+    inside: list[tuple[bool, ...]] = []
+
+    def block(k: int) -> None:
+        with emulate("bf16"):
+            opened[k].set()
+            inside.append(_attention_switches())
+            close[k].wait(10)
+
+    threads = [threading.Thread(target=block, args=(k,)) for k in (0, 1)]
+    threads[0].start()
+    opened[0].wait(10)
+    threads[1].start()
+    opened[1].wait(10)
+    close[0].set()
+    threads[0].join(10)
+    assert _attention_switches() == inside[0]  # one block still open: still off
+    close[1].set()
+    threads[1].join(10)
+    assert inside == [(False, False, False, True, False)] * 2
+    assert _attention_switches() == before
+
+
+@pytest.mark.parametrize("layer", ["mha", "encoder"])
+def test_eval_attention_layers_are_emulated_operator_by_operator(layer: str) -> None:
+    """Oracle: the same layer with autograd on, where torch never takes its fast path. In eval
+    mode without autograd, nn.MultiheadAttention and nn.TransformerEncoderLayer run as one
+    fused operator, which was rounded once at its end (and had no class)."""
+    torch.manual_seed(0)
+    if layer == "mha":
+        module = torch.nn.MultiheadAttention(8, 2, batch_first=True).eval()
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            return module(x, x, x, need_weights=False)[0]
+    else:
+        module = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+        module.eval()
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            return module(x)
+
+    x = torch.randn(2, 5, 8)
+    with emulate("bf16") as em:
+        want = run(x)
+        with torch.no_grad():
+            got = run(x)
+    assert torch.equal(got, want.detach())
+    assert em.report().unclassified == ()
