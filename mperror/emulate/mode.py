@@ -18,6 +18,11 @@ values and pass untouched). For each operator it looks up (once, cached per
   widened; every floating output is rounded once to the policy format of the operator's class
   and stored in the dtype the operator would have returned without emulation;
 * operators named in ``policy.keep_fp32`` run in float32;
+* with ``policy.storage == "autocast"`` (:func:`~mperror.emulate.autocast`) results are stored
+  as torch.autocast stores them: matmul-class results in the policy's ``cast_dtype`` (half),
+  ``keep_fp32`` results in float32, everything else in the dtype torch gives it, rounded to
+  the format of that dtype; an operator with no tensor of the cast dtype (nor the dtype as an
+  argument) runs natively, as torch's kernels run it without autocast;
 * a fused kernel torch has for float32 and bfloat16 only (oneDNN's LSTM layer, which
   ``nn.LSTM`` runs on a CPU) runs in float32, its inputs and outputs rounded (it is
   matmul-class) but not the gates inside. With torch's global switch
@@ -312,13 +317,16 @@ def _decomposes_here(func) -> bool:
 _COMPOSITE: dict[Any, bool] = {}
 
 
-_FAST_DTYPES = (torch.float32, torch.float64)
+_FAST_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _KEEP, _ROUND, _WIDEN = "keep", "round", "widen"  # what _round does for a (format, dtype)
 # How an entry is handled: natively, in the working precision, natively then rounded (data,
 # sources), in float32, by mperror.ops, or in float32 then rounded (kernels without float64);
 # and which fast path its shape allows.
 _NATIVE, _WIDE, _DATA, _SOURCE, _FP32 = "native", "wide", "data", "source", "fp32"
 _ROUTED, _NARROW = "routed", "narrow"
+# A keep_fp32 operator in forward under storage="autocast": inputs cast to float32, as
+# autocast casts them, and its results returned as torch's kernel gives them.
+_CAST32 = "cast32"
 
 # Fused kernels torch has for float32 and bfloat16 only (oneDNN's LSTM layer, which nn.LSTM
 # runs on a CPU when oneDNN is enabled): computed in float32 from rounded inputs, their
@@ -481,6 +489,8 @@ class _Engine:
             else (torch.float32, torch.complex64)
         )
         self._keep_fp32 = frozenset(policy.keep_fp32)
+        # storage="autocast": the dtype of the low-precision tensors (None: the caller's dtypes)
+        self.cast = policy.cast_dtype if policy.storage == "autocast" else None
         backward = policy.keep_fp32_backward
         self._keep_fp32_backward = None if backward is None else frozenset(backward)
         self.entries: dict[Any, _Entry] = {}
@@ -499,7 +509,10 @@ class _Engine:
         if info.name in (self._keep_fp32_backward if backward else self._keep_fp32):
             # A factory computes nothing from inputs: narrowing the dtype it is asked for would
             # change what it makes (and which random numbers it draws), as autocast never does.
-            return _Entry(info, _NATIVE if info.factory else _FP32, None, False)
+            if info.factory:
+                return _Entry(info, _NATIVE, None, False)
+            kind = _CAST32 if self.cast is not None and not backward else _FP32
+            return _Entry(info, kind, None, False)
         route = _ROUTED_OVERLOADS.get((info.name, func._overloadname))
         if route is not None and (
             (route is routed.TRANSFORMS and self.policy.fft_algorithm == "staged")
@@ -539,8 +552,21 @@ class _Engine:
         kind = entry.kind
         if kind is _NATIVE:
             return func(*args, **kwargs)
+        cast = self.cast
+        if cast is not None and kind is not _CAST32:
+            # As under torch.autocast: matmuls on float64 tensors alone stay float64, and any
+            # other operator with no tensor (nor dtype argument) of the cast dtype runs as
+            # torch's kernels run it.
+            if entry.round_inputs:
+                lowered = _castable(args, kwargs)
+            else:
+                lowered = _touches(args, kwargs, cast)
+            if not lowered:
+                return func(*args, **kwargs)
         _ACTIVE.depth = 1
         try:
+            if kind is _CAST32:
+                return self._autocast_fp32(entry.info, func, args, kwargs)
             if kind is _WIDE:
                 shape = entry.shape
                 compute = func if entry.impl is None else entry.impl
@@ -570,8 +596,9 @@ class _Engine:
     # -- handlers ----------------------------------------------------------------------------
 
     def _wide_fast(self, entry: _Entry, dtype: torch.dtype, func, args, kwargs):
-        """The common case: tensors of one real dtype (float32 or float64), nothing mutated;
-        then each floating output has that dtype (its complex twin if complex)."""
+        """The common case: tensors of one real dtype (float32, float64, float16 or
+        bfloat16), nothing mutated; then each floating output has that dtype (its complex
+        twin if complex), or the cast dtype for a matmul under storage="autocast"."""
         real = self.real
         fmt = entry.fmt
         # Every floating tensor has this dtype (integer and bool tensors keep theirs).
@@ -589,6 +616,8 @@ class _Engine:
                 a.to(real) if isinstance(a, torch.Tensor) and a.dtype is dtype else a for a in args
             ]
         out = func(*wargs, **kwargs)
+        if entry.round_inputs and self.cast is not None:
+            dtype = self.cast  # autocast returns matmul-class results in its dtype
         if isinstance(out, torch.Tensor):
             return self._finish(out, fmt, dtype)
         if isinstance(out, tuple):
@@ -604,7 +633,8 @@ class _Engine:
         if dtype is real and not entry.round_inputs:
             func(*args, **kwargs)  # already in the working precision: compute in place
             plain = target.detach()
-            r = self._round(plain, fmt)
+            target_fmt, mode = self._target(fmt, plain.dtype)
+            r = self._round(plain, target_fmt, mode=mode)
             if r is not plain:
                 target.copy_(r)
             return target
@@ -692,6 +722,8 @@ class _Engine:
                 wargs = (*wargs[:pos], _widen_dtype(wargs[pos], real, cplx), *wargs[pos + 1 :])
         out = (func if compute is None else compute)(*wargs, **wkwargs)
         callers = self._caller_dtypes(func, args, kwargs, out)
+        if round_inputs and self.cast is not None:
+            callers = tuple(self._cast_of(d) for d in callers)
         for orig, wide in _mutated_pairs(info, args, kwargs, wargs, wkwargs):
             if orig.shape != wide.shape:
                 orig.resize_(wide.shape)  # out= variants resize their output
@@ -734,6 +766,36 @@ class _Engine:
                 results.append(
                     _map_leaves(lambda v, d: v if d is None else v.to(d), value, callers)
                 )
+        return _pack(info, out, results)
+
+    def _autocast_fp32(self, info: OpInfo, func, args, kwargs):
+        """A ``keep_fp32`` operator in forward under storage="autocast", as torch.autocast runs
+        it: floating inputs other than float64 ones cast to float32, torch's kernel, and its
+        results as the kernel returns them (float32; a mutated argument gets them written
+        back in its own dtype)."""
+
+        def cast(t: torch.Tensor) -> torch.Tensor:
+            if t.is_floating_point() and t.dtype not in (torch.float32, torch.float64):
+                return t.to(torch.float32)
+            return t
+
+        wargs = _map_tensors(cast, args)
+        wkwargs = {k: _map_tensors(cast, v) for k, v in kwargs.items()}
+        out = func(*wargs, **wkwargs)
+        for orig, wide in _mutated_pairs(info, args, kwargs, wargs, wkwargs):
+            if wide is not orig:
+                if orig.shape != wide.shape:
+                    orig.resize_(wide.shape)
+                orig.copy_(wide)
+        returns = _top_level(info, out)
+        results = [
+            value if k is None else _mutated_arg(info, k, args, kwargs)
+            for value, k in zip(
+                returns,
+                itertools.chain(info.returns_mutated, itertools.repeat(None)),
+                strict=False,
+            )
+        ]
         return _pack(info, out, results)
 
     def _data(self, entry: _Entry, func, args, kwargs):
@@ -818,6 +880,8 @@ class _Engine:
                 parts = torch.view_as_real(value) if value.is_complex() else value
                 self.overflowed += parts.numel() - int(torch.count_nonzero(parts.isfinite()))
         (caller,) = self._caller_dtypes(func, args, kwargs, value)
+        if info.name in routed.MATMULS and self.cast is not None:
+            caller = self._cast_of(caller)
         return self._store(value, fmt, caller)
 
     def _round_native(self, info: OpInfo, fmt: FloatFormat, args, kwargs, out):
@@ -826,7 +890,8 @@ class _Engine:
             for t in arg if isinstance(arg, (list, tuple)) else (arg,):
                 if _is_float(t):
                     plain = t.detach()
-                    r = self._round(plain, fmt)
+                    target_fmt, mode = self._target(fmt, plain.dtype)
+                    r = self._round(plain, target_fmt, mode=mode)
                     if r is not plain:
                         t.copy_(r)
         returns = _top_level(info, out)
@@ -857,15 +922,20 @@ class _Engine:
     # -- rounding ----------------------------------------------------------------------------
 
     def _round(
-        self, v: torch.Tensor, fmt: FloatFormat, dtype: torch.dtype | None = None
+        self,
+        v: torch.Tensor,
+        fmt: FloatFormat,
+        dtype: torch.dtype | None = None,
+        mode: RoundMode | None = None,
     ) -> torch.Tensor:
-        """``v`` rounded to ``fmt``, in ``dtype`` where that holds ``fmt`` (default ``v``'s
-        dtype), else in float64 (complex128); ``v`` itself when every value of its dtype is a
-        value of ``fmt`` and no other dtype is asked for."""
-        key = (id(fmt), v.dtype, dtype)
+        """``v`` rounded to ``fmt`` (by ``mode``, default the policy's), in ``dtype`` where
+        that holds ``fmt`` (default ``v``'s dtype), else in float64 (complex128); ``v`` itself
+        when every value of its dtype is a value of ``fmt`` and no other dtype is asked for."""
+        mode = mode or self.mode
+        key = (id(fmt), v.dtype, dtype, mode)
         plan = self._plans.get(key)
         if plan is None:
-            plan = self._plans[key] = self._plan(fmt, v.dtype, dtype or v.dtype)
+            plan = self._plans[key] = self._plan(fmt, v.dtype, dtype or v.dtype, mode)
         action, rounder, narrow_rounder, out = plan
         if action is _KEEP:
             return v
@@ -892,7 +962,9 @@ class _Engine:
             self._tally(v, r, fmt)
         return r
 
-    def _plan(self, fmt: FloatFormat, dtype: torch.dtype, out: torch.dtype) -> tuple:
+    def _plan(
+        self, fmt: FloatFormat, dtype: torch.dtype, out: torch.dtype, mode: RoundMode
+    ) -> tuple:
         """(action, rounder from the working dtype, rounder from float32 or None, the rounded
         result's dtype) for a ``dtype`` tensor whose rounded values are wanted in ``out``."""
         part = _REAL_OF.get(dtype, dtype)
@@ -906,20 +978,38 @@ class _Engine:
             out = work
 
         def route(d: torch.dtype) -> Callable:
-            return mperror.rounding._route(fmt, self.mode, None, self.compiled, d, out)
+            return mperror.rounding._route(fmt, mode, None, self.compiled, d, out)
 
         narrow = None
         if (
             work is torch.float64
             and _holds_dtype(torch.float32, fmt)
-            and not mperror.rounding._float32_detour_is_exact(fmt, self.mode)
+            and not mperror.rounding._float32_detour_is_exact(fmt, mode)
         ):
             narrow = route(torch.float32)
         return action, route(work), narrow, out
 
+    def _target(self, fmt: FloatFormat, dtype: torch.dtype) -> tuple[FloatFormat, RoundMode]:
+        """The format and mode a result stored in ``dtype`` is rounded to: ``fmt`` and the
+        policy's mode, except under storage="autocast" for a floating dtype other than the
+        cast dtype, whose own format it is then rounded to (to nearest, as its kernels do)."""
+        cast = self.cast
+        part = _REAL_OF.get(dtype, dtype)
+        if cast is None or part is cast or not part.is_floating_point:
+            return fmt, self.mode
+        return format_of_dtype(part), RoundMode.NEAREST_EVEN
+
+    def _cast_of(self, dtype: torch.dtype | None) -> torch.dtype | None:
+        """The dtype autocast returns a matmul-class result in, for a result torch would
+        return in ``dtype``: the cast dtype, except for float64 and complex results."""
+        if dtype is None or not dtype.is_floating_point or dtype is torch.float64:
+            return dtype
+        return self.cast
+
     def _store(self, v: torch.Tensor, fmt: FloatFormat, dtype: torch.dtype) -> torch.Tensor:
-        """``v`` rounded to ``fmt`` and stored in ``dtype``."""
-        r = self._round(v, fmt, dtype)
+        """``v`` rounded to ``fmt`` (see :meth:`_target`) and stored in ``dtype``."""
+        fmt, mode = self._target(fmt, dtype)
+        r = self._round(v, fmt, dtype, mode)
         if r.dtype is dtype:
             return r
         part = _REAL_OF.get(dtype, dtype)
@@ -929,7 +1019,7 @@ class _Engine:
             # The storage dtype is narrower than the format: a second rounding, done exactly,
             # and counted (its overflows and underflows are the ones the caller sees).
             store = format_of_dtype(part)
-            stored = mperror.rounding.round(r, store, self.mode, generator=self.generator)
+            stored = mperror.rounding.round(r, store, mode, generator=self.generator)
             if self.count:  # the same values rounded once more: not counted twice as rounded
                 self._tally(r, stored, store, values=False)
             r = stored
@@ -982,7 +1072,7 @@ class _Engine:
                 name = str(func)
                 ops[name] = ops.get(name, 0) + entry.calls
                 cls = entry.info.op_class
-                if entry.kind is _FP32:
+                if entry.kind in (_FP32, _CAST32):
                     label = "fp32"
                 elif entry.kind is _ROUTED:
                     label = f"{cls.value}/ops"
@@ -1009,8 +1099,9 @@ class _Engine:
 
 
 def _uniform_float(args: tuple, kwargs: dict) -> torch.dtype | None:
-    """float32 or float64 when that is the dtype of every floating tensor argument and there
-    are no complex tensors, tensor lists or dtype-like keyword arguments; else None."""
+    """float32, float64, float16 or bfloat16 when that is the dtype of every floating tensor
+    argument and there are no complex tensors, tensor lists or dtype-like keyword arguments;
+    else None."""
     dtype = None
     for a in args:
         if isinstance(a, torch.Tensor):
@@ -1033,6 +1124,32 @@ def _uniform_float(args: tuple, kwargs: dict) -> torch.dtype | None:
 
 
 # -- formats and dtypes --------------------------------------------------------------------
+
+
+def _touches(args, kwargs, dtype: torch.dtype) -> bool:
+    """Does an operator take a tensor of ``dtype`` (alone or in a list), or ``dtype`` itself
+    as an argument?"""
+    for a in itertools.chain(args, kwargs.values()):
+        if isinstance(a, torch.Tensor):
+            if a.dtype is dtype:
+                return True
+        elif a is dtype:
+            return True
+        elif isinstance(a, (list, tuple)):
+            for e in a:
+                if isinstance(e, torch.Tensor) and e.dtype is dtype:
+                    return True
+    return False
+
+
+def _castable(args, kwargs) -> bool:
+    """Does an operator take a real floating tensor that autocast would cast (any but
+    float64)?"""
+    for a in itertools.chain(args, kwargs.values()):
+        for t in a if isinstance(a, (list, tuple)) else (a,):
+            if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dtype != torch.float64:
+                return True
+    return False
 
 
 @functools.lru_cache(maxsize=256)

@@ -21,9 +21,9 @@ from typing import Any
 import torch
 
 from mperror._records import Record
-from mperror.formats import FloatFormat, FormatLike, as_format
+from mperror.formats import FloatFormat, FormatLike, as_format, format_of_dtype
 from mperror.ops import Accumulation
-from mperror.rounding import RoundMode
+from mperror.rounding import RoundMode, _holds
 
 __all__ = [
     "AUTOCAST_FP32_OPS",
@@ -64,6 +64,17 @@ class OpClass(str, enum.Enum):
 
 
 _COMPUTE = ("fp64", "fp32")
+_STORAGE = ("caller", "autocast")
+
+
+@functools.lru_cache(maxsize=64)
+def _cast_dtype(fmt: FloatFormat) -> torch.dtype:
+    for dtype in (torch.float16, torch.bfloat16, torch.float32):
+        if _holds(format_of_dtype(dtype), fmt):
+            return dtype
+    return torch.float64
+
+
 _FFT_ALGORITHMS = ("exact", "staged")
 
 
@@ -107,6 +118,17 @@ class Policy(Record):
             then run in the policy's formats. :func:`autocast` needs this: CUDA autocast is off
             in backward, so a ``sum`` that autograd runs on a half gradient (a bias gradient)
             returns half, while a forward ``sum`` runs in float32.
+        storage: where results are stored. ``"caller"`` (the default): in the dtype the
+            operator returns without emulation, every floating result rounded to its class's
+            format. ``"autocast"``: as ``torch.autocast`` stores them: matmul-class results in
+            :attr:`cast_dtype` (the narrowest of float16, bfloat16, float32 that holds the
+            matmul format), the ``keep_fp32`` operators' results in float32, and every other
+            operator's in the dtype torch's type promotion gives it, rounded to the format of
+            that dtype: :attr:`cast_dtype` results to the class's format, wider ones (float32,
+            float64) as torch's kernels of that dtype compute them, which the emulator then
+            runs natively where no input or result has :attr:`cast_dtype`. So an operator
+            outside autocast's lists runs in the widest dtype of its inputs, as on CUDA, and
+            gradients reach float32 weights through autograd's own casts.
         compute: the precision the emulator computes in before rounding. ``"fp64"`` (default)
             makes ``+ - * /`` and ``sqrt`` on format values correctly rounded in every mode for
             every format of precision ``p <= 25`` (see :mod:`mperror.emulate.mode`: float64
@@ -138,6 +160,7 @@ class Policy(Record):
     keep_fp32: tuple[str, ...] = ()
     keep_fp32_backward: tuple[str, ...] | None = None
     compute: str = "fp64"
+    storage: str = "caller"
     name: str = dataclasses.field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -161,10 +184,22 @@ class Policy(Record):
             )
         if self.compute not in _COMPUTE:
             raise ValueError(f"compute must be one of {_COMPUTE}, got {self.compute!r}")
+        if self.storage not in _STORAGE:
+            raise ValueError(f"storage must be one of {_STORAGE}, got {self.storage!r}")
         object.__setattr__(self, "keep_fp32", _op_names(self.keep_fp32, "keep_fp32"))
         if self.keep_fp32_backward is not None:
             names = _op_names(self.keep_fp32_backward, "keep_fp32_backward")
             object.__setattr__(self, "keep_fp32_backward", names)
+
+    @property
+    def cast_dtype(self) -> torch.dtype:
+        """The narrowest of float16, bfloat16, float32 and float64 that holds every value of
+        the matmul format: where ``storage="autocast"`` keeps matmul-class results.
+
+        >>> pure("e4m3fn").cast_dtype, pure("bf16").cast_dtype, pure("tf32").cast_dtype
+        (torch.float16, torch.bfloat16, torch.float32)
+        """
+        return _cast_dtype(self.matmul)
 
     def format_of(self, op_class: OpClass) -> FloatFormat:
         """The format results of ``op_class`` are rounded to."""
@@ -298,10 +333,11 @@ def _kernel_of(name: str) -> str | None:
 # Entries that are composite on every backend (cosine_similarity, l1_loss, kl_div,
 # poisson_nll_loss, cosine_embedding_loss, hinge_embedding_loss, margin_ranking_loss,
 # triplet_margin_loss, frobenius_norm, nuclear_norm) are seen as their parts: the parts on this
-# list run in float32, the rest in the policy's formats. rms_norm (AT_FORALL_FP32) is such a
-# composite on CPU in torch 2.13 (pow, mean, add, rsqrt, mul; _fused_rms_norm, listed, where a
-# backend has it): its mean of squares and the epsilon added to it then run in the policy's
-# formats and can overflow fp16, which CUDA autocast's float32 rms_norm does not.
+# list run in float32, the rest on the dtypes they are given. rms_norm (AT_FORALL_FP32) is such
+# a composite on CPU in torch 2.13 (pow, mean, add, rsqrt, mul; _fused_rms_norm, listed, where a
+# backend has it): its square (pow) runs in float32 and the rest follows in float32, so it does
+# not overflow fp16, but the composite returns its input's dtype (half) where CUDA autocast's
+# rms_norm returns float32.
 _AUTOCAST_FP32_FORWARD = (
     # AT_FORALL_FP32
     "acos", "asin", "cosh", "erfinv", "exp", "expm1", "log", "log10", "log2", "log1p",
@@ -363,31 +399,39 @@ def autocast(
     compute: str = "fp64",
 ) -> Policy:
     """torch's CUDA autocast, emulated: matmuls and convolutions in ``fmt``, its fp32 list in
-    float32.
+    float32, everything else in the widest dtype of its inputs.
 
-    torch.autocast on CUDA casts the inputs of its ``lower_precision_fp`` operators (mm, bmm,
-    addmm, baddbmm, addmv, addr, convolutions, prelu, attention; what ``linear``, ``matmul`` and
-    ``einsum`` decompose into) to ``fmt``: here they are :attr:`OpClass.MATMUL` with format
-    ``fmt``, their inputs rounded first. Its fp32 list (exp, log, pow, softmax, log_softmax,
-    layer and group norm, sum, prod, cumsum, norms, logsumexp, losses, upsampling; see
-    :data:`AUTOCAST_FP32_OPS`) runs in float32, and factories (``full``, ``arange``, ``randn``,
-    ...; autocast casts none) run as without emulation. Everything else runs in ``fmt``:
-    reductions that are not on the fp32 list (mean, var, amax; batch norm, which cuDNN
-    accumulates in float32 and returns in ``fmt``) are accumulated exactly and rounded to
-    ``fmt``.
+    torch.autocast on CUDA casts the floating inputs (all but float64 ones) of its
+    ``lower_precision_fp`` operators (mm, bmm, addmm, baddbmm, addmv, addr, convolutions,
+    prelu, attention; what ``linear``, ``matmul`` and ``einsum`` decompose into) to its dtype:
+    here they are :attr:`OpClass.MATMUL` with format ``fmt``, their inputs rounded first, and
+    their results are stored in :attr:`Policy.cast_dtype` (float16 for fp16 and for the FP8,
+    FP6 and FP4 formats, bfloat16 for bf16), as autocast returns them. Its fp32 list (exp, log,
+    pow, softmax, log_softmax, layer and group norm, sum, prod, cumsum, norms, logsumexp,
+    losses, upsampling; see :data:`AUTOCAST_FP32_OPS`) runs in float32 and returns float32;
+    factories (``full``, ``arange``, ``randn``, ...; autocast casts none) run as without
+    emulation. Every other operator runs on the dtypes it is given (``storage="autocast"``,
+    see :class:`Policy`): ``h + bias`` with ``h`` a half result and ``bias`` a float32
+    tensor returns float32, ``tanh(h)`` returns half, rounded to ``fmt``; operators on float32
+    tensors alone run natively. Autograd casts each gradient to the dtype of the tensor it is
+    for, so gradients of half results are half and the float32 weights get float32
+    gradients, as under CUDA autocast; CUDA autocast is off in backward, so the fp32 list's
+    backward kernels (``mse_loss_backward``, ...) run in float32 and the rest on the dtypes
+    they are given (a bias gradient's ``sum`` of a half gradient returns half).
 
-    Where this differs from CUDA autocast: CUDA runs an operator outside its lists in the widest
-    dtype of its inputs, so ``x16 + bias32`` runs in float32; the emulator stores every tensor
-    in the caller's dtype and cannot tell which ones CUDA would hold in half, so it runs such
-    operators in ``fmt`` (at least as much rounding as CUDA). Output dtypes stay the caller's.
-    Entries of the fp32 list that are composites on the CPU are seen as their parts (see the
-    comment above :data:`AUTOCAST_FP32_OPS`): ``rms_norm``'s mean of squares then runs in
-    ``fmt`` and can overflow fp16 (``rms_norm`` of values of 300 gives 0), where CUDA's float32
-    ``rms_norm`` gives 1.
+    Where this differs from CUDA autocast: operators on float32 values compute with torch's
+    CPU kernels, and half ones in float64 rounded once (CUDA's kernels round inside
+    transcendental functions and accumulate matmuls in their own order). A format without a
+    16-bit dtype (tf32) keeps its results in float32, and then every float32 result is
+    rounded to it. CPU torch has no half FFT: an FFT of a half tensor is refused, as on a CPU
+    without emulation (CUDA's half FFT takes power-of-two sizes only). Entries of the fp32
+    list that are composites on the CPU are seen as their parts (see the comment above
+    :data:`AUTOCAST_FP32_OPS`): ``rms_norm`` of a half tensor computes in float32 (its square
+    is on the list) but returns half, where CUDA autocast's ``rms_norm`` returns float32.
 
     >>> p = autocast("bf16")
-    >>> p.matmul.name, "_softmax" in p.keep_fp32, "mean" in p.keep_fp32
-    ('bf16', True, False)
+    >>> p.matmul.name, "_softmax" in p.keep_fp32, "mean" in p.keep_fp32, p.cast_dtype
+    ('bf16', True, False, torch.bfloat16)
     """
     fmt = as_format(fmt)
     return Policy(
@@ -401,6 +445,7 @@ def autocast(
         keep_fp32=AUTOCAST_FP32_OPS,
         keep_fp32_backward=tuple(sorted(_AUTOCAST_FP32_BACKWARD + _AUTOCAST_FACTORIES)),
         compute=compute,
+        storage="autocast",
         name=f"autocast({fmt})",
     )
 

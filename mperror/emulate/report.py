@@ -28,7 +28,10 @@ class EmulationReport(Record):
         counted: whether value counts were collected (``emulate(..., count=False)`` skips them);
             the three counts below are 0 when not.
         rounded: real values passed through a rounding to a policy format (results and the
-            inputs of matmul-class operators; a complex value counts twice).
+            inputs of matmul-class operators; a complex value counts twice); under
+            ``storage="autocast"`` also results computed from half inputs and stored in a
+            wider dtype, rounded to that dtype (``h + bias`` in float32). Operators the
+            emulator runs natively (autocast's float32 operators) count nothing.
         overflowed: values whose rounding overflowed: non-finite although the value before
             rounding was finite, or, for a saturating format (e4m3fn), finite values beyond
             ``±max`` that were clamped; for operators computed by :mod:`mperror.ops`, non-finite

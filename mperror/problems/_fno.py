@@ -5,13 +5,17 @@ the trainer sets and schedules the model's own precision (:mod:`mperror.models`)
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+import mperror.emulate
 from mperror.models import FNO, PrecisionSchedule, parse_model_precision
 from mperror.problems._base import ProblemInstance, TrainDefaults, check_size, param_dtype
+
+if TYPE_CHECKING:
+    from mperror.train.precision import Precision
 
 __all__ = ["FNOInstance", "FNOProblem", "mean_relative_l2"]
 
@@ -95,6 +99,22 @@ class FNOProblem:
 
     name: str
     _defaults: dict[str, TrainDefaults]
+
+    def check_policy(self, precision: Precision, device: torch.device) -> None:
+        """ValueError for a mixed policy whose autocast (native or emulated) would hand the
+        spectral convolutions half tensors on a CPU, where torch has no half FFT."""
+        if device.type != "cpu" or precision.kind != "mixed":
+            return
+        half = precision.backend == "native" or (
+            mperror.emulate.autocast(precision.fmt).cast_dtype in (torch.float16, torch.bfloat16)
+        )
+        if half:
+            raise ValueError(
+                f"policy {precision.name!r} on a CPU: autocast's layers hand the spectral "
+                "convolutions half tensors, and CPU torch has no half FFT (CUDA autocast "
+                "runs them in half); on a CPU, set the spectral precision with a model "
+                "precision instead (fp32/half, fp32/mixed, fp32/schedule, ...)"
+            )
 
     def check_model_precision(self, mode: str) -> None:
         """ValueError unless ``mode`` is a model precision (:func:`parse_model_precision`)."""

@@ -131,11 +131,20 @@ class _Float32Shadow:
 def check_config(config: RunConfig) -> None:
     """Raise ValueError unless ``config`` can train here: its device exists (CUDA is checked
     now, not when a config is made, so runs trained on a GPU can be read back and reported on a
-    machine without one) and its problem accepts its ``model_precision`` (through the problem's
-    ``check_model_precision``), without building anything."""
+    machine without one) and its problem accepts its policy on that device and its
+    ``model_precision`` (through the problem's ``check_policy`` and ``check_model_precision``,
+    where it has them), without building anything."""
     if config.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for, but torch.cuda.is_available() is False")
     problem = problems.get(config.problem)
+    check_policy = getattr(problem, "check_policy", None)
+    if check_policy is not None:
+        device = torch.device(
+            config.device
+            if config.device != "auto"
+            else ("cuda" if torch.cuda.is_available() else "cpu")
+        )
+        check_policy(parse(config.policy, backend=config.backend).resolve(device), device)
     if config.model_precision is None:
         return
     check = getattr(problem, "check_model_precision", None)

@@ -405,16 +405,50 @@ def test_output_dtypes_are_the_callers() -> None:
 
 def test_autocast_keeps_its_fp32_list_in_float32() -> None:
     """Oracle: torch's float32 kernels without emulation for exp and softmax (on torch's CUDA
-    autocast fp32 list); fp16 rounding of the float64 result for tanh (not on the list)."""
+    autocast fp32 list), of float32 and of half inputs alike, which come back float32 as
+    autocast returns them; tanh (not on the list) of a half tensor is half, fp16 rounding of
+    the float64 result, and of a float32 tensor torch's float32 kernel (CUDA autocast runs an
+    operator outside its lists in its inputs' dtype)."""
     x = torch.linspace(-3, 3, 64) * OFF_GRID
     with emulate(autocast("fp16")) as em:
-        e = torch.exp(x)
-        s = torch.softmax(x, 0)
-        t = torch.tanh(x)
+        h = x.half()
+        e, eh = torch.exp(x), torch.exp(h)
+        s, sh = torch.softmax(x, 0), torch.softmax(h, 0)
+        t, th = torch.tanh(x), torch.tanh(h)
+    assert h.dtype == th.dtype == torch.float16
+    assert eh.dtype == sh.dtype == torch.float32
     assert torch.equal(e, torch.exp(x)) and torch.equal(s, torch.softmax(x, 0))
-    assert torch.equal(t, rounded(torch.tanh(x.double())).float())
+    assert torch.equal(eh, torch.exp(h.float())) and torch.equal(sh, torch.softmax(h.float(), 0))
+    assert torch.equal(t, torch.tanh(x))
+    assert torch.equal(th.double(), rounded(torch.tanh(h.double())))
     classes = em.report().op_classes
     assert classes["aten.exp.default"] == "fp32" and classes["aten.tanh.default"] == "elementwise"
+
+
+def test_autocast_stores_results_in_the_dtypes_cuda_autocast_gives() -> None:
+    """Oracle: torch.autocast's rules (its docs, "Autocasting"), which CPU torch.autocast
+    follows too: a matmul-class result is half, an operator outside the lists takes the
+    widest dtype of its inputs (half + float32 bias is float32), gradients come back in the
+    dtype of the tensor they are for (float32 for float32 weights), and float64 tensors are
+    never cast. Values: the linear layer's result is fl16 of the float64 product of the
+    fp16-rounded inputs, and h + b is the float32 sum of those half values and b."""
+    torch.manual_seed(0)
+    layer, x = torch.nn.Linear(3, 4), torch.randn(8, 3) * OFF_GRID
+    b = torch.randn(4) * OFF_GRID
+    with emulate(autocast("fp16")):
+        h = layer(x)
+        y = h + b
+        z = torch.tanh(h)
+        y.sum().backward()
+        wide = torch.nn.functional.linear(x.double(), layer.weight.double())
+    assert (h.dtype, y.dtype, z.dtype, wide.dtype) == (
+        torch.float16, torch.float32, torch.float16, torch.float64
+    )  # fmt: skip
+    assert layer.weight.grad.dtype == layer.bias.grad.dtype == torch.float32
+    w16, x16, b16 = (rounded(t.double()) for t in (layer.weight, x, layer.bias))
+    assert torch.equal(h.double(), rounded(x16 @ w16.T + b16))
+    assert torch.equal(y, (h.float() + b))
+    assert torch.equal(wide, x.double() @ layer.weight.double().T)  # float64 stays exact
 
 
 def test_autocast_fp32_names_are_aten_operators() -> None:
@@ -439,6 +473,60 @@ def test_autocast_keeps_cdist_in_float32_at_every_size() -> None:
         assert d.dtype == torch.float32 and torch.all(d == 1 + 2.0**-11), rows
 
 
+def test_autocast_rounds_what_its_dtypes_hold() -> None:
+    """Oracles: fp16's spacing at 1 is 2**-10 (1 + 2**-12 rounds to 1, float32 keeps it), and
+    e4m3fn's values are what mperror.round leaves unchanged. A write into a half tensor rounds
+    to the format; one into a float32 tensor is float32 arithmetic; under autocast("e4m3fn")
+    the half tensors (float16 holds every e4m3fn value) hold e4m3fn values: a cast to half and
+    arithmetic on half tensors round to e4m3fn, while float32 arithmetic stays float32."""
+    small = torch.full((3,), 2.0**-12)
+    with emulate(autocast("fp16")):
+        h = torch.ones(3, dtype=torch.float16)
+        h.add_(small)
+        x = torch.ones(3)
+        x.add_(small)
+    assert torch.all(h == 1) and torch.all(x == 1 + 2.0**-12)
+    values = torch.linspace(-3, 3, 41) * OFF_GRID
+    with emulate(autocast("e4m3fn")):
+        cast = values.half()
+        product = cast * 1.1
+        wide = values * 1.1
+    for t in (cast, product):
+        assert t.dtype == torch.float16
+        assert torch.equal(mperror.round(t.float(), "e4m3fn"), t.float())
+    assert torch.equal(cast.double(), mperror.round(values.double(), "e4m3fn"))
+    assert torch.equal(product.double(), mperror.round(cast.double() * 1.1, "e4m3fn"))
+    assert wide.dtype == torch.float32 and torch.equal(wide, values * 1.1)
+
+
+def test_autocast_dtypes_follow_cpu_torch_autocast() -> None:
+    """Oracle: CPU torch.autocast(bfloat16), which casts as CUDA autocast does and agrees with
+    its lists on these operators (linear lowered; tanh, mul, add, relu on neither list): the
+    dtype of every intermediate, of the loss and of every gradient is the same, and the first
+    layer's bfloat16 values are within one bf16 spacing of CPU autocast's (both are one
+    rounding of the same product sum; CPU's accumulates in float32)."""
+
+    def run(context):
+        torch.manual_seed(0)
+        first, second = torch.nn.Linear(3, 8), torch.nn.Linear(8, 2)
+        x, scale = torch.randn(16, 3), torch.randn(2)
+        with context:
+            h = first(x)
+            a = torch.tanh(h)
+            out = second(a)
+            y, z, r = out * scale, out + out * 0.5, torch.relu(out)
+            loss = y.float().square().sum() + z.float().square().sum() + r.float().sum()
+            loss.backward()
+        grads = [p.grad for m in (first, second) for p in m.parameters()]
+        return [t.dtype for t in (h, a, out, y, z, r, loss, *grads)], h.float()
+
+    native_dtypes, native_h = run(torch.autocast("cpu", dtype=torch.bfloat16))
+    dtypes, h = run(emulate(autocast("bf16")))
+    assert dtypes == native_dtypes
+    assert dtypes[:3] == [torch.bfloat16] * 3 and dtypes[3] == torch.float32
+    assert torch.all((h - native_h).abs() <= native_h.abs() * 2.0**-7)
+
+
 def test_autocast_backward_sums_round_like_half_gradients() -> None:
     """Autocast is off in backward: the bias gradient autograd sums from a half grad_out is a
     half sum, while a forward sum stays float32. Oracle: fl16 of the float64 sum of the
@@ -451,21 +539,25 @@ def test_autocast_backward_sums_round_like_half_gradients() -> None:
         out.retain_grad()
         loss = out.float().square().sum()
         loss.backward()
+    assert out.grad.dtype == torch.float16
     expected = mperror.round(out.grad.double().sum(0), "fp16").float()
     assert torch.equal(layer.bias.grad, expected)
-    assert not torch.equal(layer.bias.grad, out.grad.sum(0))  # float32's sum is not an fp16 value
+    # float32's sum is not an fp16 value
+    assert not torch.equal(layer.bias.grad, out.grad.float().sum(0))
     assert em.report().op_classes["aten.sum.dim_IntList"] == "reduction in backward"
 
 
 def test_autocast_rms_norm_on_cpu_is_its_parts() -> None:
-    """The documented difference from CUDA autocast: on the CPU rms_norm is a composite whose
-    mean of squares (90000) runs in fp16 and overflows, so the norm is 0, where float32 (CUDA
-    autocast's rms_norm) gives 1."""
+    """On the CPU rms_norm is a composite; its square (pow, on the fp32 list) runs in float32,
+    so the mean of squares of half values of 300 (90000, beyond fp16's max) does not overflow
+    and the norm is 1, as CUDA autocast's float32 rms_norm gives (oracle: x / sqrt(mean(x**2))
+    = 1). The composite returns its input's dtype, half, where CUDA autocast returns float32:
+    the documented difference."""
     x = torch.full((2, 4), 300.0)
-    with emulate(autocast("fp16")):
-        y = torch.nn.functional.rms_norm(x, (4,))
-    assert torch.equal(torch.nn.functional.rms_norm(x, (4,)), torch.ones(2, 4))
-    assert torch.equal(y, torch.zeros(2, 4))
+    with emulate(autocast("fp16")) as em:
+        y = torch.nn.functional.rms_norm(x.half(), (4,))
+    assert y.dtype == torch.float16 and torch.equal(y.float(), torch.ones(2, 4))
+    assert em.report().op_classes["aten.pow.Tensor_Scalar"] == "fp32"
 
 
 def test_gradscaler_bookkeeping_keeps_float32() -> None:
@@ -514,6 +606,10 @@ def test_policy_validation_and_format_arguments() -> None:
         pure("fp16", fft_algorithm="fast")
     with pytest.raises(ValueError, match="mode"):
         pure("fp16", mode="nearest")
+    with pytest.raises(ValueError, match=r"storage must be one of \('caller', 'autocast'\)"):
+        mperror.emulate.Policy(
+            elementwise="fp16", matmul="fp16", reduction="fp16", fft="fp16", storage="half"
+        )
     with pytest.raises(TypeError, match="keep_fp32"):
         mperror.emulate.Policy(
             elementwise="fp16", matmul="fp16", reduction="fp16", fft="fp16", keep_fp32="exp"

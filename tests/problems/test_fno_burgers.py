@@ -16,6 +16,7 @@ from mperror.problems.burgers1d import FIELD, subsample
 from mperror.problems.fno_burgers import STRESS_POINTS, TEST_SEED
 from mperror.problems.grf import periodic_1d, periodic_values_1d
 from mperror.train import RunConfig, train
+from mperror.train.trainer import check_config
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +158,17 @@ def test_training_with_a_model_precision() -> None:
         train(RunConfig(problem="fno-burgers", policy="fp32", model_precision="quarter"))
     with pytest.raises(ValueError, match="model_precision is for problems"):
         train(RunConfig(problem="regression", policy="fp32", model_precision="half"))
+
+
+@pytest.mark.parametrize(("policy", "backend"), [("mixed-fp16", "auto"), ("mixed-bf16", "native")])
+def test_mixed_policies_are_refused_on_a_cpu_before_training(policy: str, backend: str) -> None:
+    """Autocast (emulated or CPU torch.autocast) hands the spectral convolutions half tensors,
+    and CPU torch has no half FFT (oracle: torch.fft.rfft of a CPU float16 tensor raises).
+    The refusal comes from check_config, before any data are built; mixed-tf32 keeps float32
+    tensors (no 16-bit dtype holds tf32) and is accepted."""
+    with pytest.raises(RuntimeError):
+        torch.fft.rfft(torch.ones(8, dtype=torch.float16))
+    config = RunConfig(problem="fno-burgers", policy=policy, backend=backend, device="cpu")
+    with pytest.raises(ValueError, match="no half FFT"):
+        check_config(config)
+    check_config(RunConfig(problem="fno-burgers", policy="mixed-tf32", device="cpu"))
