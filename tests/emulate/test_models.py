@@ -256,6 +256,47 @@ def test_attention_on_cuda_matches_the_cpu_emulation() -> None:
         assert torch.equal(got.cpu(), ref)
 
 
+@pytest.mark.gpu
+def test_autocast_emulation_follows_cuda_autocast() -> None:
+    """Oracle: torch.autocast("cuda", float16) itself, on a model whose operators span its
+    lists (linear and matmul lowered; exp, softmax, layer norm, sum and the loss in float32;
+    tanh, mul, add on neither): the dtype of every intermediate, of the loss and of every
+    gradient is the same under emulate(autocast("fp16")) on the GPU, and the first layer's
+    half result is within one fp16 spacing of CUDA's (both round the same product sum once;
+    CUDA's accumulates in float32). Later values are not compared: a one-spacing difference
+    inside tanh (CUDA's rounds in float32 first) moves everything after it."""
+
+    def run(context):
+        torch.manual_seed(0)
+        first, second = torch.nn.Linear(8, 16), torch.nn.Linear(16, 4)
+        norm = torch.nn.LayerNorm(16)
+        first, second, norm = first.cuda(), second.cuda(), norm.cuda()
+        x, bias = torch.randn(32, 8, device="cuda"), torch.randn(4, device="cuda")
+        with context:
+            h = first(x)
+            a = torch.tanh(h) * 0.5 + h
+            n = norm(a)
+            out = second(n)
+            y = out + bias
+            p = torch.softmax(out, -1)
+            e = torch.exp(out)
+            g = out @ out.T
+            loss = torch.nn.functional.mse_loss(y, torch.zeros_like(y)) + p.sum() + e.sum()
+            loss = loss + g.sum()
+            loss.backward()
+        grads = [t.grad for m in (first, second, norm) for t in m.parameters()]
+        results = (h, a, n, out, y, p, e, g, loss)
+        return [t.dtype for t in (*results, *grads)], results
+
+    native_dtypes, native = run(torch.autocast("cuda", dtype=torch.float16))
+    dtypes, emulated = run(emulate(mperror.emulate.autocast("fp16")))
+    assert dtypes == native_dtypes
+    assert dtypes[0] == torch.float16 and dtypes[4] == torch.float32  # h; out + float32 bias
+    h, ref = emulated[0].float(), native[0].float()
+    spacing = torch.clamp(ref.abs(), min=2.0**-14) * 2.0**-10
+    assert torch.all((h - ref).abs() <= spacing)
+
+
 def _attention_switches() -> tuple[bool, ...]:
     cuda = torch.backends.cuda
     return (
