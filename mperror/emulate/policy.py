@@ -294,6 +294,7 @@ def _op_names(value: Any, field: str) -> tuple[str, ...]:
 _DENSE_KEYS = ("CPU", "CUDA", "CompositeExplicitAutograd", "CompositeExplicitAutogradNonFunctional")
 
 
+@functools.lru_cache(maxsize=1024)
 def _decomposes(name: str) -> bool:
     """Does ``name`` always decompose above the emulator on this build: every functional
     overload CompositeImplicitAutograd, none with a kernel for dense tensors?"""
