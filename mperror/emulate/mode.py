@@ -771,8 +771,8 @@ class _Engine:
     def _autocast_fp32(self, info: OpInfo, func, args, kwargs):
         """A ``keep_fp32`` operator in forward under storage="autocast", as torch.autocast runs
         it: floating inputs other than float64 ones cast to float32, torch's kernel, and its
-        results as the kernel returns them (float32; a mutated argument gets them written
-        back in its own dtype)."""
+        results as the kernel returns them (float32; a mutated argument of the cast dtype gets
+        them rounded to the elementwise format)."""
 
         def cast(t: torch.Tensor) -> torch.Tensor:
             if t.is_floating_point() and t.dtype not in (torch.float32, torch.float64):
@@ -786,7 +786,7 @@ class _Engine:
             if wide is not orig:
                 if orig.shape != wide.shape:
                     orig.resize_(wide.shape)
-                orig.copy_(wide)
+                orig.copy_(self._store(wide, self.policy.elementwise, orig.dtype))
         returns = _top_level(info, out)
         results = [
             value if k is None else _mutated_arg(info, k, args, kwargs)

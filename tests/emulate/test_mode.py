@@ -491,6 +491,8 @@ def test_autocast_rounds_what_its_dtypes_hold() -> None:
         cast = values.half()
         product = cast * 1.1
         wide = values * 1.1
+        exp = cast.clone().exp_()  # on the fp32 list: computed in float32, written back
+    assert torch.equal(exp.double(), mperror.round(torch.exp(cast.float()).double(), "e4m3fn"))
     for t in (cast, product):
         assert t.dtype == torch.float16
         assert torch.equal(mperror.round(t.float(), "e4m3fn"), t.float())
