@@ -128,6 +128,13 @@ class _Float32Shadow:
         return self.instance.test_error(self.model)
 
 
+def _device(config: RunConfig) -> torch.device:
+    """The device ``config`` trains on ("auto": CUDA when available)."""
+    if config.device != "auto":
+        return torch.device(config.device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def check_config(config: RunConfig) -> None:
     """Raise ValueError unless ``config`` can train here: its device exists (CUDA is checked
     now, not when a config is made, so runs trained on a GPU can be read back and reported on a
@@ -139,11 +146,7 @@ def check_config(config: RunConfig) -> None:
     problem = problems.get(config.problem)
     check_policy = getattr(problem, "check_policy", None)
     if check_policy is not None:
-        device = torch.device(
-            config.device
-            if config.device != "auto"
-            else ("cuda" if torch.cuda.is_available() else "cpu")
-        )
+        device = _device(config)
         check_policy(parse(config.policy, backend=config.backend).resolve(device), device)
     if config.model_precision is None:
         return
@@ -172,11 +175,7 @@ def train(
     """
     if not isinstance(config, RunConfig):
         raise TypeError(f"config must be a RunConfig, got {type(config).__name__}")
-    device = torch.device(
-        config.device
-        if config.device != "auto"
-        else ("cuda" if torch.cuda.is_available() else "cpu")
-    )
+    device = _device(config)
     check_config(config)  # a bad model precision fails before the data are built
     instance = problems.get(config.problem).build(config.size, seed=config.seed, device=device)
     cfg = config.resolved(instance.defaults)
