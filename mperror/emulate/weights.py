@@ -25,6 +25,7 @@ Two ways to emulate pure low precision, both measured by :class:`LostUpdateMeter
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -159,6 +160,11 @@ class LostUpdateMeter:
             gradient (weight decay, momentum) are missed without ``fmt``.
         mode, generator: the rounding of :func:`store_`.
 
+    ``store_seconds`` is the time the latest step's :func:`store_` took (0.0 without ``fmt``;
+    device work synchronised): rounding the weights into their format is training work, while
+    the rest of what the meter does is measurement, so a caller timing its steps adds it (the
+    trainer does).
+
     Usage, one line per step; each costs a copy of the weights and a few comparisons::
 
         meter = LostUpdateMeter(model.parameters(), "fp16")
@@ -183,6 +189,7 @@ class LostUpdateMeter:
         self.mode = RoundMode.parse(mode)
         self.generator = generator
         self.history: list[LostUpdates] = []
+        self.store_seconds = 0.0
 
     def store(self) -> None:
         """Round the weights to ``fmt`` now (before the first step); no-op without ``fmt``."""
@@ -207,7 +214,14 @@ class LostUpdateMeter:
                 moved = [torch.zeros_like(m) for m in moved]
             if self.fmt is not None:
                 moved = [m | (p != b) for m, p, b in zip(moved, self.params, before, strict=True)]
+                cuda = {p.device for p in self.params if p.device.type == "cuda"}
+                for device in cuda:  # the step's own device work is not the store's
+                    torch.cuda.synchronize(device)
+                start = time.perf_counter()
                 self.store()
+                for device in cuda:
+                    torch.cuda.synchronize(device)
+                self.store_seconds = time.perf_counter() - start
             weights = updated = lost = unchanged = 0
             for p, b, m in zip(self.params, before, moved, strict=True):
                 u, lo, un = _count_lost(b, p.detach(), m)

@@ -330,6 +330,7 @@ def _loop(
                     torch.cuda.synchronize(device)
                     peak = max(peak, _peak_memory(device) - snapshot)
                 seconds += time.perf_counter() - start
+            seconds += meter.store_seconds  # a pure emulated run's weights, into their format
             skipped = bool(scaler) and scaler.get_scale() < row["loss_scale"]
             if scaler:
                 row["skipped"] = float(skipped)

@@ -372,3 +372,23 @@ def test_the_lost_update_meter_is_not_training_time(monkeypatch) -> None:
     monkeypatch.setattr(LostUpdateMeter, "step", slow_step)
     result = train(RunConfig(problem="regression", policy="fp32", iterations=2))
     assert result.summary.seconds_per_step < 0.25
+
+
+def test_storing_the_weights_in_their_format_is_training_time(monkeypatch) -> None:
+    """Oracle: store_ made to take 0.2 s; a pure emulated run rounds its weights into the
+    format after every step (training work: the weights live in the format), so its recorded
+    time per step is at least that, while the meter's snapshot and comparisons stay out
+    (the test above). The trainer had left the store out with them."""
+    import time
+
+    import mperror.emulate.weights as weights
+
+    original = weights.store_
+
+    def slow_store(*args, **kwargs):
+        time.sleep(0.2)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(weights, "store_", slow_store)
+    result = train(RunConfig(problem="regression", policy="pure-e4m3fn", iterations=2))
+    assert result.summary.seconds_per_step >= 0.2
