@@ -181,20 +181,35 @@ class Emulation:
 
     def __enter__(self) -> Emulation:
         mode = _Mode(self._engine)
+        functions = _AutocastFunctions(self._engine) if self._engine.cast is not None else None
         _FUSED_KERNELS.switch_off()
         try:
-            mode.__enter__()
+            if functions is not None:
+                functions.__enter__()
+            try:
+                mode.__enter__()
+            except BaseException:
+                if functions is not None:
+                    functions.__exit__(None, None, None)
+                raise
         except BaseException:
             _FUSED_KERNELS.restore()
             raise
-        self._modes.append(mode)
+        self._modes.append((mode, functions))
+        _innermost().append(self._engine)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        mode, functions = self._modes.pop()
+        _innermost().pop()
         try:
-            self._modes.pop().__exit__(*exc)
+            mode.__exit__(*exc)
         finally:
-            _FUSED_KERNELS.restore()
+            try:
+                if functions is not None:
+                    functions.__exit__(*exc)
+            finally:
+                _FUSED_KERNELS.restore()
 
     def report(self) -> EmulationReport:
         """Operator counts and what rounding did so far (see :class:`EmulationReport`)."""
@@ -255,6 +270,70 @@ class _FusedKernelSwitches:
 
 
 _FUSED_KERNELS = _FusedKernelSwitches()
+
+# The engines of the emulation blocks open in this thread, innermost last.
+_BLOCKS = threading.local()
+
+
+def _innermost() -> list:
+    blocks = getattr(_BLOCKS, "engines", None)
+    if blocks is None:
+        blocks = _BLOCKS.engines = []
+    return blocks
+
+
+# Functions whose inputs storage="autocast" casts before they run, as torch.autocast does: they
+# check their inputs' dtypes, or decompose into parts autocast would not all cast, above the
+# operators the emulator sees. "lower": CUDA autocast's lower-precision list (a convolution's
+# half input and float32 bias, prelu, attention, the RNN cells); "fp32": composites on its fp32
+# list (losses, cosine similarity, rms_norm), whose parts are not all on it.
+_AUTOCAST_FUNCTIONS: dict[Any, str] = {
+    **dict.fromkeys(
+        (
+            torch.conv1d, torch.conv2d, torch.conv3d, torch.conv_tbc, torch.conv_transpose1d,
+            torch.conv_transpose2d, torch.conv_transpose3d, torch.prelu,
+            torch.nn.functional.scaled_dot_product_attention, torch.lstm_cell, torch.gru_cell,
+            torch.rnn_tanh_cell, torch.rnn_relu_cell,
+        ),
+        "lower",
+    ),
+    **dict.fromkeys(
+        (
+            torch.cosine_similarity, torch.nn.functional.l1_loss, torch.nn.functional.kl_div,
+            torch.nn.functional.poisson_nll_loss, torch.nn.functional.cosine_embedding_loss,
+            torch.nn.functional.hinge_embedding_loss, torch.nn.functional.margin_ranking_loss,
+            torch.nn.functional.triplet_margin_loss, torch.nn.functional.rms_norm,
+        ),
+        "fp32",
+    ),
+}  # fmt: skip
+
+
+class _AutocastFunctions(torch.overrides.TorchFunctionMode):
+    """storage="autocast": the casts torch.autocast makes before the functions of
+    :data:`_AUTOCAST_FUNCTIONS` (floating inputs but float64 ones, to the cast dtype or to
+    float32), while its block is the innermost one open."""
+
+    def __init__(self, engine: _Engine) -> None:
+        super().__init__()
+        self.engine = engine
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        target = _AUTOCAST_FUNCTIONS.get(func)
+        blocks = _innermost()
+        if target is None or not blocks or blocks[-1] is not self.engine:
+            return func(*args, **kwargs)
+        dtype = self.engine.cast if target == "lower" else torch.float32
+
+        def cast(t: torch.Tensor) -> torch.Tensor:
+            if t.is_floating_point() and t.dtype not in (torch.float64, dtype):
+                return t.to(dtype)
+            return t
+
+        args = _map_tensors(cast, args)
+        kwargs = {k: _map_tensors(cast, v) for k, v in kwargs.items()}
+        return func(*args, **kwargs)
 
 
 class _Mode(TorchDispatchMode):
@@ -317,7 +396,7 @@ def _decomposes_here(func) -> bool:
 _COMPOSITE: dict[Any, bool] = {}
 
 
-_FAST_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+_FAST_DTYPES = (torch.float32, torch.float64)
 _KEEP, _ROUND, _WIDEN = "keep", "round", "widen"  # what _round does for a (format, dtype)
 # How an entry is handled: natively, in the working precision, natively then rounded (data,
 # sources), in float32, by mperror.ops, or in float32 then rounded (kernels without float64);
@@ -332,6 +411,9 @@ _CAST32 = "cast32"
 # runs on a CPU when oneDNN is enabled): computed in float32 from rounded inputs, their
 # outputs rounded once.
 _FLOAT32_KERNELS = frozenset({"mkldnn_rnn_layer", "mkldnn_rnn_layer_backward"})
+# Matmul-class operators on CUDA autocast's "promote" list or on none (bilinear's _trilinear):
+# under storage="autocast" they run on the dtypes they are given, their inputs not cast.
+_PROMOTED = frozenset({"dot", "vdot", "_trilinear"})
 _FUNCTIONAL, _INPLACE = "functional", "inplace"
 
 
@@ -509,8 +591,10 @@ class _Engine:
         if info.name in (self._keep_fp32_backward if backward else self._keep_fp32):
             # A factory computes nothing from inputs: narrowing the dtype it is asked for would
             # change what it makes (and which random numbers it draws), as autocast never does.
-            if info.factory:
-                return _Entry(info, _NATIVE, None, False)
+            if info.factory:  # storage="autocast": rounded where made in the cast dtype
+                if self.cast is None:
+                    return _Entry(info, _NATIVE, None, False)
+                return _Entry(info, _SOURCE, self.policy.elementwise, False)
             kind = _CAST32 if self.cast is not None and not backward else _FP32
             return _Entry(info, kind, None, False)
         route = _ROUTED_OVERLOADS.get((info.name, func._overloadname))
@@ -518,14 +602,15 @@ class _Engine:
             (route is routed.TRANSFORMS and self.policy.fft_algorithm == "staged")
             or (route is not routed.TRANSFORMS and self.policy.accumulation is not None)
         ):
-            return _Entry(info, _ROUTED, self.policy.format_of(cls), cls is OpClass.MATMUL)
+            return _Entry(info, _ROUTED, self.policy.format_of(cls), self._lowered(info))
         if info.name in _FLOAT32_KERNELS:
-            return _Entry(info, _NARROW, self.policy.format_of(cls), cls is OpClass.MATMUL)
+            return _Entry(info, _NARROW, self.policy.format_of(cls), self._lowered(info))
         if cls is OpClass.SOURCE:
             return _Entry(info, _SOURCE, self.policy.elementwise, False)
         if cls is OpClass.DATA:
             return _Entry(info, _DATA, self.policy.elementwise, False)
         fmt = self.policy.format_of(cls)
+        lowered = self._lowered(info)
         impl = None
         if (
             (func._schema.name, func._overloadname) in _SUM_OVERLOADS
@@ -536,7 +621,16 @@ class _Engine:
             impl = _exact_sum(func, info.name, self.mode is RoundMode.TOWARD_NEGATIVE)
         elif info.name in _FORMAT_AWARE:
             impl = _format_aware(func, info.name, fmt)
-        return _Entry(info, _WIDE, fmt, cls is OpClass.MATMUL, impl)
+        return _Entry(info, _WIDE, fmt, lowered, impl)
+
+    def _lowered(self, info: OpInfo) -> bool:
+        """Are the operator's inputs rounded to the matmul format first (matmul-class), and,
+        under storage="autocast", its results stored in the cast dtype? Autocast casts neither
+        its promote list (dot products) nor in-place and out= variants: under it those run on
+        the dtypes they are given."""
+        if info.op_class is not OpClass.MATMUL:
+            return False
+        return self.cast is None or not (info.name in _PROMOTED or info.mutated)
 
     def dispatch(self, func, args: tuple, kwargs: dict):
         if getattr(_ACTIVE, "depth", 0):
@@ -550,21 +644,21 @@ class _Engine:
             entry = entries[func] = self.entry(func, backward=backward)
         entry.calls += 1
         kind = entry.kind
-        if kind is _NATIVE:
-            return func(*args, **kwargs)
-        cast = self.cast
-        if cast is not None and kind is not _CAST32:
-            # As under torch.autocast: matmuls on float64 tensors alone stay float64, and any
-            # other operator with no tensor (nor dtype argument) of the cast dtype runs as
-            # torch's kernels run it.
-            if entry.round_inputs:
-                lowered = _castable(args, kwargs)
-            else:
-                lowered = _touches(args, kwargs, cast)
-            if not lowered:
-                return func(*args, **kwargs)
-        _ACTIVE.depth = 1
+        _ACTIVE.depth = 1  # an outer emulation lets this one's torch calls through, native too
         try:
+            if kind is _NATIVE:
+                return func(*args, **kwargs)
+            cast = self.cast
+            if cast is not None and kind is not _CAST32:
+                # As under torch.autocast: matmuls on float64 tensors alone stay float64, and
+                # any other operator with no tensor (nor dtype argument) of the cast dtype runs
+                # as torch's kernels run it.
+                if entry.round_inputs:
+                    lowered = _castable(args, kwargs)
+                else:
+                    lowered = _touches(args, kwargs, cast)
+                if not lowered:
+                    return func(*args, **kwargs)
             if kind is _CAST32:
                 return self._autocast_fp32(entry.info, func, args, kwargs)
             if kind is _WIDE:
@@ -596,9 +690,9 @@ class _Engine:
     # -- handlers ----------------------------------------------------------------------------
 
     def _wide_fast(self, entry: _Entry, dtype: torch.dtype, func, args, kwargs):
-        """The common case: tensors of one real dtype (float32, float64, float16 or
-        bfloat16), nothing mutated; then each floating output has that dtype (its complex
-        twin if complex), or the cast dtype for a matmul under storage="autocast"."""
+        """The common case: tensors of one real dtype (float32 or float64), nothing mutated;
+        then each floating output has that dtype (its complex twin if complex), or the cast
+        dtype for a matmul under storage="autocast"."""
         real = self.real
         fmt = entry.fmt
         # Every floating tensor has this dtype (integer and bool tensors keep theirs).
@@ -617,6 +711,12 @@ class _Engine:
             ]
         out = func(*wargs, **kwargs)
         if entry.round_inputs and self.cast is not None:
+            if isinstance(out, tuple):  # a half attention's log-sum-exp stays float32
+                dtypes = self._lowered_dtypes(func, args, kwargs, out)
+                return tuple(
+                    self._finish(o, fmt, dtype if d is None else d)
+                    for o, d in zip(out, dtypes, strict=True)
+                )
             dtype = self.cast  # autocast returns matmul-class results in its dtype
         if isinstance(out, torch.Tensor):
             return self._finish(out, fmt, dtype)
@@ -721,9 +821,10 @@ class _Engine:
             elif pos < len(wargs):
                 wargs = (*wargs[:pos], _widen_dtype(wargs[pos], real, cplx), *wargs[pos + 1 :])
         out = (func if compute is None else compute)(*wargs, **wkwargs)
-        callers = self._caller_dtypes(func, args, kwargs, out)
         if round_inputs and self.cast is not None:
-            callers = tuple(self._cast_of(d) for d in callers)
+            callers = self._lowered_dtypes(func, args, kwargs, out)
+        else:
+            callers = self._caller_dtypes(func, args, kwargs, out)
         for orig, wide in _mutated_pairs(info, args, kwargs, wargs, wkwargs):
             if orig.shape != wide.shape:
                 orig.resize_(wide.shape)  # out= variants resize their output
@@ -755,6 +856,14 @@ class _Engine:
             if orig.shape != wide.shape:
                 orig.resize_(wide.shape)
             orig.copy_(wide)
+
+        def to_caller(v: torch.Tensor, d: torch.dtype | None) -> torch.Tensor:
+            if d is None:
+                return v
+            if d is self.cast:  # storage="autocast": a half tensor holds format values
+                return self._store(v, self.policy.elementwise, d)
+            return v.to(d)
+
         returns = _top_level(info, out)
         results = []
         for j, value in enumerate(returns):
@@ -763,9 +872,7 @@ class _Engine:
                 results.append(_mutated_arg(info, k, args, kwargs))
                 _skip(callers, value)
             else:
-                results.append(
-                    _map_leaves(lambda v, d: v if d is None else v.to(d), value, callers)
-                )
+                results.append(_map_leaves(to_caller, value, callers))
         return _pack(info, out, results)
 
     def _autocast_fp32(self, info: OpInfo, func, args, kwargs):
@@ -787,9 +894,14 @@ class _Engine:
                 if orig.shape != wide.shape:
                     orig.resize_(wide.shape)
                 orig.copy_(self._store(wide, self.policy.elementwise, orig.dtype))
+        fmt, cast = self.policy.elementwise, self.cast
+
+        def stored(v: torch.Tensor, _: Any) -> torch.Tensor:
+            return self._store(v, fmt, cast) if v.dtype is cast else v
+
         returns = _top_level(info, out)
         results = [
-            value if k is None else _mutated_arg(info, k, args, kwargs)
+            _map_leaves(stored, value, None) if k is None else _mutated_arg(info, k, args, kwargs)
             for value, k in zip(
                 returns,
                 itertools.chain(info.returns_mutated, itertools.repeat(None)),
@@ -880,7 +992,7 @@ class _Engine:
                 parts = torch.view_as_real(value) if value.is_complex() else value
                 self.overflowed += parts.numel() - int(torch.count_nonzero(parts.isfinite()))
         (caller,) = self._caller_dtypes(func, args, kwargs, value)
-        if info.name in routed.MATMULS and self.cast is not None:
+        if entry.round_inputs and self.cast is not None:
             caller = self._cast_of(caller)
         return self._store(value, fmt, caller)
 
@@ -1061,6 +1173,21 @@ class _Engine:
             return tuple(_guess_dtype(leaf, args, kwargs) for leaf in _leaves(out))
         return dtypes
 
+    def _lowered_dtypes(self, func, args, kwargs, out) -> tuple:
+        """The dtype of each output leaf of a matmul-class operator under storage="autocast":
+        what its kernel returns for inputs cast as autocast casts them (real floating ones but
+        float64 to the cast dtype): a half attention's log-sum-exp stays float32."""
+        cast = self.cast
+
+        def meta(t: torch.Tensor) -> torch.Tensor:
+            if t.is_floating_point() and t.dtype is not torch.float64:
+                return torch.empty_strided(t.shape, t.stride(), dtype=cast, device="meta")
+            return t
+
+        margs = _map_tensors(meta, args)
+        mkwargs = {k: _map_tensors(meta, v) for k, v in kwargs.items()}
+        return self._caller_dtypes(func, margs, mkwargs, out)
+
     # -- report ------------------------------------------------------------------------------
 
     def report(self) -> EmulationReport:
@@ -1099,9 +1226,10 @@ class _Engine:
 
 
 def _uniform_float(args: tuple, kwargs: dict) -> torch.dtype | None:
-    """float32, float64, float16 or bfloat16 when that is the dtype of every floating tensor
-    argument and there are no complex tensors, tensor lists or dtype-like keyword arguments;
-    else None."""
+    """float32 or float64 when that is the dtype of every floating tensor argument and there
+    are no complex tensors, tensor lists or dtype-like keyword arguments; else None.
+    (float16 and bfloat16 stay out: some kernels return float32 results for them, such as
+    _weight_norm_interface's norms.)"""
     dtype = None
     for a in args:
         if isinstance(a, torch.Tensor):

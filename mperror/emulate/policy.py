@@ -334,11 +334,10 @@ def _kernel_of(name: str) -> str | None:
 # Entries that are composite on every backend (cosine_similarity, l1_loss, kl_div,
 # poisson_nll_loss, cosine_embedding_loss, hinge_embedding_loss, margin_ranking_loss,
 # triplet_margin_loss, frobenius_norm, nuclear_norm) are seen as their parts: the parts on this
-# list run in float32, the rest on the dtypes they are given. rms_norm (AT_FORALL_FP32) is such
-# a composite on CPU in torch 2.13 (pow, mean, add, rsqrt, mul; _fused_rms_norm, listed, where a
-# backend has it): its square (pow) runs in float32 and the rest follows in float32, so it does
-# not overflow fp16, but the composite returns its input's dtype (half) where CUDA autocast's
-# rms_norm returns float32.
+# list run in float32, the rest on the dtypes they are given; under storage="autocast" the
+# emulator also casts the inputs of these composites (and of rms_norm, a composite on CPU in
+# torch 2.13: pow, mean, add, rsqrt, mul; _fused_rms_norm, listed, where a backend has it) to
+# float32 before they run, as autocast does (mode.py's _AUTOCAST_FUNCTIONS).
 _AUTOCAST_FP32_FORWARD = (
     # AT_FORALL_FP32
     "acos", "asin", "cosh", "erfinv", "exp", "expm1", "log", "log10", "log2", "log1p",
@@ -425,10 +424,14 @@ def autocast(
     transcendental functions and accumulate matmuls in their own order). A format without a
     16-bit dtype (tf32) keeps its results in float32, and then every float32 result is
     rounded to it. CPU torch has no half FFT: an FFT of a half tensor is refused, as on a CPU
-    without emulation (CUDA's half FFT takes power-of-two sizes only). Entries of the fp32
-    list that are composites on the CPU are seen as their parts (see the comment above
-    :data:`AUTOCAST_FP32_OPS`): ``rms_norm`` of a half tensor computes in float32 (its square
-    is on the list) but returns half, where CUDA autocast's ``rms_norm`` returns float32.
+    without emulation (CUDA's half FFT takes power-of-two sizes only). Functions that torch
+    composes above the operators the emulator sees get autocast's casts at the Python level
+    (convolutions, prelu, attention, the RNN cells; the composite losses, cosine similarity
+    and ``rms_norm`` of the fp32 list); one called from C++ is seen as its parts, each
+    treated as above. An explicit ``dtype`` of a ``softmax`` or ``log_softmax`` call is not
+    seen (they run as ``_softmax``): the result is float32 where CUDA autocast keeps the
+    dtype asked for. Forward-mode tangents are not cast (a lowered layer's tangent can be
+    float32 while its result is half).
 
     >>> p = autocast("bf16")
     >>> p.matmul.name, "_softmax" in p.keep_fp32, "mean" in p.keep_fp32, p.cast_dtype

@@ -501,6 +501,55 @@ def test_autocast_rounds_what_its_dtypes_hold() -> None:
     assert wide.dtype == torch.float32 and torch.equal(wide, values * 1.1)
 
 
+def test_autocast_leaves_what_autocast_does_not_cast() -> None:
+    """Oracle: plain torch. Autocast casts neither its promote list (dot, vdot, bilinear) nor
+    in-place and out= variants of its lowered operators: on float32 tensors they are float32
+    arithmetic. An autocast block inside a pure one is the innermost: what it runs natively,
+    the outer block must not round (70000 stays 70000, beyond fp16's max)."""
+    torch.manual_seed(0)
+    v, a, b = torch.randn(5) * OFF_GRID, torch.randn(3, 4) * OFF_GRID, torch.randn(4, 2)
+    bilinear = torch.nn.Bilinear(5, 5, 2)
+    with emulate(autocast("bf16")):
+        dot, vdot, bil = torch.dot(v, v), torch.vdot(v, v), bilinear(v[None], v[None])
+        out = torch.zeros(3, 2).addmm_(a, b)
+        into = torch.mm(a, b, out=torch.empty(3, 2))
+    with torch.no_grad():
+        expected_bil = bilinear(v[None], v[None])
+    assert torch.equal(dot, torch.dot(v, v)) and torch.equal(vdot, torch.vdot(v, v))
+    assert torch.equal(bil.detach(), expected_bil)
+    assert torch.equal(out, torch.zeros(3, 2).addmm_(a, b)) and torch.equal(into, a @ b)
+    with emulate(pure("fp16")), emulate(autocast("fp16")):
+        s = v + v * 1.1
+        big = torch.full((1,), 70000.0)
+    assert torch.equal(s, v + v * 1.1) and big.item() == 70000.0
+
+
+def test_autocast_half_tensors_hold_format_values_from_every_path() -> None:
+    """Oracle: mperror.round leaves format values unchanged. Under autocast("e4m3fn") every
+    float16 tensor holds e4m3fn values: one a factory makes in half, a sum asked for in half
+    (an fp32-list operator with the dtype given), and the gradient an fp32-list backward
+    kernel (softmax's) hands to a half tensor. A half attention's log-sum-exp stays float32,
+    as its half kernel returns it (oracle: CPU torch's own half kernel)."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 6)
+    with emulate(autocast("e4m3fn")):
+        made = torch.randn(5, dtype=torch.float16), torch.full((3,), 0.1, dtype=torch.float16)
+        h = torch.nn.functional.linear(x, torch.randn(6, 6)).detach().requires_grad_(True)
+        summed = h.sum(-1, dtype=torch.float16)
+        torch.softmax(h, -1).square().sum().backward()
+    for t in (*made, summed, h.grad):
+        assert t.dtype == torch.float16
+        assert torch.equal(mperror.round(t.double(), "e4m3fn"), t.double())
+    q = torch.randn(1, 2, 4, 8)
+    kernel = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    native = kernel(q.half(), q.half(), q.half())
+    with emulate(autocast("fp16")):
+        emulated = kernel(q, q, q)
+    assert [t.dtype for t in emulated] == [t.dtype for t in native] == [
+        torch.float16, torch.float32
+    ]  # fmt: skip
+
+
 def test_autocast_dtypes_follow_cpu_torch_autocast() -> None:
     """Oracle: CPU torch.autocast(bfloat16), which casts as CUDA autocast does and agrees with
     its lists on these operators (linear lowered; tanh, mul, add, relu on neither list): the
@@ -549,17 +598,38 @@ def test_autocast_backward_sums_round_like_half_gradients() -> None:
     assert em.report().op_classes["aten.sum.dim_IntList"] == "reduction in backward"
 
 
-def test_autocast_rms_norm_on_cpu_is_its_parts() -> None:
-    """On the CPU rms_norm is a composite; its square (pow, on the fp32 list) runs in float32,
-    so the mean of squares of half values of 300 (90000, beyond fp16's max) does not overflow
-    and the norm is 1, as CUDA autocast's float32 rms_norm gives (oracle: x / sqrt(mean(x**2))
-    = 1). The composite returns its input's dtype, half, where CUDA autocast returns float32:
-    the documented difference."""
-    x = torch.full((2, 4), 300.0)
+def test_autocast_composites_on_its_lists_run_as_cuda_autocast_runs_them() -> None:
+    """Oracle: torch.autocast's rules and CPU torch.autocast's dtypes. Functions that check
+    their inputs' dtypes above the operators the emulator sees (a convolution with a half input
+    and a float32 bias, prelu, attention) get autocast's casts first, and so do composites of
+    CUDA's fp32 list: rms_norm of half values of 300 (mean of squares 90000, beyond fp16's
+    max) computes in float32 and returns float32 ones, as CUDA autocast's rms_norm does; its
+    parts in fp16 would have overflowed to a norm of 0."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv1d(1, 2, 3), torch.nn.Conv1d(2, 2, 3), torch.nn.PReLU())
+    x, q = torch.randn(1, 1, 8), torch.randn(1, 2, 4, 8)
     with emulate(autocast("fp16")) as em:
-        y = torch.nn.functional.rms_norm(x.half(), (4,))
-    assert y.dtype == torch.float16 and torch.equal(y.float(), torch.ones(2, 4))
+        y = net(x)
+        a = torch.nn.functional.scaled_dot_product_attention(q, q, q)
+        r = torch.nn.functional.rms_norm(torch.full((2, 4), 300.0).half(), (4,))
+        loss = torch.nn.functional.l1_loss(y, torch.zeros_like(y))
+    with torch.autocast("cpu", dtype=torch.float16):
+        native = net(x), torch.nn.functional.scaled_dot_product_attention(q, q, q)
+    assert (y.dtype, a.dtype) == (native[0].dtype, native[1].dtype) == (torch.float16,) * 2
+    assert r.dtype == torch.float32 and torch.equal(r, torch.ones(2, 4))
+    assert loss.dtype == torch.float32
     assert em.report().op_classes["aten.pow.Tensor_Scalar"] == "fp32"
+
+
+def test_half_kernels_with_float32_results_keep_them() -> None:
+    """Oracle: plain torch. _weight_norm_interface returns its norms in float32 for bfloat16
+    inputs; the emulator's fast path, which assumes results in the inputs' dtype, had
+    returned them in bfloat16."""
+    v, g = torch.randn(3, 4).bfloat16(), torch.randn(3, 1).bfloat16()
+    native = torch._weight_norm_interface(v, g)
+    with emulate("bf16"):
+        emulated = torch._weight_norm_interface(v, g)
+    assert [t.dtype for t in emulated] == [t.dtype for t in native]
 
 
 def test_gradscaler_bookkeeping_keeps_float32() -> None:
