@@ -410,7 +410,7 @@ def autocast(
     pow, softmax, log_softmax, layer and group norm, sum, prod, cumsum, norms, logsumexp,
     losses, upsampling; see :data:`AUTOCAST_FP32_OPS`) runs in float32 and returns float32;
     factories (``full``, ``arange``, ``randn``, ...; autocast casts none) run as without
-    emulation. Every other operator runs on the dtypes it is given (``storage="autocast"``,
+    emulation (one asked to make the cast dtype makes values of ``fmt``). Every other operator runs on the dtypes it is given (``storage="autocast"``,
     see :class:`Policy`): ``h + bias`` with ``h`` a half result and ``bias`` a float32
     tensor returns float32, ``tanh(h)`` returns half, rounded to ``fmt``; operators on float32
     tensors alone run natively. Autograd casts each gradient to the dtype of the tensor it is
