@@ -290,26 +290,31 @@ def _innermost() -> list:
 # operators the emulator sees. "lower": CUDA autocast's lower-precision list (a convolution's
 # half input and float32 bias, prelu, attention, the RNN cells); "fp32": composites on its fp32
 # list (losses, cosine similarity, rms_norm), whose parts are not all on it.
+_AUTOCAST_LOWER_FUNCTIONS = (
+    "conv1d", "conv2d", "conv3d", "conv_tbc", "conv_transpose1d", "conv_transpose2d",
+    "conv_transpose3d", "prelu", "scaled_dot_product_attention", "lstm_cell", "gru_cell",
+    "rnn_tanh_cell", "rnn_relu_cell",
+)  # fmt: skip
+_AUTOCAST_FP32_FUNCTIONS = (
+    "cosine_similarity", "l1_loss", "kl_div", "poisson_nll_loss", "cosine_embedding_loss",
+    "hinge_embedding_loss", "margin_ranking_loss", "triplet_margin_loss", "rms_norm",
+)  # fmt: skip
+
+
+def _functions(names: tuple[str, ...], target: str) -> dict[Any, str]:
+    """The functions of torch.nn.functional (else torch) of those names that this torch has."""
+    found = {}
+    for name in names:
+        f = getattr(torch.nn.functional, name, None) or getattr(torch, name, None)
+        if f is not None:
+            found[f] = target
+    return found
+
+
 _AUTOCAST_FUNCTIONS: dict[Any, str] = {
-    **dict.fromkeys(
-        (
-            torch.conv1d, torch.conv2d, torch.conv3d, torch.conv_tbc, torch.conv_transpose1d,
-            torch.conv_transpose2d, torch.conv_transpose3d, torch.prelu,
-            torch.nn.functional.scaled_dot_product_attention, torch.lstm_cell, torch.gru_cell,
-            torch.rnn_tanh_cell, torch.rnn_relu_cell,
-        ),
-        "lower",
-    ),
-    **dict.fromkeys(
-        (
-            torch.cosine_similarity, torch.nn.functional.l1_loss, torch.nn.functional.kl_div,
-            torch.nn.functional.poisson_nll_loss, torch.nn.functional.cosine_embedding_loss,
-            torch.nn.functional.hinge_embedding_loss, torch.nn.functional.margin_ranking_loss,
-            torch.nn.functional.triplet_margin_loss, torch.nn.functional.rms_norm,
-        ),
-        "fp32",
-    ),
-}  # fmt: skip
+    **_functions(_AUTOCAST_LOWER_FUNCTIONS, "lower"),
+    **_functions(_AUTOCAST_FP32_FUNCTIONS, "fp32"),
+}
 
 
 class _AutocastFunctions(torch.overrides.TorchFunctionMode):

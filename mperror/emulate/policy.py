@@ -410,14 +410,15 @@ def autocast(
     pow, softmax, log_softmax, layer and group norm, sum, prod, cumsum, norms, logsumexp,
     losses, upsampling; see :data:`AUTOCAST_FP32_OPS`) runs in float32 and returns float32;
     factories (``full``, ``arange``, ``randn``, ...; autocast casts none) run as without
-    emulation (one asked to make the cast dtype makes values of ``fmt``). Every other operator runs on the dtypes it is given (``storage="autocast"``,
-    see :class:`Policy`): ``h + bias`` with ``h`` a half result and ``bias`` a float32
-    tensor returns float32, ``tanh(h)`` returns half, rounded to ``fmt``; operators on float32
-    tensors alone run natively. Autograd casts each gradient to the dtype of the tensor it is
-    for, so gradients of half results are half and the float32 weights get float32
-    gradients, as under CUDA autocast; CUDA autocast is off in backward, so the fp32 list's
-    backward kernels (``mse_loss_backward``, ...) run in float32 and the rest on the dtypes
-    they are given (a bias gradient's ``sum`` of a half gradient returns half).
+    emulation (one asked to make the cast dtype makes values of ``fmt``). Every other
+    operator runs on the dtypes it is given (``storage="autocast"``, see :class:`Policy`):
+    ``h + bias`` with ``h`` a half result and ``bias`` a float32 tensor returns float32,
+    ``tanh(h)`` returns half, rounded to ``fmt``; operators on float32 tensors alone run
+    natively. Autograd casts each gradient to the dtype of the tensor it is for, so
+    gradients of half results are half and the float32 weights get float32 gradients, as
+    under CUDA autocast; CUDA autocast is off in backward, so the fp32 list's backward
+    kernels (``mse_loss_backward``, ...) run in float32 and the rest on the dtypes they are
+    given (a bias gradient's ``sum`` of a half gradient returns half).
 
     Where this differs from CUDA autocast: operators on float32 values compute with torch's
     CPU kernels, and half ones in float64 rounded once (CUDA's kernels round inside
