@@ -76,7 +76,9 @@ class ProblemInstance(abc.ABC):
     Optional hooks the trainer calls when an instance defines them (the FNO problems do):
     ``set_model_precision(mode)`` applies a precision mode of the model itself
     (``RunConfig.model_precision``, validated beforehand by the problem's
-    ``check_model_precision(mode)``);
+    ``check_model_precision(mode)``; the problem's ``check_policy(precision, device)``, where
+    it has one, refuses a policy that cannot run on the device: the FNO problems refuse mixed
+    policies on a CPU, which has no half FFT);
     ``on_step(fraction)`` is called before every step with the share of training done (a
     precision schedule follows it); ``final_metrics(model) -> dict[str, float]`` gives numbers
     for the run's summary (``RunSummary.extra``). A model with precision modes of its own defines
