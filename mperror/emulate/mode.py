@@ -289,7 +289,7 @@ def _innermost() -> list:
 # check their inputs' dtypes, or decompose into parts autocast would not all cast, above the
 # operators the emulator sees. "lower": CUDA autocast's lower-precision list (a convolution's
 # half input and float32 bias, prelu, attention, the RNN cells); "fp32": composites on its fp32
-# list (losses, cosine similarity, rms_norm), whose parts are not all on it.
+# list (losses, cosine similarity, rms_norm), whose parts are not all on it; "dtype": below.
 _AUTOCAST_LOWER_FUNCTIONS = (
     "conv1d", "conv2d", "conv3d", "conv_tbc", "conv_transpose1d", "conv_transpose2d",
     "conv_transpose3d", "prelu", "scaled_dot_product_attention", "lstm_cell", "gru_cell",
@@ -311,9 +311,16 @@ def _functions(names: tuple[str, ...], target: str) -> dict[Any, str]:
     return found
 
 
+# softmax and log_softmax (the fp32 list's "set optional dtype" entries that reach the emulator
+# as _softmax / _log_softmax, without their dtype argument): autocast computes them in float32
+# unless the call names a dtype, which it keeps.
+_AUTOCAST_DTYPE_FUNCTIONS = ("softmax", "log_softmax")
 _AUTOCAST_FUNCTIONS: dict[Any, str] = {
     **_functions(_AUTOCAST_LOWER_FUNCTIONS, "lower"),
     **_functions(_AUTOCAST_FP32_FUNCTIONS, "fp32"),
+    **_functions(_AUTOCAST_DTYPE_FUNCTIONS, "dtype"),
+    **{getattr(torch, name): "dtype" for name in _AUTOCAST_DTYPE_FUNCTIONS},
+    **{getattr(torch.Tensor, name): "dtype" for name in _AUTOCAST_DTYPE_FUNCTIONS},
 }
 
 
@@ -332,6 +339,15 @@ class _AutocastFunctions(torch.overrides.TorchFunctionMode):
         blocks = _innermost()
         if target is None or not blocks or blocks[-1] is not self.engine:
             return func(*args, **kwargs)
+        if target == "dtype":
+            named = kwargs.get("dtype") is not None or any(isinstance(a, torch.dtype) for a in args)
+            if not named:
+                return func(*args, **kwargs)
+            _BLOCKS.keep_dtype = True  # the fp32-list kernel it runs as keeps that dtype
+            try:
+                return func(*args, **kwargs)
+            finally:
+                _BLOCKS.keep_dtype = False
         dtype = self.engine.cast if target == "lower" else torch.float32
 
         def cast(t: torch.Tensor) -> torch.Tensor:
@@ -668,6 +684,11 @@ class _Engine:
                 if not lowered:
                     return func(*args, **kwargs)
             if kind is _CAST32:
+                if getattr(_BLOCKS, "keep_dtype", False):  # softmax(..., dtype=...): as given
+                    if not _touches(args, kwargs, cast):
+                        return func(*args, **kwargs)
+                    fmt = self.policy.format_of(entry.info.op_class)
+                    return self._wide(entry.info, fmt, False, func, args, kwargs)
                 return self._autocast_fp32(entry.info, func, args, kwargs)
             if kind is _WIDE:
                 shape = entry.shape

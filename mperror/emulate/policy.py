@@ -428,16 +428,16 @@ def autocast(
     without emulation (CUDA's half FFT takes power-of-two sizes only). Functions that torch
     composes above the operators the emulator sees get autocast's casts at the Python level
     (convolutions, prelu, attention, the RNN cells; the composite losses, cosine similarity
-    and ``rms_norm`` of the fp32 list); one called from C++ is seen as its parts, each
-    treated as above. An explicit ``dtype`` of a ``softmax`` or ``log_softmax`` call is not
-    seen (they run as ``_softmax``): the result is float32 where CUDA autocast keeps the
-    dtype asked for. Forward-mode tangents are not cast (a lowered layer's tangent can be
-    float32 while its result is half). Of autocast's "promote" list only the dot products are
-    modelled (they run on their inputs' dtypes); ``cross``, ``grid_sample``, ``scatter_add``
-    and ``index_put`` of half and float32 tensors run as the emulator runs mixed dtypes
-    (computed in float64, stored in the dtype torch's meta kernel gives, which can be the half
-    one: ``cross`` of a half and a float32 tensor returns half), where CUDA autocast would
-    first cast both to float32.
+    and ``rms_norm`` of the fp32 list; softmax and log_softmax keep a dtype they are given);
+    one called from C++ is seen as its parts, each treated as above (a ``softmax`` called
+    from C++ with a ``dtype`` returns float32, where autocast keeps the dtype asked for).
+    Forward-mode tangents are not cast (a lowered layer's tangent can be float32 while its
+    result is half). Of autocast's "promote" list only the dot products are modelled (they
+    run on their inputs' dtypes); ``cross``, ``grid_sample``, ``scatter_add`` and
+    ``index_put`` of half and float32 tensors run as the emulator runs mixed dtypes (computed
+    in float64, stored in the dtype torch's meta kernel gives, which can be the half one:
+    ``cross`` of a half and a float32 tensor returns half), where CUDA autocast would first
+    cast both to float32.
 
     >>> p = autocast("bf16")
     >>> p.matmul.name, "_softmax" in p.keep_fp32, "mean" in p.keep_fp32, p.cast_dtype

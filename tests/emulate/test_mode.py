@@ -501,6 +501,23 @@ def test_autocast_rounds_what_its_dtypes_hold() -> None:
     assert wide.dtype == torch.float32 and torch.equal(wide, values * 1.1)
 
 
+def test_autocast_softmax_keeps_a_dtype_it_is_given() -> None:
+    """Oracle: autocast's rule for its "set optional dtype" entries (torch's
+    ATen/autocast_mode.h, set_opt_dtype): softmax and log_softmax run in float32 unless the
+    call names a dtype, which is kept. softmax(h, dtype=half) is fl16 of the float64 softmax
+    of the half values; without a dtype it is torch's float32 softmax of them."""
+    h = (torch.linspace(-3, 3, 24) * OFF_GRID).reshape(4, 6).half()
+    with emulate(autocast("fp16")):
+        plain, named = torch.softmax(h, -1), torch.softmax(h, -1, dtype=torch.float16)
+        method = h.log_softmax(-1, torch.float16)
+        functional = torch.nn.functional.softmax(h, -1, dtype=torch.float16)
+    assert plain.dtype == torch.float32 and torch.equal(plain, torch.softmax(h.float(), -1))
+    expected = rounded(torch.softmax(h.double(), -1))
+    assert named.dtype == functional.dtype == method.dtype == torch.float16
+    assert torch.equal(named.double(), expected) and torch.equal(functional, named)
+    assert torch.equal(method.double(), rounded(torch.log_softmax(h.double(), -1)))
+
+
 def test_autocast_leaves_what_autocast_does_not_cast() -> None:
     """Oracle: plain torch. Autocast casts neither its promote list (dot, vdot, bilinear) nor
     in-place and out= variants of its lowered operators: on float32 tensors they are float32
