@@ -293,8 +293,17 @@ def _innermost() -> list:
 _AUTOCAST_LOWER_FUNCTIONS = (
     "conv1d", "conv2d", "conv3d", "conv_tbc", "conv_transpose1d", "conv_transpose2d",
     "conv_transpose3d", "prelu", "scaled_dot_product_attention", "lstm_cell", "gru_cell",
-    "rnn_tanh_cell", "rnn_relu_cell",
+    "rnn_tanh_cell", "rnn_relu_cell", "linear", "matmul", "mm", "bmm", "addmm", "baddbmm",
+    "addbmm", "addmv", "addr", "mv", "chain_matmul", "einsum",
 )  # fmt: skip
+# ... and the Tensor methods and torch.linalg functions of the same list (the matmul-class
+# operators the emulator sees are lowered too; cast here, above autograd, the casts are
+# autograd's to undo, so a backward run after the block closes gets matching dtypes)
+_AUTOCAST_LOWER_METHODS = (
+    "matmul", "__matmul__", "__rmatmul__", "mm", "bmm", "addmm", "baddbmm", "addbmm", "addmv",
+    "addr", "mv",
+)  # fmt: skip
+_AUTOCAST_LOWER_LINALG = ("matmul", "multi_dot", "vecdot")
 _AUTOCAST_FP32_FUNCTIONS = (
     "cosine_similarity", "l1_loss", "kl_div", "poisson_nll_loss", "cosine_embedding_loss",
     "hinge_embedding_loss", "margin_ranking_loss", "triplet_margin_loss", "rms_norm",
@@ -317,6 +326,12 @@ def _functions(names: tuple[str, ...], target: str) -> dict[Any, str]:
 _AUTOCAST_DTYPE_FUNCTIONS = ("softmax", "log_softmax")
 _AUTOCAST_FUNCTIONS: dict[Any, str] = {
     **_functions(_AUTOCAST_LOWER_FUNCTIONS, "lower"),
+    **{getattr(torch.Tensor, name): "lower" for name in _AUTOCAST_LOWER_METHODS},
+    **{
+        getattr(torch.linalg, name): "lower"
+        for name in _AUTOCAST_LOWER_LINALG
+        if hasattr(torch.linalg, name)
+    },
     **_functions(_AUTOCAST_FP32_FUNCTIONS, "fp32"),
     **_functions(_AUTOCAST_DTYPE_FUNCTIONS, "dtype"),
     **{getattr(torch, name): "dtype" for name in _AUTOCAST_DTYPE_FUNCTIONS},
@@ -337,7 +352,12 @@ class _AutocastFunctions(torch.overrides.TorchFunctionMode):
         kwargs = kwargs or {}
         target = _AUTOCAST_FUNCTIONS.get(func)
         blocks = _innermost()
-        if target is None or not blocks or blocks[-1] is not self.engine:
+        if (
+            target is None
+            or not blocks
+            or blocks[-1] is not self.engine
+            or kwargs.get("out") is not None  # autocast leaves out= variants alone
+        ):
             return func(*args, **kwargs)
         if target == "dtype":
             named = kwargs.get("dtype") is not None or any(isinstance(a, torch.dtype) for a in args)

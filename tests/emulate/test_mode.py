@@ -518,6 +518,32 @@ def test_autocast_softmax_keeps_a_dtype_it_is_given() -> None:
     assert torch.equal(method.double(), rounded(torch.log_softmax(h.double(), -1)))
 
 
+def test_autocast_backward_may_run_after_the_block() -> None:
+    """Oracle: CPU torch.autocast(bfloat16) with backward outside its block, torch's AMP
+    recipe. The casts of linear, matmul, einsum and convolution inputs are autograd's to undo,
+    so gradients come back float32 for the float32 weights; the lowered results' backward then
+    runs natively (not emulated), as after any block. It had raised a dtype mismatch (half
+    gradient, float32 weight). Gradients agree with CPU autocast's to 2**-5 (eight bf16 unit
+    roundoffs: both round at every one of three layers, in different places and orders)."""
+
+    def run(context):
+        torch.manual_seed(0)
+        layer, conv = torch.nn.Linear(6, 6), torch.nn.Conv1d(1, 1, 3)
+        x, w = torch.randn(3, 6), torch.randn(6, 6)
+        with context:
+            h = layer(x) @ w
+            h = torch.einsum("ij,jk->ik", h, w)
+            loss = conv(h[:, None]).float().square().sum()
+        loss.backward()
+        return [p.grad for p in (*layer.parameters(), *conv.parameters())]
+
+    native = run(torch.autocast("cpu", dtype=torch.bfloat16))
+    emulated = run(emulate(autocast("bf16")))
+    for got, ref in zip(emulated, native, strict=True):
+        assert got.dtype == ref.dtype == torch.float32
+        assert torch.allclose(got, ref, rtol=2.0**-5, atol=2.0**-5 * float(ref.abs().max()))
+
+
 def test_autocast_leaves_what_autocast_does_not_cast() -> None:
     """Oracle: plain torch. Autocast casts neither its promote list (dot, vdot, bilinear) nor
     in-place and out= variants of its lowered operators: on float32 tensors they are float32
