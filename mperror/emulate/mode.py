@@ -86,6 +86,7 @@ import functools
 import itertools
 import math
 import struct
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -273,6 +274,54 @@ class _FusedKernelSwitches:
 
 
 _FUSED_KERNELS = _FusedKernelSwitches()
+
+
+def _checkpoint_codes() -> frozenset:
+    """The code of torch.utils.checkpoint's recomputations of a forward function: the
+    reentrant CheckpointFunction.backward and the non-reentrant recompute_fn (empty where this
+    torch has other names, and then a recomputation counts as backward)."""
+    import types
+
+    import torch.utils.checkpoint as checkpoint
+
+    codes = set()
+    function = getattr(checkpoint, "CheckpointFunction", None)
+    if function is not None:
+        codes.add(function.backward.__code__)
+    generator = getattr(checkpoint, "_checkpoint_without_reentrant_generator", None)
+    if generator is not None:
+        codes.update(
+            c
+            for c in generator.__code__.co_consts
+            if isinstance(c, types.CodeType) and c.co_name == "recompute_fn"
+        )
+    return frozenset(codes)
+
+
+_RECOMPUTE_CODES = _checkpoint_codes()
+# Where a backward pass starts in Python: a frame of these above an operator, before any
+# recomputation's, means autograd runs the operator as part of a backward formula.
+_BACKWARD_CODES = frozenset({torch.autograd.backward.__code__, torch.autograd.grad.__code__})
+
+
+def _recomputing() -> bool:
+    """Is the operator running (inside a backward pass) as part of torch.utils.checkpoint's
+    recomputation of a forward function, which autocast runs as a forward pass? The Python
+    frames above it are searched up to the first backward call or recomputation."""
+    if not _RECOMPUTE_CODES:
+        return False
+    frame = sys._getframe(2)
+    for _ in range(200):
+        if frame is None:
+            return False
+        code = frame.f_code
+        if code in _RECOMPUTE_CODES:
+            return True
+        if code in _BACKWARD_CODES:
+            return False
+        frame = frame.f_back
+    return False
+
 
 # The engines of the emulation blocks open in this thread, innermost last.
 _BLOCKS = threading.local()
@@ -680,7 +729,11 @@ class _Engine:
         if getattr(_ACTIVE, "depth", 0):
             return func(*args, **kwargs)
         entries = self.entries
-        if self._keep_fp32_backward is not None and torch._C._current_autograd_node() is not None:
+        if (
+            self._keep_fp32_backward is not None
+            and torch._C._current_autograd_node() is not None
+            and not _recomputing()
+        ):
             entries = self.backward_entries  # autograd is running a backward pass
         entry = entries.get(func)
         if entry is None:

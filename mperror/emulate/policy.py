@@ -437,7 +437,12 @@ def autocast(
     ``index_put`` of half and float32 tensors run as the emulator runs mixed dtypes (computed
     in float64, stored in the dtype torch's meta kernel gives, which can be the half one:
     ``cross`` of a half and a float32 tensor returns half), where CUDA autocast would first
-    cast both to float32.
+    cast both to float32. ``torch.is_autocast_enabled()`` is False inside the block, so code
+    that branches on it (``torch.amp.custom_fwd``) runs as without autocast. Activation
+    checkpointing (``torch.utils.checkpoint``): the reentrant form recomputes its forward
+    function as a forward pass and gives the gradients of the same program without
+    checkpointing; the non-reentrant form raises torch's CheckpointError, because the
+    autograd engine does not carry the Python-level casts into the recomputation.
 
     >>> p = autocast("bf16")
     >>> p.matmul.name, "_softmax" in p.keep_fp32, "mean" in p.keep_fp32, p.cast_dtype

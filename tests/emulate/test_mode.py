@@ -544,6 +544,30 @@ def test_autocast_backward_may_run_after_the_block() -> None:
         assert torch.allclose(got, ref, rtol=2.0**-5, atol=2.0**-5 * float(ref.abs().max()))
 
 
+def test_autocast_checkpoint_recomputes_as_a_forward_pass() -> None:
+    """Oracle: the same program without checkpointing (CPU torch.autocast gives the two the
+    same gradients, bit for bit). The reentrant checkpoint recomputes its function inside the
+    backward pass, where the fp32 list had been treated as in a backward formula (layer norm
+    and softmax in half), and the gradients differed. The non-reentrant form is refused by
+    torch's own check (the documented limitation), not silently different."""
+    from torch.utils.checkpoint import CheckpointError, checkpoint
+
+    def run(wrap):
+        torch.manual_seed(0)
+        layer, norm = torch.nn.Linear(8, 8), torch.nn.LayerNorm(8)
+        x = torch.randn(4, 8, requires_grad=True)
+        with emulate(autocast("fp16")):
+            y = wrap(lambda v: torch.softmax(norm(layer(v)), -1), x)
+            y.float().square().sum().backward()
+        return [p.grad for p in (*layer.parameters(), *norm.parameters())]
+
+    plain = run(lambda f, x: f(x))
+    again = run(lambda f, x: checkpoint(f, x, use_reentrant=True))
+    assert all(torch.equal(a, b) for a, b in zip(plain, again, strict=True))
+    with pytest.raises(CheckpointError):
+        run(lambda f, x: checkpoint(f, x, use_reentrant=False))
+
+
 def test_autocast_leaves_what_autocast_does_not_cast() -> None:
     """Oracle: plain torch. Autocast casts neither its promote list (dot, vdot, bilinear) nor
     in-place and out= variants of its lowered operators: on float32 tensors they are float32
