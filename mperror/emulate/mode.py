@@ -400,10 +400,11 @@ class _AutocastFunctions(torch.overrides.TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         target = _AUTOCAST_FUNCTIONS.get(func)
+        if target is None:
+            return func(*args, **kwargs)
         blocks = _innermost()
         if (
-            target is None
-            or not blocks
+            not blocks
             or blocks[-1] is not self.engine
             or kwargs.get("out") is not None  # autocast leaves out= variants alone
         ):
