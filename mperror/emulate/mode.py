@@ -391,11 +391,29 @@ _AUTOCAST_FUNCTIONS: dict[Any, str] = {
 class _AutocastFunctions(torch.overrides.TorchFunctionMode):
     """storage="autocast": the casts torch.autocast makes before the functions of
     :data:`_AUTOCAST_FUNCTIONS` (floating inputs but float64 ones, to the cast dtype or to
-    float32), while its block is the innermost one open."""
+    float32), while its block is the innermost one open. Like autocast's cast cache, a
+    float32 leaf that requires grad (a weight) is cast once per block and the cast reused, so
+    the gradients of its uses add up in the cast dtype before autograd casts them back."""
 
     def __init__(self, engine: _Engine) -> None:
         super().__init__()
         self.engine = engine
+        self.cache: dict[int, tuple[torch.Tensor, int, torch.Tensor]] = {}
+
+    def __exit__(self, *exc: object) -> None:
+        self.cache.clear()
+        return super().__exit__(*exc)
+
+    def _cast(self, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        cached = t.dtype is torch.float32 and t.is_leaf and t.requires_grad
+        if cached and dtype is not torch.float32:
+            hit = self.cache.get(id(t))
+            if hit is not None and hit[0] is t and hit[1] == t._version and hit[2].dtype is dtype:
+                return hit[2]
+            r = t.to(dtype)
+            self.cache[id(t)] = (t, t._version, r)
+            return r
+        return t.to(dtype)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -422,7 +440,7 @@ class _AutocastFunctions(torch.overrides.TorchFunctionMode):
 
         def cast(t: torch.Tensor) -> torch.Tensor:
             if t.is_floating_point() and t.dtype not in (torch.float64, dtype):
-                return t.to(dtype)
+                return self._cast(t, dtype)
             return t
 
         args = _map_tensors(cast, args)

@@ -568,6 +568,26 @@ def test_autocast_checkpoint_recomputes_as_a_forward_pass() -> None:
         run(lambda f, x: checkpoint(f, x, use_reentrant=False))
 
 
+def test_autocast_casts_a_weight_once_per_block() -> None:
+    """Oracle: CPU torch.autocast(bfloat16), whose cast cache casts a float32 leaf that
+    requires grad once per region: the gradients of a weight's two uses add up in bfloat16
+    at its one cast, so the weight's gradient is a bf16 value, within one bf16 spacing of CPU
+    autocast's (which accumulates its products in float32 before rounding). Cast at each use,
+    the two half gradients were added in float32, giving no bf16 value."""
+
+    def run(context):
+        torch.manual_seed(0)
+        w, x = torch.randn(4, 4, requires_grad=True), torch.randn(3, 4)
+        with context:
+            torch.mm(torch.mm(x, w), w).float().square().sum().backward()
+        return w.grad
+
+    native = run(torch.autocast("cpu", dtype=torch.bfloat16))
+    emulated = run(emulate(autocast("bf16")))
+    assert torch.equal(mperror.round(emulated, "bf16"), emulated)
+    assert torch.all((emulated - native).abs() <= native.abs() * 2.0**-7)
+
+
 def test_autocast_leaves_what_autocast_does_not_cast() -> None:
     """Oracle: plain torch. Autocast casts neither its promote list (dot, vdot, bilinear) nor
     in-place and out= variants of its lowered operators: on float32 tensors they are float32
