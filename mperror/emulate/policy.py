@@ -128,7 +128,10 @@ class Policy(Record):
             float64) as torch's kernels of that dtype compute them, which the emulator then
             runs natively where no input or result has :attr:`cast_dtype`. So an operator
             outside autocast's lists runs in the widest dtype of its inputs, as on CUDA, and
-            gradients reach float32 weights through autograd's own casts.
+            gradients reach float32 weights through autograd's own casts. Functions on
+            autocast's lists that torch composes in Python (linear, matmul, einsum,
+            convolutions, attention, the composite losses, ...) get autocast's input casts
+            before they run, a weight cast once per block (see :func:`autocast`).
         compute: the precision the emulator computes in before rounding. ``"fp64"`` (default)
             makes ``+ - * /`` and ``sqrt`` on format values correctly rounded in every mode for
             every format of precision ``p <= 25`` (see :mod:`mperror.emulate.mode`: float64
