@@ -409,7 +409,12 @@ def autocast(
     prelu, attention; what ``linear``, ``matmul`` and ``einsum`` decompose into) to its dtype:
     here they are :attr:`OpClass.MATMUL` with format ``fmt``, their inputs rounded first, and
     their results are stored in :attr:`Policy.cast_dtype` (float16 for fp16 and for the FP8,
-    FP6 and FP4 formats, bfloat16 for bf16), as autocast returns them. Its fp32 list (exp, log,
+    FP6 and FP4 formats, bfloat16 for bf16), as autocast returns them. The functions on its
+    lists that torch composes in Python (linear, matmul, einsum, the convolutions, attention,
+    the RNN cells; the composite losses, cosine similarity and ``rms_norm`` of the fp32 list)
+    get those casts first, above autograd, a float32 weight cast once per block as autocast's
+    cast cache does: autograd undoes them, so a backward pass may run inside the block
+    (emulated) or after it (natively, as in torch's AMP recipe). Its fp32 list (exp, log,
     pow, softmax, log_softmax, layer and group norm, sum, prod, cumsum, norms, logsumexp,
     losses, upsampling; see :data:`AUTOCAST_FP32_OPS`) runs in float32 and returns float32;
     factories (``full``, ``arange``, ``randn``, ...; autocast casts none) run as without
@@ -428,12 +433,10 @@ def autocast(
     transcendental functions and accumulate matmuls in their own order). A format without a
     16-bit dtype (tf32) keeps its results in float32, and then every float32 result is
     rounded to it. CPU torch has no half FFT: an FFT of a half tensor is refused, as on a CPU
-    without emulation (CUDA's half FFT takes power-of-two sizes only). Functions that torch
-    composes above the operators the emulator sees get autocast's casts at the Python level
-    (convolutions, prelu, attention, the RNN cells; the composite losses, cosine similarity
-    and ``rms_norm`` of the fp32 list; softmax and log_softmax keep a dtype they are given);
-    one called from C++ is seen as its parts, each treated as above (a ``softmax`` called
-    from C++ with a ``dtype`` returns float32, where autocast keeps the dtype asked for).
+    without emulation (CUDA's half FFT takes power-of-two sizes only). A listed function
+    called from C++ rather than Python is seen as its parts, each treated as above (the
+    lowered operators' casts are then the emulator's, below autograd; a ``softmax`` called
+    with a ``dtype`` from C++ returns float32, where autocast keeps the dtype asked for).
     Forward-mode tangents are not cast (a lowered layer's tangent can be float32 while its
     result is half). Of autocast's "promote" list only the dot products are modelled (they
     run on their inputs' dtypes); ``cross``, ``grid_sample``, ``scatter_add`` and
