@@ -416,7 +416,8 @@ def autocast(
     cast cache does: autograd undoes them, so a backward pass may run inside the block
     (emulated) or after it (natively, as in torch's AMP recipe). Its fp32 list (exp, log,
     pow, softmax, log_softmax, layer and group norm, sum, prod, cumsum, norms, logsumexp,
-    losses, upsampling; see :data:`AUTOCAST_FP32_OPS`) runs in float32 and returns float32;
+    losses, upsampling; see :data:`AUTOCAST_FP32_OPS`) runs in float32 and returns float32
+    (softmax and log_softmax called with a ``dtype`` keep it, as autocast does);
     factories (``full``, ``arange``, ``randn``, ...; autocast casts none) run as without
     emulation (one asked to make the cast dtype makes values of ``fmt``). Every other
     operator runs on the dtypes it is given (``storage="autocast"``, see :class:`Policy`):
