@@ -22,10 +22,11 @@ values and pass untouched). For each operator it looks up (once, cached per
   as torch.autocast stores them: matmul-class results in the policy's ``cast_dtype`` (half),
   ``keep_fp32`` results in float32, everything else in the dtype torch gives it, rounded to
   the format of that dtype; an operator with no tensor of the cast dtype (nor the dtype as an
-  argument) runs natively, as torch's kernels run it without autocast; and a few functions
-  torch composes above the ATen operators (convolutions, prelu, attention, the RNN cells, the
-  composite losses of autocast's fp32 list) get autocast's input casts first, through a
-  TorchFunctionMode that acts while its block is the innermost one;
+  argument) runs natively, as torch's kernels run it without autocast; and the functions on
+  autocast's lists that torch composes in Python (linear, matmul, einsum, convolutions,
+  prelu, attention, the RNN cells, the composite losses of the fp32 list) get autocast's input
+  casts first, above autograd, through a TorchFunctionMode that acts while its block is the
+  innermost one (a float32 weight cast once per block, as autocast's cast cache does);
 * a fused kernel torch has for float32 and bfloat16 only (oneDNN's LSTM layer, which
   ``nn.LSTM`` runs on a CPU) runs in float32, its inputs and outputs rounded (it is
   matmul-class) but not the gates inside. With torch's global switch
