@@ -339,7 +339,8 @@ def _innermost() -> list:
 # check their inputs' dtypes, or decompose into parts autocast would not all cast, above the
 # operators the emulator sees. "lower": CUDA autocast's lower-precision list (a convolution's
 # half input and float32 bias, prelu, attention, the RNN cells); "fp32": composites on its fp32
-# list (losses, cosine similarity, rms_norm), whose parts are not all on it; "dtype": below.
+# list (losses, cosine similarity, rms_norm), whose parts are not all on it; "dtype" and
+# "promote": below.
 _AUTOCAST_LOWER_FUNCTIONS = (
     "conv1d", "conv2d", "conv3d", "conv_tbc", "conv_transpose1d", "conv_transpose2d",
     "conv_transpose3d", "prelu", "scaled_dot_product_attention", "lstm_cell", "gru_cell",
@@ -374,6 +375,14 @@ def _functions(names: tuple[str, ...], target: str) -> dict[Any, str]:
 # as _softmax / _log_softmax, without their dtype argument): autocast computes them in float32
 # unless the call names a dtype, which it keeps.
 _AUTOCAST_DTYPE_FUNCTIONS = ("softmax", "log_softmax")
+# autocast's "promote" list: floating inputs cast to the widest dtype among them first
+_AUTOCAST_PROMOTE_FUNCTIONS = (
+    "addcdiv", "addcmul", "atan2", "bilinear", "cross", "dot", "vdot", "grid_sample",
+    "index_put", "scatter_add", "tensordot",
+)  # fmt: skip
+_AUTOCAST_PROMOTE_METHODS = (
+    "addcdiv", "addcmul", "atan2", "cross", "dot", "vdot", "index_put", "scatter_add",
+)  # fmt: skip
 _AUTOCAST_FUNCTIONS: dict[Any, str] = {
     **_functions(_AUTOCAST_LOWER_FUNCTIONS, "lower"),
     **{getattr(torch.Tensor, name): "lower" for name in _AUTOCAST_LOWER_METHODS},
@@ -383,6 +392,14 @@ _AUTOCAST_FUNCTIONS: dict[Any, str] = {
         if hasattr(torch.linalg, name)
     },
     **_functions(_AUTOCAST_FP32_FUNCTIONS, "fp32"),
+    **_functions(_AUTOCAST_PROMOTE_FUNCTIONS, "promote"),
+    **{
+        getattr(torch, name): "promote"
+        for name in _AUTOCAST_PROMOTE_FUNCTIONS
+        if hasattr(torch, name)
+    },
+    **{getattr(torch.Tensor, name): "promote" for name in _AUTOCAST_PROMOTE_METHODS},
+    **({torch.linalg.cross: "promote"} if hasattr(torch.linalg, "cross") else {}),
     **_functions(_AUTOCAST_DTYPE_FUNCTIONS, "dtype"),
     **{getattr(torch, name): "dtype" for name in _AUTOCAST_DTYPE_FUNCTIONS},
     **{getattr(torch.Tensor, name): "dtype" for name in _AUTOCAST_DTYPE_FUNCTIONS},
@@ -437,7 +454,20 @@ class _AutocastFunctions(torch.overrides.TorchFunctionMode):
                 return func(*args, **kwargs)
             finally:
                 _BLOCKS.keep_dtype = False
-        dtype = self.engine.cast if target == "lower" else torch.float32
+        if target == "lower":
+            dtype = self.engine.cast
+        elif target == "fp32":
+            dtype = torch.float32
+        else:  # "promote": the widest floating dtype among the inputs
+            dtypes = [
+                t.dtype
+                for a in itertools.chain(args, kwargs.values())
+                for t in (a if isinstance(a, (list, tuple)) else (a,))
+                if isinstance(t, torch.Tensor) and t.is_floating_point()
+            ]
+            if len(set(dtypes)) < 2:
+                return func(*args, **kwargs)
+            dtype = functools.reduce(torch.promote_types, dtypes)
 
         def cast(t: torch.Tensor) -> torch.Tensor:
             if t.is_floating_point() and t.dtype not in (torch.float64, dtype):

@@ -417,7 +417,9 @@ def autocast(
     (emulated) or after it (natively, as in torch's AMP recipe). Its fp32 list (exp, log,
     pow, softmax, log_softmax, layer and group norm, sum, prod, cumsum, norms, logsumexp,
     losses, upsampling; see :data:`AUTOCAST_FP32_OPS`) runs in float32 and returns float32
-    (softmax and log_softmax called with a ``dtype`` keep it, as autocast does);
+    (softmax and log_softmax called with a ``dtype`` keep it, as autocast does), and the
+    floating inputs of its promote list (addcdiv, addcmul, atan2, bilinear, cross, dot,
+    grid_sample, index_put, scatter_add, tensordot) are cast to the widest dtype among them;
     factories (``full``, ``arange``, ``randn``, ...; autocast casts none) run as without
     emulation (one asked to make the cast dtype makes values of ``fmt``). Every other
     operator runs on the dtypes it is given (``storage="autocast"``, see :class:`Policy`):
@@ -439,12 +441,7 @@ def autocast(
     lowered operators' casts are then the emulator's, below autograd; a ``softmax`` called
     with a ``dtype`` from C++ returns float32, where autocast keeps the dtype asked for).
     Forward-mode tangents are not cast (a lowered layer's tangent can be float32 while its
-    result is half). Of autocast's "promote" list only the dot products are modelled (they
-    run on their inputs' dtypes); ``cross``, ``grid_sample``, ``scatter_add`` and
-    ``index_put`` of half and float32 tensors run as the emulator runs mixed dtypes (computed
-    in float64, stored in the dtype torch's meta kernel gives, which can be the half one:
-    ``cross`` of a half and a float32 tensor returns half), where CUDA autocast would first
-    cast both to float32. ``torch.is_autocast_enabled()`` is False inside the block, so code
+    result is half). ``torch.is_autocast_enabled()`` is False inside the block, so code
     that branches on it (``torch.amp.custom_fwd``) runs as without autocast. Activation
     checkpointing (``torch.utils.checkpoint``): the reentrant form recomputes its forward
     function as a forward pass and gives the gradients of the same program without

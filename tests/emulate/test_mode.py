@@ -588,6 +588,30 @@ def test_autocast_casts_a_weight_once_per_block() -> None:
     assert torch.all((emulated - native).abs() <= native.abs() * 2.0**-7)
 
 
+def test_autocast_promotes_its_promote_list() -> None:
+    """Oracle: torch.autocast's promote list (its docs: addcdiv, addcmul, atan2, bilinear,
+    cross, dot, grid_sample, index_put, scatter_add, tensordot run in the widest input type):
+    a half and a float32 input give the float32 result of the half values, as plain torch
+    computes it on float32 copies. cross had returned half, from its meta kernel."""
+    torch.manual_seed(0)
+    h, x = torch.randn(4, 3).half(), torch.randn(4, 3) * OFF_GRID
+    idx = torch.randint(0, 4, (4, 3))
+    with emulate(autocast("fp16")):
+        results = (
+            torch.linalg.cross(h, x),
+            h.scatter_add(0, idx, x),
+            torch.addcmul(h, h, x),
+            torch.atan2(h, x),
+        )
+    f = h.float()
+    expected = (
+        torch.linalg.cross(f, x), f.scatter_add(0, idx, x), torch.addcmul(f, f, x),
+        torch.atan2(f, x),
+    )  # fmt: skip
+    for got, ref in zip(results, expected, strict=True):
+        assert got.dtype == torch.float32 and torch.equal(got, ref)
+
+
 def test_autocast_leaves_what_autocast_does_not_cast() -> None:
     """Oracle: plain torch. Autocast casts neither its promote list (dot, vdot, bilinear) nor
     in-place and out= variants of its lowered operators: on float32 tensors they are float32
