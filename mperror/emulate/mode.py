@@ -83,6 +83,7 @@ first), except for sums, which the round-to-odd sum covers.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import math
@@ -182,39 +183,24 @@ class Emulation:
                 raise TypeError(f"{flag} must be a bool, got {value!r}")
         self.policy = policy
         self._engine = _Engine(policy, generator=generator, compiled=compiled, count=count)
-        self._modes: list[_Mode] = []
+        self._blocks: list[contextlib.ExitStack] = []  # one per entry, innermost last
 
     def __enter__(self) -> Emulation:
-        mode = _Mode(self._engine)
-        functions = _AutocastFunctions(self._engine) if self._engine.cast is not None else None
-        _FUSED_KERNELS.switch_off()
-        try:
-            if functions is not None:
-                functions.__enter__()
-            try:
-                mode.__enter__()
-            except BaseException:
-                if functions is not None:
-                    functions.__exit__(None, None, None)
-                raise
-        except BaseException:
-            _FUSED_KERNELS.restore()
-            raise
-        self._modes.append((mode, functions))
-        _innermost().append(self._engine)
+        # Entered in order, left in reverse (also when entering fails part way).
+        with contextlib.ExitStack() as stack:
+            _FUSED_KERNELS.switch_off()
+            stack.callback(_FUSED_KERNELS.restore)
+            if self._engine.cast is not None:
+                stack.enter_context(_AutocastFunctions(self._engine))
+            stack.enter_context(_Mode(self._engine))
+            blocks = _innermost()
+            blocks.append(self._engine)
+            stack.callback(blocks.pop)
+            self._blocks.append(stack.pop_all())
         return self
 
     def __exit__(self, *exc: object) -> None:
-        mode, functions = self._modes.pop()
-        _innermost().pop()
-        try:
-            mode.__exit__(*exc)
-        finally:
-            try:
-                if functions is not None:
-                    functions.__exit__(*exc)
-            finally:
-                _FUSED_KERNELS.restore()
+        self._blocks.pop().__exit__(*exc)
 
     def report(self) -> EmulationReport:
         """Operator counts and what rounding did so far (see :class:`EmulationReport`)."""
@@ -782,7 +768,7 @@ class _Engine:
         if (
             self._keep_fp32_backward is not None
             and torch._C._current_autograd_node() is not None
-            and not _recomputing()
+            and not (torch.is_grad_enabled() and _recomputing())  # recomputations enable grad
         ):
             entries = self.backward_entries  # autograd is running a backward pass
         entry = entries.get(func)
@@ -1004,28 +990,7 @@ class _Engine:
                 wargs = (*wargs[:pos], narrowed, *wargs[pos + 1 :])
         out = func(*wargs, **wkwargs)
         callers = iter(self._caller_dtypes(func, args, kwargs, out))
-        for orig, wide in _mutated_pairs(info, args, kwargs, wargs, wkwargs):
-            if orig.shape != wide.shape:
-                orig.resize_(wide.shape)
-            orig.copy_(wide)
-
-        def to_caller(v: torch.Tensor, d: torch.dtype | None) -> torch.Tensor:
-            if d is None:
-                return v
-            if d is self.cast:  # storage="autocast": a half tensor holds format values
-                return self._store(v, self.policy.elementwise, d)
-            return v.to(d)
-
-        returns = _top_level(info, out)
-        results = []
-        for j, value in enumerate(returns):
-            k = info.returns_mutated[j] if j < len(info.returns_mutated) else None
-            if k is not None:
-                results.append(_mutated_arg(info, k, args, kwargs))
-                _skip(callers, value)
-            else:
-                results.append(_map_leaves(to_caller, value, callers))
-        return _pack(info, out, results)
+        return self._float32_results(info, args, kwargs, wargs, wkwargs, out, callers)
 
     def _autocast_fp32(self, info: OpInfo, func, args, kwargs):
         """A ``keep_fp32`` operator in forward under storage="autocast", as torch.autocast runs
@@ -1041,25 +1006,36 @@ class _Engine:
         wargs = _map_tensors(cast, args)
         wkwargs = {k: _map_tensors(cast, v) for k, v in kwargs.items()}
         out = func(*wargs, **wkwargs)
+        return self._float32_results(info, args, kwargs, wargs, wkwargs, out, None)
+
+    def _float32_results(self, info: OpInfo, args, kwargs, wargs, wkwargs, out, callers):
+        """A float32 kernel's results: written back into the arguments it mutated, returned
+        in the caller's dtypes (``callers``, an iterator over the output leaves; ``None``: as
+        the kernel returns them); a result or mutated argument of the cast dtype
+        (storage="autocast") holds values of the elementwise format."""
+
+        def store(v: torch.Tensor, d: torch.dtype | None) -> torch.Tensor:
+            if d is None:
+                return v
+            if d is self.cast:
+                return self._store(v, self.policy.elementwise, d)
+            return v.to(d)
+
         for orig, wide in _mutated_pairs(info, args, kwargs, wargs, wkwargs):
             if wide is not orig:
                 if orig.shape != wide.shape:
                     orig.resize_(wide.shape)
-                orig.copy_(self._store(wide, self.policy.elementwise, orig.dtype))
-        fmt, cast = self.policy.elementwise, self.cast
-
-        def stored(v: torch.Tensor, _: Any) -> torch.Tensor:
-            return self._store(v, fmt, cast) if v.dtype is cast else v
-
+                orig.copy_(store(wide, orig.dtype))
         returns = _top_level(info, out)
-        results = [
-            _map_leaves(stored, value, None) if k is None else _mutated_arg(info, k, args, kwargs)
-            for value, k in zip(
-                returns,
-                itertools.chain(info.returns_mutated, itertools.repeat(None)),
-                strict=False,
-            )
-        ]
+        results = []
+        for j, value in enumerate(returns):
+            k = info.returns_mutated[j] if j < len(info.returns_mutated) else None
+            if k is not None:
+                results.append(_mutated_arg(info, k, args, kwargs))
+                if callers is not None:
+                    _skip(callers, value)
+            else:
+                results.append(_map_leaves(store, value, callers))
         return _pack(info, out, results)
 
     def _data(self, entry: _Entry, func, args, kwargs):
@@ -1143,9 +1119,10 @@ class _Engine:
             if all(bool(torch.isfinite(t).all()) for t in inputs):
                 parts = torch.view_as_real(value) if value.is_complex() else value
                 self.overflowed += parts.numel() - int(torch.count_nonzero(parts.isfinite()))
-        (caller,) = self._caller_dtypes(func, args, kwargs, value)
         if entry.round_inputs and self.cast is not None:
-            caller = self._cast_of(caller)
+            (caller,) = self._lowered_dtypes(func, args, kwargs, value)
+        else:
+            (caller,) = self._caller_dtypes(func, args, kwargs, value)
         return self._store(value, fmt, caller)
 
     def _round_native(self, info: OpInfo, fmt: FloatFormat, args, kwargs, out):
@@ -1262,13 +1239,6 @@ class _Engine:
         if cast is None or part is cast or not part.is_floating_point:
             return fmt, self.mode
         return format_of_dtype(part), RoundMode.NEAREST_EVEN
-
-    def _cast_of(self, dtype: torch.dtype | None) -> torch.dtype | None:
-        """The dtype autocast returns a matmul-class result in, for a result torch would
-        return in ``dtype``: the cast dtype, except for float64 and complex results."""
-        if dtype is None or not dtype.is_floating_point or dtype is torch.float64:
-            return dtype
-        return self.cast
 
     def _store(self, v: torch.Tensor, fmt: FloatFormat, dtype: torch.dtype) -> torch.Tensor:
         """``v`` rounded to ``fmt`` (see :meth:`_target`) and stored in ``dtype``."""

@@ -523,8 +523,9 @@ def test_autocast_backward_may_run_after_the_block() -> None:
     recipe. The casts of linear, matmul, einsum and convolution inputs are autograd's to undo,
     so gradients come back float32 for the float32 weights; the lowered results' backward then
     runs natively (not emulated), as after any block. It had raised a dtype mismatch (half
-    gradient, float32 weight). Gradients agree with CPU autocast's to 2**-5 (eight bf16 unit
-    roundoffs: both round at every one of three layers, in different places and orders)."""
+    gradient, float32 weight). Gradients agree with CPU autocast's within one bf16 spacing
+    (the backward passes are the same native kernels; the forward results, each one rounding
+    of a product sum, may differ in the last bit)."""
 
     def run(context):
         torch.manual_seed(0)
@@ -541,7 +542,7 @@ def test_autocast_backward_may_run_after_the_block() -> None:
     emulated = run(emulate(autocast("bf16")))
     for got, ref in zip(emulated, native, strict=True):
         assert got.dtype == ref.dtype == torch.float32
-        assert torch.allclose(got, ref, rtol=2.0**-5, atol=2.0**-5 * float(ref.abs().max()))
+        assert torch.all((got - ref).abs() <= ref.abs() * 2.0**-7)
 
 
 def test_autocast_checkpoint_recomputes_as_a_forward_pass() -> None:
