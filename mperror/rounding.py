@@ -14,7 +14,9 @@ pattern ``m``, whose magnitude part is monotonic in the value:
   patterns.
 * Below ``2**emin`` the grid spacing is fixed (the subnormal spacing, or ``2**emin`` when the
   format has no subnormals), so the value is scaled to a fixed-point integer with ``G`` guard
-  bits and a sticky bit, and the same integer rounding is applied to that integer.
+  bits and a sticky bit, and the same integer rounding is applied to that integer. (Not for
+  formats with subnormals whose ``emin`` is the storage's own, bf16 and tf32 from float32:
+  there the storage's subnormal patterns are linear in the value, and the first rule holds.)
 * Infinities, NaN and overflow are patched last; the sign is reattached, so ``-0`` stays ``-0``
   and NaN stays NaN (its payload too where this kernel sees the input's own bits; see
   :func:`round` for where it does not).
@@ -179,6 +181,11 @@ class _Plan:
     # spacing is 2**q_exp, so the normal-range integer rounding applies to it (see
     # _round_small_anchored). None where that is not exact or not representable.
     anchor: float | None
+    # The format's grid below 2**emin is the storage's own subnormal grid coarsened by 2**drop
+    # (a format with subnormals, p >= 2 and the storage's emin: bf16 and tf32 from float32).
+    # Subnormal patterns are then linear in the value, so the normal-range integer rounding is
+    # exact for them too, and the fix-up below 2**emin is not needed.
+    small_is_linear: bool
 
 
 @functools.lru_cache(maxsize=512)
@@ -241,6 +248,9 @@ def _plan(fmt: FloatFormat, mode: RoundMode, random_bits: int | None, layout: _L
         scale_up=tuple(scale_up),
         may_underflow=guard < q_exp,
         anchor=_anchor(fmt, mode, q_exp, layout),
+        small_is_linear=(
+            fmt.subnormals and p >= 2 and fmt.emin == format_of_dtype(layout.float_dtype).emin
+        ),
     )
 
 
@@ -392,10 +402,11 @@ def _kernel(
     """Round the bit patterns ``b`` (int32/int64, 1-D) and return the result's bit patterns.
 
     The common case is a few integer ops. Three fix-ups are rarer: magnitudes below
-    ``2**emin``, overflow, and infinite or NaN inputs. With ``eager`` each runs only when a
-    cheap integer reduction shows that the chunk needs it, and only on the elements that need it
-    (bool-mask ops cost several times an integer op on CPU); otherwise, for torch.compile, they
-    are computed everywhere and selected, with no data-dependent control flow. A caller that
+    ``2**emin`` (none where ``plan.small_is_linear``), overflow, and infinite or NaN inputs.
+    With ``eager`` each runs only when a cheap integer reduction shows that the chunk needs it,
+    and only on the elements that need it (bool-mask ops cost several times an integer op on
+    CPU); otherwise, for torch.compile, they are computed everywhere and selected, with no
+    data-dependent control flow. A caller that
     passes the list ``deferred`` gets the indices of a few scattered magnitudes below
     ``2**emin`` (at most an eighth of the chunk) appended to it instead, their results left
     wrong, to round them all at once with :func:`_round_small_patterns` (each fix-up costs a
@@ -420,16 +431,20 @@ def _kernel(
         out=None if work[0] is None else out,
     )
     # Nonzero magnitudes below 2**emin: (m - 1) wraps zero to the top, out of the range.
-    below = torch.sub(m, 1, out=work[1]).bitwise_and_(layout.magnitude_mask)
+    if plan.small_is_linear:
+        below = None  # the integer rounding above was exact there too
+    else:
+        below = torch.sub(m, 1, out=work[1]).bitwise_and_(layout.magnitude_mask)
     if not eager:
-        if plan.anchor is not None:  # integer ops only: cheaper than the float64 fixed point
-            small_result = _round_small_anchored(m, plan, negative)
-        else:
-            small_result = _round_small(m, plan, negative, rand)
-        r = torch.where(below < plan.emin_bits - 1, small_result, r)
+        if below is not None:
+            if plan.anchor is not None:  # integer ops only: cheaper than the float64 fixed point
+                small_result = _round_small_anchored(m, plan, negative)
+            else:
+                small_result = _round_small(m, plan, negative, rand)
+            r = torch.where(below < plan.emin_bits - 1, small_result, r)
         r = _fix_overflow_and_specials(m, r, negative, plan)
     elif m.numel():  # the reductions below refuse empty tensors
-        if int(below.amin()) < plan.emin_bits - 1:
+        if below is not None and int(below.amin()) < plan.emin_bits - 1:
             small = below < plan.emin_bits - 1
             dense = 8 * int(torch.count_nonzero(small)) > small.numel()
             if plan.anchor is not None and dense:
@@ -762,6 +777,8 @@ def round(
     ``62 - p`` for float64: the probability is exactly ``f`` when ``f`` has at most ``G`` bits
     after the binary point of the spacing, and exceeds ``f`` by less than ``2**-G`` otherwise
     (for fp16 and a float64 input ``2**-24 + 2**-76``, ``f = 2**-52`` but ``P(up) = 2**-51``).
+    bf16 and tf32 from float32 inputs share float32's ``emin``: their ``f`` has at most
+    ``24 - p`` bits below ``2**emin`` too, and the probability is exactly ``f``.
 
     The result has ``x``'s layout (strides) where ``x``'s is dense, as torch's elementwise
     operators give. The gradient, when ``x`` requires one, is passed straight through

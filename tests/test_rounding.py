@@ -171,6 +171,37 @@ def test_16_bit_formats_against_reference_on_a_stride(name: str, mode: RoundMode
     assert_same(mperror.round(x, fmt, mode), reference(x, fmt, mode), x)
 
 
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        formats.get("bf16"),  # the storage's emin and subnormals: its subnormal grid, coarsened
+        formats.get("tf32"),
+        formats.FloatFormat(precision=3, emax=127, emin=-126),
+        formats.FloatFormat(precision=8, emax=127, emin=-126, subnormals=False),  # not linear
+        formats.FloatFormat(precision=8, emax=127, emin=-125),  # not linear: emin differs
+    ],
+    ids=["bf16", "tf32", "p3", "p8-no-subnormals", "p8-emin-125"],
+)
+def test_float32_subnormal_inputs_against_reference(fmt: formats.FloatFormat) -> None:
+    """Oracle: the reference, on float32 inputs below 2**-124 (float32 subnormals among them:
+    patterns the integer kernel rounds directly where the format's grid there is float32's
+    own subnormal grid coarsened, with no fix-up below 2**emin), every deterministic mode."""
+    # Multiples of the finest spacing any such format has below 2**-124, and the midpoints
+    # between them (every value and midpoint of fmt there is one of these), their float32
+    # neighbours, and random float32 values below 2**-124.
+    step = 2.0 ** (-126 - fmt.precision + 1)
+    grid = torch.arange(0, 2 ** (fmt.precision + 1) + 1, dtype=torch.float32) * step
+    mids = grid + step / 2
+    up = torch.nextafter(mids, torch.tensor(math.inf))
+    down = torch.nextafter(mids, torch.tensor(0.0))
+    random = torch.rand(500, generator=torch.Generator().manual_seed(1)) * 2.0**-124
+    x = torch.cat([grid, mids, up, down, random, torch.tensor([2.0**-149, 2.0**-126])])
+    x = torch.cat([x, -x])
+    assert (x[x != 0].abs() < 2.0**-126).any()  # float32 subnormals are among them
+    for mode in DETERMINISTIC:
+        assert_same(mperror.round(x, fmt, mode), reference(x, fmt, mode), x)
+
+
 @given(st.lists(st.floats(width=64), min_size=1, max_size=40))
 @example([2.0**-149 * 1.5, 2.0**-150, 2.0**-160, 3.5e38, 1e300, 2.0**128, 1 + 2**-30])
 def test_round_to_odd_float32_conversion(values: list[float]) -> None:
@@ -312,6 +343,7 @@ def _tolerance(f: float) -> float:
     [
         ("fp16", 1 + 0.3 * 2**-10),  # normal range
         ("bf16", -(3.0 + 0.77 * 2**-6)),
+        ("bf16", 3 * 2.0**-140),  # a float32 subnormal, f = 3 * 2**-7 below bf16's spacing
         ("e2m1", 0.1),  # subnormal range
         ("fp16", 2.0**-30),  # far below the smallest subnormal: f = 2**-6
         ("e4m3fn", 450.0),  # near overflow: saturates
@@ -611,6 +643,7 @@ def test_formats_without_subnormals_need_their_lowest_spacing() -> None:
         ("e4m3fn", "nearest_even", torch.float32),  # compiled: the kernel, not torch's cast
         ("e3m2", "odd", torch.float64),  # the round-to-odd float32 detour, compiled
         ("bf16", "stochastic", torch.float64),  # the int64 kernel, compiled
+        ("bf16", "stochastic", torch.float32),  # subnormal inputs without a fix-up
         # the detour with torch's half cast (CPU; Triton would drop the cast, so not on CUDA)
         ("fp16", "nearest_even", torch.float64),
     ],
