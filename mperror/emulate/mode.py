@@ -344,6 +344,9 @@ _AUTOCAST_LOWER_LINALG = ("matmul", "multi_dot", "vecdot")
 _AUTOCAST_FP32_FUNCTIONS = (
     "cosine_similarity", "l1_loss", "kl_div", "poisson_nll_loss", "cosine_embedding_loss",
     "hinge_embedding_loss", "margin_ranking_loss", "triplet_margin_loss", "rms_norm",
+    "layer_norm", "group_norm", "cross_entropy", "nll_loss", "mse_loss", "smooth_l1_loss",
+    "huber_loss", "soft_margin_loss", "multilabel_margin_loss", "multi_margin_loss",
+    "binary_cross_entropy_with_logits", "normalize", "cdist", "pdist",
 )  # fmt: skip
 
 
@@ -357,10 +360,10 @@ def _functions(names: tuple[str, ...], target: str) -> dict[Any, str]:
     return found
 
 
-# softmax and log_softmax (the fp32 list's "set optional dtype" entries that reach the emulator
-# as _softmax / _log_softmax, without their dtype argument): autocast computes them in float32
-# unless the call names a dtype, which it keeps.
-_AUTOCAST_DTYPE_FUNCTIONS = ("softmax", "log_softmax")
+# softmax, log_softmax and softmin (the fp32 list's "set optional dtype" entries that reach the
+# emulator as _softmax / _log_softmax, without their dtype argument): autocast computes them in
+# float32 unless the call names a dtype, which it keeps.
+_AUTOCAST_DTYPE_FUNCTIONS = ("softmax", "log_softmax", "softmin")
 # autocast's "promote" list: floating inputs cast to the widest dtype among them first
 _AUTOCAST_PROMOTE_FUNCTIONS = (
     "addcdiv", "addcmul", "atan2", "bilinear", "cross", "dot", "vdot", "grid_sample",
@@ -387,8 +390,12 @@ _AUTOCAST_FUNCTIONS: dict[Any, str] = {
     **{getattr(torch.Tensor, name): "promote" for name in _AUTOCAST_PROMOTE_METHODS},
     **({torch.linalg.cross: "promote"} if hasattr(torch.linalg, "cross") else {}),
     **_functions(_AUTOCAST_DTYPE_FUNCTIONS, "dtype"),
-    **{getattr(torch, name): "dtype" for name in _AUTOCAST_DTYPE_FUNCTIONS},
-    **{getattr(torch.Tensor, name): "dtype" for name in _AUTOCAST_DTYPE_FUNCTIONS},
+    **{getattr(torch, name): "dtype" for name in _AUTOCAST_DTYPE_FUNCTIONS if hasattr(torch, name)},
+    **{
+        getattr(torch.Tensor, name): "dtype"
+        for name in _AUTOCAST_DTYPE_FUNCTIONS
+        if hasattr(torch.Tensor, name)
+    },
 }
 
 
@@ -396,8 +403,9 @@ class _AutocastFunctions(torch.overrides.TorchFunctionMode):
     """storage="autocast": the casts torch.autocast makes before the functions of
     :data:`_AUTOCAST_FUNCTIONS` (floating inputs but float64 ones, to the cast dtype or to
     float32), while its block is the innermost one open. Like autocast's cast cache, a
-    float32 leaf that requires grad (a weight) is cast once per block and the cast reused, so
-    the gradients of its uses add up in the cast dtype before autograd casts them back."""
+    float32 leaf that requires grad (a weight) is cast once per block (with grad enabled) and
+    the cast reused, so the gradients of its uses add up in the cast dtype before autograd
+    casts them back."""
 
     def __init__(self, engine: _Engine) -> None:
         super().__init__()
@@ -409,7 +417,15 @@ class _AutocastFunctions(torch.overrides.TorchFunctionMode):
         return super().__exit__(*exc)
 
     def _cast(self, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        cached = t.dtype is torch.float32 and t.is_leaf and t.requires_grad
+        # Only casts autograd records: one made under no_grad or inference mode has no
+        # grad_fn, and reused in a later forward it would cut the weight out of the graph.
+        cached = (
+            t.dtype is torch.float32
+            and t.is_leaf
+            and t.requires_grad
+            and torch.is_grad_enabled()
+            and not torch.is_inference_mode_enabled()
+        )
         if cached and dtype is not torch.float32:
             hit = self.cache.get(id(t))
             if hit is not None and hit[0] is t and hit[1] == t._version and hit[2].dtype is dtype:
@@ -433,36 +449,50 @@ class _AutocastFunctions(torch.overrides.TorchFunctionMode):
             return func(*args, **kwargs)
         if target == "dtype":
             named = kwargs.get("dtype") is not None or any(isinstance(a, torch.dtype) for a in args)
-            if not named:
-                return func(*args, **kwargs)
-            _BLOCKS.keep_dtype = True  # the fp32-list kernel it runs as keeps that dtype
-            try:
-                return func(*args, **kwargs)
-            finally:
-                _BLOCKS.keep_dtype = False
+            if named:  # the fp32-list kernel it runs as keeps that dtype
+                return _excluded(func, args, kwargs, keep_dtype=True)
+            target = "fp32"  # cast above autograd, so that a backward after the block agrees
         if target == "lower":
             dtype = self.engine.cast
         elif target == "fp32":
             dtype = torch.float32
         else:  # "promote": the widest floating dtype among the inputs
-            dtypes = [
+            dtypes = {
                 t.dtype
                 for a in itertools.chain(args, kwargs.values())
                 for t in (a if isinstance(a, (list, tuple)) else (a,))
                 if isinstance(t, torch.Tensor) and t.is_floating_point()
-            ]
-            if len(set(dtypes)) < 2:
-                return func(*args, **kwargs)
-            dtype = functools.reduce(torch.promote_types, dtypes)
+            }
+            dtype = functools.reduce(torch.promote_types, dtypes) if dtypes else None
 
         def cast(t: torch.Tensor) -> torch.Tensor:
             if t.is_floating_point() and t.dtype not in (torch.float64, dtype):
                 return self._cast(t, dtype)
             return t
 
-        args = _map_tensors(cast, args)
-        kwargs = {k: _map_tensors(cast, v) for k, v in kwargs.items()}
+        if dtype is not None:
+            args = _map_tensors(cast, args)
+            kwargs = {k: _map_tensors(cast, v) for k, v in kwargs.items()}
+        # autocast runs a listed operator with autocast excluded: the parts of a lowered
+        # function run on the dtypes they get (einsum's sum of half products stays half), and
+        # those of an fp32 or promote function are not lowered (a tensordot's mm, a cdist's)
+        if target == "lower":
+            return _excluded(func, args, kwargs, keep_dtype=True)
+        return _excluded(func, args, kwargs, unlowered=True)
+
+
+def _excluded(func, args, kwargs, **flags: bool):
+    """``func`` run with the thread's ``_BLOCKS`` flags set (``keep_dtype``: the fp32 list's
+    operators run on the dtypes they get; ``unlowered``: matmul-class operators are not
+    lowered), the outer values restored after."""
+    outer = {name: getattr(_BLOCKS, name, False) for name in flags}
+    for name, value in flags.items():
+        setattr(_BLOCKS, name, value)
+    try:
         return func(*args, **kwargs)
+    finally:
+        for name, value in outer.items():
+            setattr(_BLOCKS, name, value)
 
 
 class _Mode(TorchDispatchMode):
@@ -752,6 +782,11 @@ class _Engine:
             impl = _format_aware(func, info.name, fmt)
         return _Entry(info, _WIDE, fmt, lowered, impl)
 
+    def _casts_results(self) -> bool:
+        """Does the lowered operator running now return its results in the cast dtype (see
+        :func:`_records_uncast` for when it keeps the dtype autograd expects)?"""
+        return self.cast is not None and not getattr(_ACTIVE, "keep_caller", False)
+
     def _lowered(self, info: OpInfo) -> bool:
         """Are the operator's inputs rounded to the matmul format first (matmul-class), and,
         under storage="autocast", its results stored in the cast dtype? Autocast casts neither
@@ -786,8 +821,17 @@ class _Engine:
                 # As under torch.autocast: matmuls on float64 tensors alone stay float64, and
                 # any other operator with no tensor (nor dtype argument) of the cast dtype runs
                 # as torch's kernels run it.
-                if entry.round_inputs:
+                if entry.round_inputs and not getattr(_BLOCKS, "unlowered", False):
                     lowered = _castable(args, kwargs)
+                    # Lowered below autograd (a call the Python-level casts did not see, from
+                    # C++ or inside another function) where autograd records it: the result
+                    # keeps the dtype autograd expects, its values those of the format. (Not
+                    # in a checkpoint's recomputation, which autograd runs without the
+                    # Python-level casts, and whose backward runs in the block: it lowers as
+                    # the forward pass's casts did.)
+                    _ACTIVE.keep_caller = (
+                        lowered and _records_uncast(args, kwargs, cast) and not _recomputing()
+                    )
                 else:
                     lowered = _touches(args, kwargs, cast)
                 if not lowered:
@@ -824,6 +868,7 @@ class _Engine:
             return self._float32(entry.info, func, args, kwargs)
         finally:
             _ACTIVE.depth = 0
+            _ACTIVE.keep_caller = False
 
     # -- handlers ----------------------------------------------------------------------------
 
@@ -848,7 +893,7 @@ class _Engine:
                 a.to(real) if isinstance(a, torch.Tensor) and a.dtype is dtype else a for a in args
             ]
         out = func(*wargs, **kwargs)
-        if entry.round_inputs and self.cast is not None:
+        if entry.round_inputs and self._casts_results():
             if isinstance(out, tuple):  # a half attention's log-sum-exp stays float32
                 dtypes = self._lowered_dtypes(func, args, kwargs, out)
                 return tuple(
@@ -959,7 +1004,7 @@ class _Engine:
             elif pos < len(wargs):
                 wargs = (*wargs[:pos], _widen_dtype(wargs[pos], real, cplx), *wargs[pos + 1 :])
         out = (func if compute is None else compute)(*wargs, **wkwargs)
-        if round_inputs and self.cast is not None:
+        if round_inputs and self._casts_results():
             callers = self._lowered_dtypes(func, args, kwargs, out)
         else:
             callers = self._caller_dtypes(func, args, kwargs, out)
@@ -1119,7 +1164,7 @@ class _Engine:
             if all(bool(torch.isfinite(t).all()) for t in inputs):
                 parts = torch.view_as_real(value) if value.is_complex() else value
                 self.overflowed += parts.numel() - int(torch.count_nonzero(parts.isfinite()))
-        if entry.round_inputs and self.cast is not None:
+        if entry.round_inputs and self._casts_results():
             (caller,) = self._lowered_dtypes(func, args, kwargs, value)
         else:
             (caller,) = self._caller_dtypes(func, args, kwargs, value)
@@ -1236,7 +1281,12 @@ class _Engine:
         cast dtype, whose own format it is then rounded to (to nearest, as its kernels do)."""
         cast = self.cast
         part = _REAL_OF.get(dtype, dtype)
-        if cast is None or part is cast or not part.is_floating_point:
+        if (
+            cast is None
+            or part is cast
+            or not part.is_floating_point
+            or getattr(_ACTIVE, "keep_caller", False)
+        ):
             return fmt, self.mode
         return format_of_dtype(part), RoundMode.NEAREST_EVEN
 
@@ -1389,6 +1439,25 @@ def _touches(args, kwargs, dtype: torch.dtype) -> bool:
             for e in a:
                 if isinstance(e, torch.Tensor) and e.dtype is dtype:
                     return True
+    return False
+
+
+def _records_uncast(args, kwargs, cast: torch.dtype) -> bool:
+    """Will autograd record this operator with an input autocast's Python-level casts did not
+    reach (a floating tensor other than float64 and the cast dtype that requires grad)? Its
+    gradient formula then expects results of that dtype: a half result would fail a backward
+    pass run after the block, on torch's own kernels."""
+    if not torch.is_grad_enabled():
+        return False
+    for a in itertools.chain(args, kwargs.values()):
+        for t in a if isinstance(a, (list, tuple)) else (a,):
+            if (
+                isinstance(t, torch.Tensor)
+                and t.requires_grad
+                and t.is_floating_point()
+                and t.dtype not in (torch.float64, cast)
+            ):
+                return True
     return False
 
 

@@ -405,48 +405,58 @@ def autocast(
     float32, everything else in the widest dtype of its inputs.
 
     torch.autocast on CUDA casts the floating inputs (all but float64 ones) of its
-    ``lower_precision_fp`` operators (mm, bmm, addmm, baddbmm, addmv, addr, convolutions,
-    prelu, attention; what ``linear``, ``matmul`` and ``einsum`` decompose into) to its dtype:
-    here they are :attr:`OpClass.MATMUL` with format ``fmt``, their inputs rounded first, and
-    their results are stored in :attr:`Policy.cast_dtype` (float16 for fp16 and for the FP8,
-    FP6 and FP4 formats, bfloat16 for bf16), as autocast returns them. The functions on its
-    lists that torch composes in Python (linear, matmul, einsum, the convolutions, attention,
-    the RNN cells; the composite losses, cosine similarity and ``rms_norm`` of the fp32 list)
-    get those casts first, above autograd, a float32 weight cast once per block as autocast's
-    cast cache does: autograd undoes them, so a backward pass may run inside the block
-    (emulated) or after it (natively, as in torch's AMP recipe). Its fp32 list (exp, log,
-    pow, softmax, log_softmax, layer and group norm, sum, prod, cumsum, norms, logsumexp,
-    losses, upsampling; see :data:`AUTOCAST_FP32_OPS`) runs in float32 and returns float32
-    (softmax and log_softmax called with a ``dtype`` keep it, as autocast does), and the
-    floating inputs of its promote list (addcdiv, addcmul, atan2, bilinear, cross, dot,
-    grid_sample, index_put, scatter_add, tensordot) are cast to the widest dtype among them;
-    factories (``full``, ``arange``, ``randn``, ...; autocast casts none) run as without
-    emulation (one asked to make the cast dtype makes values of ``fmt``). Every other
-    operator runs on the dtypes it is given (``storage="autocast"``, see :class:`Policy`):
-    ``h + bias`` with ``h`` a half result and ``bias`` a float32 tensor returns float32,
-    ``tanh(h)`` returns half, rounded to ``fmt``; operators on float32 tensors alone run
-    natively. Autograd casts each gradient to the dtype of the tensor it is for, so
-    gradients of half results are half and the float32 weights get float32 gradients, as
-    under CUDA autocast; CUDA autocast is off in backward, so the fp32 list's backward
-    kernels (``mse_loss_backward``, ...) run in float32 and the rest on the dtypes they are
-    given (a bias gradient's ``sum`` of a half gradient returns half).
+    ``lower_precision_fp`` operators (mm, bmm, addmm, baddbmm, addmv, addr, convolutions, prelu,
+    attention; what ``linear``, ``matmul`` and ``einsum`` decompose into) to its dtype: here
+    they are :attr:`OpClass.MATMUL` with format ``fmt``, their inputs rounded first, and their
+    results are stored in :attr:`Policy.cast_dtype` (float16 for fp16 and for the FP8, FP6 and
+    FP4 formats, bfloat16 for bf16), as autocast returns them. The functions on its lists that
+    torch composes in Python (linear, matmul, einsum, the convolutions, attention, the RNN
+    cells; the layer and group norms, softmax, log_softmax, softmin, the losses, ``normalize``,
+    ``cdist``, cosine similarity and ``rms_norm`` of the fp32 list) get those casts first, above
+    autograd, a float32 weight cast once per block as autocast's cast cache does (a cast made
+    with grad enabled; one made under ``no_grad`` or inference mode is not kept): autograd
+    undoes them, so a backward pass may run inside the block (emulated) or after it (natively,
+    as in torch's AMP recipe). Their parts run as CUDA runs them, with autocast excluded: inside
+    a lowered function the fp32 list's operators keep the dtype they get (einsum's sum of half
+    products stays half), and inside an fp32 or promote function nothing is lowered (tensordot
+    of float32 tensors is float32). Its fp32 list (exp, log, pow, softmax, log_softmax, layer
+    and group norm, sum, prod, cumsum, norms, logsumexp, losses, upsampling; see
+    :data:`AUTOCAST_FP32_OPS`) runs in float32 and returns float32 (softmax and log_softmax
+    called with a ``dtype`` keep it, as autocast does), and the floating inputs of its promote
+    list (addcdiv, addcmul, atan2, bilinear, cross, dot, grid_sample, index_put, scatter_add,
+    tensordot) are cast to the widest dtype among them; factories (``full``, ``arange``,
+    ``randn``, ...; autocast casts none) run as without emulation (one asked to make the cast
+    dtype makes values of ``fmt``). Every other operator runs on the dtypes it is given
+    (``storage="autocast"``, see :class:`Policy`): ``h + bias`` with ``h`` a half result and
+    ``bias`` a float32 tensor returns float32, ``tanh(h)`` returns half, rounded to ``fmt``;
+    operators on float32 tensors alone run natively. Autograd casts each gradient to the dtype
+    of the tensor it is for, so gradients of half results are half and the float32 weights get
+    float32 gradients, as under CUDA autocast; CUDA autocast is off in backward, so the fp32
+    list's backward kernels (``mse_loss_backward``, ...) run in float32 and the rest on the
+    dtypes they are given (a bias gradient's ``sum`` of a half gradient returns half).
 
-    Where this differs from CUDA autocast: operators on float32 values compute with torch's
-    CPU kernels, and half ones in float64 rounded once (CUDA's kernels round inside
-    transcendental functions and accumulate matmuls in their own order). A format without a
-    16-bit dtype (tf32) keeps its results in float32, and then every float32 result is
-    rounded to it. CPU torch has no half FFT: an FFT of a half tensor is refused, as on a CPU
-    without emulation (CUDA's half FFT takes power-of-two sizes only). A listed function
-    called from C++ rather than Python is seen as its parts, each treated as above (the
-    lowered operators' casts are then the emulator's, below autograd; a ``softmax`` called
-    with a ``dtype`` from C++ returns float32, where autocast keeps the dtype asked for).
-    Forward-mode tangents are not cast (a lowered layer's tangent can be float32 while its
-    result is half). ``torch.is_autocast_enabled()`` is False inside the block, so code
-    that branches on it (``torch.amp.custom_fwd``) runs as without autocast. Activation
-    checkpointing (``torch.utils.checkpoint``): the reentrant form recomputes its forward
-    function as a forward pass and gives the gradients of the same program without
-    checkpointing; the non-reentrant form raises torch's CheckpointError, because the
-    autograd engine does not carry the Python-level casts into the recomputation.
+    Where this differs from CUDA autocast: operators on float32 values compute with torch's CPU
+    kernels, and half ones in float64 rounded once (CUDA's kernels round inside transcendental
+    functions and accumulate matmuls in their own order). A format without a 16-bit dtype (tf32)
+    keeps its results in float32, and then every float32 result is rounded to it. CPU torch has
+    no half FFT: an FFT of a half tensor is refused, as on a CPU without emulation (CUDA's half
+    FFT takes power-of-two sizes only). A listed function called from C++, or from inside
+    another torch function (``nn.MultiheadAttention``'s ``multi_head_attention_forward``, the
+    RNN modules, attention's CPU math path, which widens half inputs to float32), is seen as its
+    parts, each treated as above: the lowered operators' casts are then the emulator's, below
+    autograd, and where autograd records such an operator on an input of another floating dtype
+    that requires grad, its result keeps that dtype (values of ``fmt``), so that a backward pass
+    after the block runs (a multi-head attention's output is then float32 where CUDA autocast's
+    is half; without grad it is half). A ``softmax`` called with a ``dtype`` from C++ returns
+    float32, where autocast keeps the dtype asked for. ``torch.autocast(..., enabled=False)``
+    inside the block is not seen: the region is emulated as the rest. Forward-mode tangents are
+    not cast (a lowered layer's tangent can be float32 while its result is half).
+    ``torch.is_autocast_enabled()`` is False inside the block, so code that branches on it
+    (``torch.amp.custom_fwd``) runs as without autocast. Activation checkpointing
+    (``torch.utils.checkpoint``): the reentrant form recomputes its forward function as a
+    forward pass and gives the gradients of the same program without checkpointing; the
+    non-reentrant form raises torch's CheckpointError, because the autograd engine does not
+    carry the Python-level casts into the recomputation.
 
     >>> p = autocast("bf16")
     >>> p.matmul.name, "_softmax" in p.keep_fp32, "mean" in p.keep_fp32, p.cast_dtype

@@ -569,6 +569,113 @@ def test_autocast_checkpoint_recomputes_as_a_forward_pass() -> None:
         run(lambda f, x: checkpoint(f, x, use_reentrant=False))
 
 
+@pytest.mark.parametrize(("fmt", "dtype"), [("fp16", torch.float16), ("bf16", torch.bfloat16)])
+def test_autocast_fp32_list_backward_may_run_after_the_block(fmt, dtype) -> None:
+    """Oracles: CPU torch.autocast, whose backward after its block runs and gives float32
+    weight gradients; for the result dtype CUDA autocast's fp32 list (torch's AMP docs:
+    layer_norm, group_norm, softmax, log_softmax, softmin, cross_entropy, nll_loss, normalize
+    autocast to float32; CPU autocast runs some of them in its lower dtype). The emulation had
+    cast these below autograd, which saved the half input beside a float32 result, and
+    torch's backward kernels raised a dtype mismatch after the block."""
+    F = torch.nn.functional
+    target = torch.tensor([0, 2, 1, 5])
+    cases = {
+        "layer_norm": lambda h: torch.nn.LayerNorm(6)(h),
+        "group_norm": lambda h: torch.nn.GroupNorm(2, 6)(h),
+        "softmax": lambda h: torch.softmax(h, -1),
+        "log_softmax": lambda h: h.log_softmax(-1),
+        "softmin": lambda h: F.softmin(h, -1),
+        "cross_entropy": lambda h: F.cross_entropy(h, target),
+        "nll_loss": lambda h: F.nll_loss(h, target),
+        "normalize": lambda h: F.normalize(h),
+    }
+    for name, f in cases.items():
+        dtypes = []
+        for context in (torch.autocast("cpu", dtype=dtype), emulate(autocast(fmt))):
+            torch.manual_seed(0)
+            layer, x = torch.nn.Linear(6, 6), torch.randn(4, 6)
+            with context:
+                y = f(layer(x))
+            y.float().sum().backward()
+            dtypes.append((layer.weight.grad.dtype, layer.bias.grad.dtype))
+        assert dtypes[1] == dtypes[0] == (torch.float32,) * 2, name
+        assert y.dtype == torch.float32, name
+
+
+def test_autocast_weight_casts_made_without_grad_are_not_reused() -> None:
+    """Oracle: the same program without the no_grad forward. A weight cast made under
+    no_grad (an evaluation between training steps) has no grad_fn; reused from the cast cache
+    by a later forward of the block, it cut the weights out of the graph: their gradients
+    were None, silently. Inference mode alike."""
+
+    def run(evaluate):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+        x = torch.randn(5, 2, requires_grad=True)
+        with emulate(autocast("fp16")):
+            if evaluate is not None:
+                with evaluate():
+                    net(torch.randn(3, 2))
+            (du,) = torch.autograd.grad(net(x).sum(), x, create_graph=True)
+            du.float().square().sum().backward()
+        return [p.grad for p in net.parameters()]
+
+    expected = run(None)
+    assert expected[0] is not None  # (the last bias does not enter du: its gradient is None)
+    for evaluate in (torch.no_grad, torch.inference_mode):
+        got = run(evaluate)
+        for a, b in zip(got, expected, strict=True):
+            assert (a is None and b is None) or (a is not None and torch.equal(a, b))
+
+
+def test_autocast_modules_that_call_linear_from_inside_run_backward_after_the_block() -> None:
+    """Oracle: CPU torch.autocast(bfloat16), where backward after the block runs and gives
+    float32 gradients to every parameter. nn.MultiheadAttention (its Python function is seen
+    by the emulator as its parts), the RNN modules (matmuls called from C++) and attention's
+    CPU math path (which widens half inputs to float32) had their matmuls lowered below
+    autograd with half results, and the backward after the block raised a dtype mismatch.
+    Where autograd records such a lowered operator on float32 inputs, its result now keeps
+    float32, holding values of the format (checked: rounding to bf16 leaves the projection's
+    result unchanged)."""
+    torch.manual_seed(0)
+    modules = {
+        "mha": (torch.nn.MultiheadAttention(8, 2, batch_first=True), lambda m, x: m(x, x, x)[0]),
+        "gru": (torch.nn.GRU(8, 8, batch_first=True), lambda m, x: m(x)[0]),
+        "lstm": (torch.nn.LSTM(8, 8, batch_first=True), lambda m, x: m(x)[0]),
+        "sdpa": (
+            torch.nn.Linear(8, 8),
+            lambda m, x: torch.nn.functional.scaled_dot_product_attention(m(x), m(x), m(x)),
+        ),
+    }
+    x = torch.randn(2, 5, 8)
+    for name, (module, call) in modules.items():
+        for context in (torch.autocast("cpu", dtype=torch.bfloat16), emulate(autocast("bf16"))):
+            module.zero_grad()
+            with context:
+                y = call(module, x)
+            y.float().square().sum().backward()
+            assert all(p.grad.dtype == torch.float32 for p in module.parameters()), name
+    with emulate(autocast("bf16")):
+        y = modules["mha"][0](x, x, x, need_weights=False)[0].detach()  # its out projection
+    assert y.dtype == torch.float32 and torch.equal(mperror.round(y, "bf16"), y)
+
+
+def test_autocast_runs_parts_of_listed_functions_as_autocast_excludes_them() -> None:
+    """Oracle: CUDA autocast runs a listed operator with autocast excluded (its
+    ExcludeDispatchKeyGuard): tensordot, on the promote list, of two float32 tensors is the
+    plain float32 tensordot (its mm is not lowered); einsum's reduction of half products stays
+    half (its sum is not sent to the fp32 list)."""
+    torch.manual_seed(0)
+    a, b = torch.randn(3, 4) * OFF_GRID, torch.randn(4, 5)
+    with emulate(autocast("bf16")):
+        dot = torch.tensordot(a, b, dims=1)
+        total = torch.einsum("ij->i", a)
+    assert dot.dtype == torch.float32 and torch.equal(dot, torch.tensordot(a, b, dims=1))
+    assert total.dtype == torch.bfloat16
+    expected = mperror.round(mperror.round(a.double(), "bf16").sum(1), "bf16").to(torch.bfloat16)
+    assert torch.equal(total, expected)
+
+
 def test_autocast_casts_a_weight_once_per_block() -> None:
     """Oracle: CPU torch.autocast(bfloat16), whose cast cache casts a float32 leaf that
     requires grad once per region: the gradients of a weight's two uses add up in bfloat16
