@@ -1322,7 +1322,9 @@ class _Engine:
             v, r = torch.view_as_real(v), torch.view_as_real(r)
         if values:  # False for a second rounding of values already counted
             self.rounded += r.numel()
-        self.underflowed += int(torch.count_nonzero(v)) - int(torch.count_nonzero(r))
+        nonzero = int(torch.count_nonzero(r))
+        if nonzero < r.numel():  # else v had no zeros either, and nothing underflowed
+            self.underflowed += int(torch.count_nonzero(v)) - nonzero
         if fmt.overflow is Overflow.SATURATE:
             if v.numel() and not float(v.abs().max()) <= fmt.max:
                 beyond = torch.count_nonzero(v.abs() > fmt.max) - torch.count_nonzero(v.isinf())

@@ -452,7 +452,9 @@ def autocast(
     inside the block is not seen: the region is emulated as the rest. Forward-mode tangents are
     not cast (a lowered layer's tangent can be float32 while its result is half).
     ``torch.is_autocast_enabled()`` is False inside the block, so code that branches on it
-    (``torch.amp.custom_fwd``) runs as without autocast. Activation checkpointing
+    (``torch.amp.custom_fwd``) runs as without autocast; so do the RNN modules' input checks
+    (``nn.LSTM`` given a half input, a lowered layer's result, raises torch's dtype
+    ValueError, which real autocast skips: give them float32 inputs). Activation checkpointing
     (``torch.utils.checkpoint``): the reentrant form recomputes its forward function as a
     forward pass and gives the gradients of the same program without checkpointing; the
     non-reentrant form raises torch's CheckpointError, because the autograd engine does not
