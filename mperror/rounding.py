@@ -775,8 +775,12 @@ def round(
     float64, and 31, resp. 63, random bits are drawn per element). Below ``2**emin`` the value
     becomes a fixed-point integer with ``G`` guard bits, ``G = 31`` for float32 inputs and
     ``62 - p`` for float64: the probability is exactly ``f`` when ``f`` has at most ``G`` bits
-    after the binary point of the spacing, and exceeds ``f`` by less than ``2**-G`` otherwise
-    (for fp16 and a float64 input ``2**-24 + 2**-76``, ``f = 2**-52`` but ``P(up) = 2**-51``).
+    after the binary point of the spacing, and otherwise differs from ``f`` by less than
+    ``2**-G``, either way: ``P(up) = (floor(f 2**G) | 1) / 2**G``, the sticky bit setting the
+    last guard bit (for fp16 and a float64 input ``2**-24 + 2**-76``, ``f = 2**-52`` but
+    ``P(up) = 2**-51``; for ``2**-24 + 3 * 2**-76``, ``f = 3 * 2**-52`` but ``P(up) = 2**-51``).
+    The float32-addition path of the FP6 and FP4 formats goes up with probability
+    ``ceil(f 2**31) / 2**31`` instead, never below ``f``.
     bf16 and tf32 from float32 inputs share float32's ``emin``: their ``f`` has at most
     ``24 - p`` bits below ``2**emin`` too, and the probability is exactly ``f``.
 
