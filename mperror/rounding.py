@@ -340,8 +340,10 @@ def _round_small(
     scaling that stays inside float64's range), then the integer ``floor(F)`` with the sticky bit
     ``F != floor(F)`` or'ed in is rounded with ``drop = guard``. With ``guard >= 2`` the kept
     bits, the round bit and the sticky bit decide every deterministic mode exactly; stochastic
-    rounding sees the fraction to ``guard`` bits, the sticky bit making the probability exceed the
-    exact one by less than ``2**-guard``. Few-bit stochastic rounding (``random_bits``) gets no
+    rounding sees the fraction to ``guard`` bits with the sticky bit in the last of them, so
+    the probability is ``(floor(F') | 1) / 2**guard`` (``F'`` the fraction times
+    ``2**guard``) where the fraction has more bits: within ``2**-guard`` of the exact one,
+    either way. Few-bit stochastic rounding (``random_bits``) gets no
     sticky bit: it truncates what lies below its bits, here below the ``guard`` bits too.
     """
     layout = plan.layout
@@ -755,9 +757,9 @@ def round(
             counter-based stream, no bits written to or read from memory), so the same seed
             gives the same result, but not the eager path's.
         dtype: the dtype of the result (complex for complex ``x``); default ``x``'s dtype. It must
-            hold every value of ``fmt``, or ValueError asks for a wider dtype (a float16 tensor
-            rounded to bf16 needs ``dtype=torch.float32``). Asking for a narrower result than the
-            input (float64 in, float32 out) saves a conversion.
+            hold every value of ``fmt``, or ValueError names the narrowest that does (a float16
+            tensor rounded to bf16 needs ``dtype=torch.bfloat16`` or wider). Asking for a
+            narrower result than the input (float64 in, float32 out) saves a conversion.
 
     Semantics (the same as :func:`mperror.reference.round_scalar`): signed zeros are kept, NaN
     stays NaN, overflow follows ``fmt.overflow`` (see :class:`~mperror.formats.Overflow`). A NaN's
@@ -824,7 +826,8 @@ def _check_dtype(dtype: torch.dtype | None, x: torch.Tensor, fmt: FloatFormat) -
         names = ", ".join(str(d).replace("torch.", "") for d in allowed)
         raise ValueError(f"dtype must be one of {names} for a {x.dtype} input, got {dtype}")
     if not _holds(format_of_dtype(_REAL_OF.get(dtype, dtype)), fmt):
-        raise ValueError(_wider_dtype_message(fmt, dtype))
+        wide = [d for d in allowed if _holds(format_of_dtype(_REAL_OF.get(d, d)), fmt)]
+        raise ValueError(_wider_dtype_message(fmt, dtype, wide[0] if wide else None))
     return dtype
 
 
@@ -1061,12 +1064,18 @@ def _round_float64_via_odd_float32(
     return out.view(x.shape)
 
 
-def _wider_dtype_message(fmt: FloatFormat, dtype: torch.dtype) -> str:
-    return (
+def _wider_dtype_message(
+    fmt: FloatFormat, dtype: torch.dtype, wider: torch.dtype | None = None
+) -> str:
+    """The ValueError's text for a result ``dtype`` that cannot hold ``fmt``; ``wider``, the
+    narrowest dtype of the input's kind (real or complex) that can, is the one suggested."""
+    text = (
         f"the result dtype {dtype} cannot hold every value of {fmt} (precision {fmt.precision}, "
-        f"exponents [{fmt.emin}, {fmt.emax}], max {fmt.max}); pass a wider dtype, e.g. "
-        "dtype=torch.float32, or a wider x (x.float(), x.double())"
+        f"exponents [{fmt.emin}, {fmt.emax}], max {fmt.max})"
     )
+    if wider is None:
+        return text
+    return f"{text}; pass a wider dtype, dtype={wider} (or an x of that dtype)"
 
 
 def _draw(
