@@ -1075,7 +1075,7 @@ def _wider_dtype_message(
     )
     if wider is None:
         return text
-    return f"{text}; pass a wider dtype, dtype={wider} (or an x of that dtype)"
+    return f"{text}; pass a wider dtype: dtype={wider}"
 
 
 def _draw(

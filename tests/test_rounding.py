@@ -591,14 +591,14 @@ def test_bad_inputs_raise_clear_errors() -> None:
         mperror.round(torch.tensor([True]), "fp16")
     with pytest.raises(TypeError, match=r"torch\.Tensor"):
         mperror.round([1.0], "fp16")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"wider dtype, dtype=torch\.float32"):
+    with pytest.raises(ValueError, match=r"wider dtype: dtype=torch\.float32"):
         mperror.round(torch.ones(2, dtype=torch.float16), "fp32")
-    with pytest.raises(ValueError, match=r"wider dtype, dtype=torch\.bfloat16"):
+    with pytest.raises(ValueError, match=r"wider dtype: dtype=torch\.bfloat16"):
         mperror.round(torch.ones(2, dtype=torch.float16), "bf16")
     # the narrowest dtype of x's kind that holds the format (it had suggested float32 always)
-    with pytest.raises(ValueError, match=r"wider dtype, dtype=torch\.float64"):
+    with pytest.raises(ValueError, match=r"wider dtype: dtype=torch\.float64"):
         mperror.round(torch.ones(2), "fp64")
-    with pytest.raises(ValueError, match=r"wider dtype, dtype=torch\.complex128"):
+    with pytest.raises(ValueError, match=r"wider dtype: dtype=torch\.complex128"):
         mperror.round(torch.ones(2, dtype=torch.complex64), "fp64")
     with pytest.raises(ValueError, match="wider dtype"):
         mperror.round(torch.ones(2), "fp16", dtype=torch.bfloat16)
