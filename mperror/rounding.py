@@ -826,8 +826,9 @@ def _check_dtype(dtype: torch.dtype | None, x: torch.Tensor, fmt: FloatFormat) -
         names = ", ".join(str(d).replace("torch.", "") for d in allowed)
         raise ValueError(f"dtype must be one of {names} for a {x.dtype} input, got {dtype}")
     if not _holds(format_of_dtype(_REAL_OF.get(dtype, dtype)), fmt):
-        wide = [d for d in allowed if _holds(format_of_dtype(_REAL_OF.get(d, d)), fmt)]
-        raise ValueError(_wider_dtype_message(fmt, dtype, wide[0] if wide else None))
+        # float64 (complex128) holds every format, so some dtype of x's kind does
+        wider = next(d for d in allowed if _holds(format_of_dtype(_REAL_OF.get(d, d)), fmt))
+        raise ValueError(_wider_dtype_message(fmt, dtype, wider))
     return dtype
 
 
@@ -1064,18 +1065,13 @@ def _round_float64_via_odd_float32(
     return out.view(x.shape)
 
 
-def _wider_dtype_message(
-    fmt: FloatFormat, dtype: torch.dtype, wider: torch.dtype | None = None
-) -> str:
+def _wider_dtype_message(fmt: FloatFormat, dtype: torch.dtype, wider: torch.dtype) -> str:
     """The ValueError's text for a result ``dtype`` that cannot hold ``fmt``; ``wider``, the
     narrowest dtype of the input's kind (real or complex) that can, is the one suggested."""
-    text = (
+    return (
         f"the result dtype {dtype} cannot hold every value of {fmt} (precision {fmt.precision}, "
-        f"exponents [{fmt.emin}, {fmt.emax}], max {fmt.max})"
+        f"exponents [{fmt.emin}, {fmt.emax}], max {fmt.max}); pass a wider dtype: dtype={wider}"
     )
-    if wider is None:
-        return text
-    return f"{text}; pass a wider dtype: dtype={wider}"
 
 
 def _draw(
