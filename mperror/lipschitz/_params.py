@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
 
+from mperror._checks import is_integer
 from mperror.lipschitz._protocol import LossFn
 
 __all__ = [
@@ -87,11 +89,13 @@ def check_generator(generator: object) -> None:
         )
 
 
-def check_positive_int(value: object, *, argument: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
+def check_positive_int(value: object, *, argument: str) -> int:
+    """``value`` as a plain int, or an error naming ``argument`` unless it is an int >= 1."""
+    if not is_integer(value):
         raise TypeError(f"{argument} must be an int; got {type(value).__name__}")
     if value < 1:
         raise ValueError(f"{argument} must be >= 1; got {value}")
+    return operator.index(value)
 
 
 def check_tolerance(value: object, *, zero: bool) -> None:

@@ -78,9 +78,10 @@ class Lanczos:
     def __post_init__(self) -> None:
         check_tolerance(self.tol, zero=False)
         if self.max_iter is not None:
-            check_positive_int(self.max_iter, argument="max_iter")
+            max_iter = check_positive_int(self.max_iter, argument="max_iter")
+            object.__setattr__(self, "max_iter", max_iter)
         if self.ncv is not None:
-            check_positive_int(self.ncv, argument="ncv")
+            object.__setattr__(self, "ncv", check_positive_int(self.ncv, argument="ncv"))
             if self.ncv < 2:
                 raise ValueError(f"ncv must be >= 2 (ARPACK needs ncv > k = 1); got {self.ncv}")
         check_hvp_method(self.hvp)

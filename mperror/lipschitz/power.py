@@ -88,7 +88,7 @@ class PowerIteration:
     generator: torch.Generator | None = None
 
     def __post_init__(self) -> None:
-        check_positive_int(self.max_iter, argument="max_iter")
+        object.__setattr__(self, "max_iter", check_positive_int(self.max_iter, argument="max_iter"))
         check_tolerance(self.tol, zero=True)
         check_hvp_method(self.hvp)
         check_generator(self.generator)

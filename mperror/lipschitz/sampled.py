@@ -65,7 +65,7 @@ class SampledLocalMax:
 
     def __post_init__(self) -> None:
         check_radius(self.radius)
-        check_positive_int(self.points, argument="points")
+        object.__setattr__(self, "points", check_positive_int(self.points, argument="points"))
         if self.points < 2:
             raise ValueError(f"points must be >= 2 (a quotient needs a pair); got {self.points}")
         check_generator(self.generator)

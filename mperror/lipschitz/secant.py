@@ -219,7 +219,8 @@ class Secant:
 
     def __post_init__(self) -> None:
         check_radius(self.radius)
-        check_positive_int(self.directions, argument="directions")
+        directions = check_positive_int(self.directions, argument="directions")
+        object.__setattr__(self, "directions", directions)
         check_generator(self.generator)
 
     def __call__(self, loss_fn: LossFn, params: Sequence[torch.Tensor]) -> LipschitzEstimate:

@@ -60,6 +60,7 @@ from torch import nn
 
 import mperror.emulate
 from mperror import formats
+from mperror._checks import is_integer
 from mperror.formats import FloatFormat, as_format
 
 if TYPE_CHECKING:
@@ -277,27 +278,16 @@ def _vjp(fn, inputs, grads, needs, *, create_graph: bool = False, outs=None):
 
 
 def _positive_index(m: object) -> bool:
-    """``m`` is an integer >= 1 (a Python, numpy or 0-d torch integer; not a bool or float)."""
-    if isinstance(m, bool) or (isinstance(m, torch.Tensor) and m.dtype == torch.bool):
-        return False
-    try:
-        return operator.index(m) >= 1  # type: ignore[arg-type]
-    except TypeError:
-        return False
+    """``m`` is an integer >= 1 (:func:`mperror._checks.is_integer`: not a bool or float)."""
+    return is_integer(m) and operator.index(m) >= 1  # type: ignore[arg-type]
 
 
 def _count(name: str, value: object) -> int:
     """``value`` as a Python int if it is an integer >= 1 (Python, numpy or 0-d torch; not a
     bool), else a TypeError (not an integer) or ValueError (below 1) naming ``name``."""
-    is_bool = isinstance(value, bool) or (
-        isinstance(value, torch.Tensor) and value.dtype == torch.bool
-    )
-    try:
-        count = None if is_bool else operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        count = None
-    if count is None:
+    if not is_integer(value):
         raise TypeError(f"{name} must be a positive int, got {value!r}")
+    count = operator.index(value)  # type: ignore[arg-type]
     if count < 1:
         raise ValueError(f"{name} must be a positive int (>= 1), got {count}")
     return count
@@ -504,8 +494,9 @@ class FNO(nn.Module):
         precision: SpectralPrecision | str = "full",
     ) -> None:
         super().__init__()
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim not in (1, 2):
+        if not is_integer(dim) or dim not in (1, 2):
             raise ValueError(f"dim must be 1 or 2, got {dim!r}")
+        dim = operator.index(dim)
         modes = _modes(modes)
         if len(modes) != dim:
             raise ValueError(f"modes must hold dim={dim} ints, got {modes!r}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 import difflib
 import math
+import operator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from scipy.stats import qmc
 
+from mperror._checks import is_integer
 from mperror._records import Record
 
 __all__ = [
@@ -171,11 +173,11 @@ def check_seed(seed: object) -> int:
     """``seed`` if it is a non-negative int below ``2**64`` (``torch.Generator.manual_seed``
     takes an unsigned 64-bit seed, and the trainer seeds stochastic rounding with it), else a
     TypeError or ValueError naming the argument and the allowed values."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+    if not is_integer(seed):
         raise TypeError(f"seed must be a non-negative int below 2**64, got {type(seed).__name__}")
     if not 0 <= seed < 2**64:
         raise ValueError(f"seed must be a non-negative int below 2**64, got {seed}")
-    return int(seed)
+    return operator.index(seed)
 
 
 #: The streams of :func:`generator` the problems draw from: a model's initial weights, its
@@ -202,8 +204,9 @@ def evenly_spaced(n: int) -> torch.Tensor:
     >>> evenly_spaced(3).tolist()
     [0.25, 0.5, 0.75]
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if not is_integer(n) or n < 1:
         raise ValueError(f"n must be an int >= 1, got {n!r}")
+    n = operator.index(n)
     return torch.arange(1, n + 1, dtype=torch.float64) / (n + 1)
 
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
+
+from mperror._checks import is_integer
 
 __all__ = ["ACTIVATIONS", "MLP"]
 
@@ -78,8 +81,9 @@ class MLP(nn.Module):
     ) -> None:
         super().__init__()
         layers = tuple(layers)
-        if len(layers) < 2 or not all(isinstance(w, int) and w >= 1 for w in layers):
+        if len(layers) < 2 or not all(is_integer(w) and w >= 1 for w in layers):
             raise ValueError(f"layers must be at least two positive ints, got {layers!r}")
+        layers = tuple(operator.index(w) for w in layers)
         if activation not in ACTIVATIONS:
             raise ValueError(
                 f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}, got {activation!r}"

@@ -28,11 +28,13 @@ super-resolution check needs.
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 import scipy.fft
 import torch
 
+from mperror._checks import is_integer
 from mperror.problems._base import DATA_STREAM, check_seed, generator
 from mperror.problems.grf import SpectralGRF, periodic_1d, periodic_values_1d
 
@@ -152,12 +154,12 @@ def _etdrk4_coefficients(linear: np.ndarray, h: float, n_contour: int = 32) -> t
 def subsample(values: torch.Tensor, resolution: int) -> torch.Tensor:
     """Every ``n / resolution``-th value along the last axis (``x_j = j / resolution``)."""
     n = values.shape[-1]
-    if not (isinstance(resolution, int) and resolution >= 1 and n % resolution == 0):
+    if not (is_integer(resolution) and resolution >= 1 and n % resolution == 0):
         raise ValueError(
             f"resolution must be a positive int dividing the fine resolution {n}, "
             f"got {resolution!r}"
         )
-    return values[..., :: n // resolution]
+    return values[..., :: n // operator.index(resolution)]
 
 
 def burgers1d_dataset(
@@ -191,12 +193,13 @@ def burgers1d_dataset(
         dtype: dtype of the returned tensors (the solve is float64).
     """
     seed = check_seed(seed)
-    if isinstance(stream, bool) or not isinstance(stream, int):
+    if not is_integer(stream):
         raise TypeError(f"stream must be a non-negative int, got {type(stream).__name__}")
     if stream < 0:
         raise ValueError(f"stream must be a non-negative int, got {stream}")
-    if not (isinstance(fine_resolution, int) and fine_resolution % 2 == 0):
+    if not (is_integer(fine_resolution) and fine_resolution % 2 == 0):
         raise ValueError(f"fine_resolution must be an even int, got {fine_resolution!r}")
+    stream, fine_resolution = operator.index(stream), operator.index(fine_resolution)
     if fine_resolution <= 2 * field.n_modes:
         raise ValueError(
             f"fine_resolution must exceed 2 * field.n_modes = {2 * field.n_modes} so that every "
@@ -205,8 +208,9 @@ def burgers1d_dataset(
         )
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
-    if isinstance(resolution, bool) or not isinstance(resolution, int):
+    if not is_integer(resolution):
         raise ValueError(f"resolution must be an int, got {resolution!r}")
+    resolution = operator.index(resolution)
     subsample(torch.empty(fine_resolution), resolution)  # validates resolution early
     coefficients = periodic_1d(field, n_samples, generator=generator(seed, stream), zero_mean=True)
     u0 = periodic_values_1d(coefficients, fine_resolution)

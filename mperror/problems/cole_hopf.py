@@ -53,10 +53,13 @@ both to 1e-9.
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import roots_hermite
+
+from mperror._checks import is_integer
 
 __all__ = ["NU", "cole_hopf_solution"]
 
@@ -86,10 +89,11 @@ def cole_hopf_solution(
     """
     if not (isinstance(nu, (int, float)) and math.isfinite(nu) and nu > 0):
         raise ValueError(f"nu must be a positive finite float, got {nu!r}")
-    if not (isinstance(n_quadrature, int) and n_quadrature >= 2):
+    if not (is_integer(n_quadrature) and n_quadrature >= 2):
         raise ValueError(f"n_quadrature must be an int >= 2, got {n_quadrature!r}")
-    if not (isinstance(chunk, int) and chunk >= 1):
+    if not (is_integer(chunk) and chunk >= 1):
         raise ValueError(f"chunk must be a positive int, got {chunk!r}")
+    n_quadrature, chunk = operator.index(n_quadrature), operator.index(chunk)
     x_arr, t_arr = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(t, np.float64))
     if not np.all(np.isfinite(x_arr)):
         raise ValueError("x must be finite")

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -42,6 +43,7 @@ import scipy.sparse.linalg
 import torch
 from numpy.typing import ArrayLike
 
+from mperror._checks import is_integer
 from mperror.problems._base import DATA_STREAM, check_seed, generator
 from mperror.problems.grf import SpectralGRF, cosine_values_2d, neumann_2d
 
@@ -121,7 +123,7 @@ def _as_float64(values: ArrayLike | float) -> np.ndarray:
 def subsample(values: torch.Tensor, resolution: int) -> torch.Tensor:
     """Every ``s``-th node along the last two axes, ``s = (n - 1) / (resolution - 1)``."""
     n = values.shape[-1]
-    if not (isinstance(resolution, int) and resolution >= 2 and (n - 1) % (resolution - 1) == 0):
+    if not (is_integer(resolution) and resolution >= 2 and (n - 1) % (resolution - 1) == 0):
         valid = [r for r in range(2, n + 1) if (n - 1) % (r - 1) == 0]
         raise ValueError(
             f"resolution must be an int r with (r - 1) dividing {n - 1} (fine grid of {n} "
@@ -145,9 +147,9 @@ def periodic_subsample(values: torch.Tensor, points: int) -> torch.Tensor:
     tensor([[ 0.,  2.],
             [10., 12.]])
     """
-    if isinstance(points, bool) or not isinstance(points, int) or points < 1:
+    if not is_integer(points) or points < 1:
         raise ValueError(f"points must be a positive int, got {points!r}")
-    return subsample(values, points + 1)[..., :-1, :-1]
+    return subsample(values, operator.index(points) + 1)[..., :-1, :-1]
 
 
 def darcy_dataset(
@@ -181,14 +183,16 @@ def darcy_dataset(
         dtype: dtype of the returned tensors (the solve is float64).
     """
     seed = check_seed(seed)
-    if isinstance(stream, bool) or not isinstance(stream, int):
+    if not is_integer(stream):
         raise TypeError(f"stream must be a non-negative int, got {type(stream).__name__}")
     if stream < 0:
         raise ValueError(f"stream must be a non-negative int, got {stream}")
-    if not (isinstance(fine_resolution, int) and fine_resolution >= 3):
+    if not (is_integer(fine_resolution) and fine_resolution >= 3):
         raise ValueError(f"fine_resolution must be an int >= 3, got {fine_resolution!r}")
-    if isinstance(resolution, bool) or not isinstance(resolution, int):
+    if not is_integer(resolution):
         raise ValueError(f"resolution must be an int, got {resolution!r}")
+    stream, fine_resolution = operator.index(stream), operator.index(fine_resolution)
+    resolution = operator.index(resolution)
     for name, value in (("a_high", a_high), ("a_low", a_low)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a positive finite float, got {value!r}")
@@ -223,7 +227,7 @@ def solve_many(
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         work = a.shape[0] * a[0].numel() if a.shape[0] else 0
         workers = min(cpus or 1, 16, a.shape[0]) if work >= _PARALLEL_WORK else 1
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+    if not is_integer(workers) or workers < 1:
         raise ValueError(f"workers must be an int >= 1 or None, got {workers!r}")
     if workers == 1 or a.shape[0] <= 1:
         return torch.stack([solve_darcy(sample, forcing) for sample in a])

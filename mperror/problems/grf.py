@@ -29,10 +29,12 @@ Coefficients are drawn in float64 on the CPU from an explicit :class:`torch.Gene
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 
 import torch
 
+from mperror._checks import is_integer
 from mperror._records import Record
 
 __all__ = [
@@ -72,8 +74,9 @@ class SpectralGRF(Record):
             # tau = 0 would give the constant mode (lambda = 0) infinite variance.
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be finite and > 0, got {value}")
-        if isinstance(self.n_modes, bool) or not isinstance(self.n_modes, int) or self.n_modes < 1:
+        if not is_integer(self.n_modes) or self.n_modes < 1:
             raise ValueError(f"n_modes must be a positive int, got {self.n_modes!r}")
+        object.__setattr__(self, "n_modes", operator.index(self.n_modes))
 
     def std(self, eigenvalue: torch.Tensor) -> torch.Tensor:
         """The coefficient standard deviation ``sigma (lambda + tau^2)^(-alpha/2)``."""
@@ -162,10 +165,11 @@ def periodic_values_1d(coefficients: torch.Tensor, resolution: int) -> torch.Ten
     Nyquist wavenumber: ``n_modes < resolution / 2``.
     """
     n_modes = coefficients.shape[-1] - 1
-    if not (isinstance(resolution, int) and 2 * n_modes < resolution):
+    if not (is_integer(resolution) and 2 * n_modes < resolution):
         raise ValueError(
             f"resolution must be an int > 2 * n_modes = {2 * n_modes}, got {resolution!r}"
         )
+    resolution = operator.index(resolution)
     shape = (coefficients.shape[0], resolution // 2 + 1)
     spectrum = torch.zeros(shape, dtype=torch.complex128, device=coefficients.device)
     spectrum[:, : n_modes + 1] = coefficients
@@ -181,6 +185,6 @@ def _cosine_basis(n_modes: int, x: torch.Tensor) -> torch.Tensor:
 
 
 def _count(n_samples: object) -> int:
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+    if not is_integer(n_samples) or n_samples < 1:
         raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
-    return n_samples
+    return operator.index(n_samples)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ import torch
 from scipy.special import iv
 
 from mperror import ops
+from mperror._checks import is_integer
 from mperror._records import Record
 from mperror.bounds.fft import fft_overflows
 from mperror.bounds.fno import (
@@ -370,8 +372,9 @@ def _check_ns(ns: object) -> tuple[int, ...]:
         raise TypeError(f"ns must be a sequence of ints, got {ns!r}")
     values = tuple(ns)
     for n in values:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 2 or n & (n - 1):
+        if not is_integer(n) or n < 2 or operator.index(n) & (operator.index(n) - 1):
             raise ValueError(f"ns must hold powers of two >= 2 (radix-2 FFT), got {n!r}")
+    values = tuple(operator.index(n) for n in values)
     if not values or len(set(values)) != len(values):
         raise ValueError(f"ns must be non-empty without repeats, got {values!r}")
     return tuple(sorted(values))
@@ -401,8 +404,9 @@ def resolution_sweep(
     >>> r.disc_holds, r.prec_holds, r.overflowed, r.overflow_predicted
     (True, True, False, False)
     """
-    if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+    if not is_integer(d) or d < 1:
         raise ValueError(f"d must be an int >= 1, got {d!r}")
+    d = operator.index(d)
     fmts = [as_format(f, argument="formats") for f in formats]
     if not fmts:
         raise ValueError("formats must name at least one format")
@@ -718,8 +722,9 @@ def aliased_worst_case(ns: Sequence[int] = QUICK_NS_1D, w: int = 1) -> list[Alia
     (0.5, True)
     """
     sizes = _check_ns(ns)
-    if isinstance(w, bool) or not isinstance(w, int) or w < 0:
+    if not is_integer(w) or w < 0:
         raise ValueError(f"w must be an int >= 0, got {w!r}")
+    w = operator.index(w)
     out = []
     for n in sizes:
         x = (np.arange(n) + 0.5) / n

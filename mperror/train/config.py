@@ -7,12 +7,14 @@ fields the study sweeps and nothing else.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import torch
 
 from mperror import problems
+from mperror._checks import is_integer
 from mperror._records import Record
 from mperror.problems._base import TrainDefaults, check_seed, check_size
 from mperror.train.optim import check_optimizer
@@ -24,7 +26,7 @@ __all__ = ["RunConfig"]
 def _positive_int(value: object, name: str, *, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_integer(value) or value < 1:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
 
 
@@ -85,10 +87,13 @@ class RunConfig(Record):
     def __post_init__(self) -> None:
         problems.get(self.problem)  # ValueError with the closest name
         parse(self.policy, backend=self.backend)  # ValueError listing the policies
-        check_seed(self.seed)
+        object.__setattr__(self, "seed", check_seed(self.seed))
         check_size(self.size)
         for name in ("iterations", "eval_every", "cosine_every"):
-            _positive_int(getattr(self, name), name, allow_none=True)
+            value = getattr(self, name)
+            _positive_int(value, name, allow_none=True)
+            if value is not None:
+                object.__setattr__(self, name, operator.index(value))
         for name in ("lr", "adam_eps", "init_scale"):
             _positive_float(getattr(self, name), name, allow_none=True)
         if self.optimizer is not None:
