@@ -27,11 +27,14 @@ import dataclasses
 import difflib
 import enum
 import math
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from mperror._checks import is_integer
 
 __all__ = [
     "BF16",
@@ -110,13 +113,17 @@ class FloatFormat:
 
     def __post_init__(self) -> None:
         p = self.precision
-        if not _is_int(p) or not 1 <= p <= 53:
+        if not is_integer(p) or not 1 <= p <= 53:
             raise ValueError(f"precision must be an int in [1, 53] (float64 has 53), got {p!r}")
-        if not _is_int(self.emax):
+        if not is_integer(self.emax):
             raise ValueError(f"emax must be an int, got {self.emax!r}")
-        emin = 1 - self.emax if self.emin is None else self.emin
-        if not _is_int(emin):
-            raise ValueError(f"emin must be an int or None, got {emin!r}")
+        if self.emin is not None and not is_integer(self.emin):
+            raise ValueError(f"emin must be an int or None, got {self.emin!r}")
+        # numpy or tensor integers become plain ints (equality, hashing and JSON need them)
+        p = operator.index(p)
+        object.__setattr__(self, "precision", p)
+        object.__setattr__(self, "emax", operator.index(self.emax))
+        emin = 1 - self.emax if self.emin is None else operator.index(self.emin)
         if self.emax > 1023:
             raise ValueError(f"emax must be <= 1023 (float64's), got {self.emax}")
         if emin < -1022:
@@ -131,11 +138,11 @@ class FloatFormat:
                 f"the smallest subnormal 2**{emin - p + 1} is below float64's 2**-1074; "
                 "raise emin or pass subnormals=False"
             )
-        object.__setattr__(self, "emin", int(emin))
+        object.__setattr__(self, "emin", emin)
 
         natural_max = math.ldexp(2.0**p - 1.0, self.emax - p + 1)
         max_finite = natural_max if self.max_finite is None else self.max_finite
-        if isinstance(max_finite, bool) or not isinstance(max_finite, (int, float)):
+        if not (is_integer(max_finite) or isinstance(max_finite, float)):
             raise ValueError(f"max_finite must be a float or None, got {self.max_finite!r}")
         max_finite = float(max_finite)
         if not (math.ldexp(1.0, self.emax) <= max_finite <= natural_max):
@@ -361,10 +368,6 @@ class FloatFormat:
         }
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _on_grid(value: float, precision: int) -> bool:
     mantissa, _ = math.frexp(value)  # value = mantissa * 2**exp, mantissa in [0.5, 1)
     scaled = math.ldexp(mantissa, precision)
@@ -484,10 +487,11 @@ def as_format(fmt: FormatLike, *, argument: str = "fmt") -> FloatFormat:
     """Coerce a format argument: a FloatFormat as is, a preset name, or a torch dtype."""
     if isinstance(fmt, FloatFormat):
         return fmt
-    if isinstance(fmt, str):
-        return get(fmt)
-    if isinstance(fmt, torch.dtype):
-        return format_of_dtype(fmt)
+    if isinstance(fmt, (str, torch.dtype)):
+        try:
+            return get(fmt) if isinstance(fmt, str) else format_of_dtype(fmt)
+        except ValueError as error:  # the message, prefixed with the argument's name
+            raise ValueError(f"{argument}: {error}") from None
     raise TypeError(
         f"{argument} must be a FloatFormat, a preset name such as 'fp16', or a torch dtype; "
         f"got {type(fmt).__name__}"

@@ -89,7 +89,7 @@ def round_scalar(
         raise TypeError(f"value must be a float, int or Fraction, got {type(value).__name__}")
     fmt = as_format(fmt)
     mode = RoundMode.parse(mode)
-    _check_random_bits(random_bits, mode)  # the same arguments mperror.round takes
+    random_bits = _check_random_bits(random_bits, mode)  # the arguments mperror.round takes
     if isinstance(value, float) and math.isnan(value):
         return math.nan
     if isinstance(value, float) and math.isinf(value):

@@ -50,11 +50,14 @@ import builtins
 import enum
 import functools
 import math
+import operator
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from mperror._checks import is_integer
 from mperror.formats import (
     BF16,
     E4M3FN,
@@ -712,15 +715,38 @@ def _check_tensor(x: object) -> torch.Tensor:
     return x
 
 
-def _check_random_bits(random_bits: int | None, mode: RoundMode) -> None:
+def _check_random_bits(random_bits: object, mode: RoundMode) -> int | None:
     if random_bits is None:
-        return
+        return None
     if mode is not RoundMode.STOCHASTIC:
         raise ValueError(f"random_bits applies to mode 'stochastic' only, got mode {mode.value!r}")
-    if isinstance(random_bits, bool) or not isinstance(random_bits, int) or random_bits < 1:
+    if not is_integer(random_bits) or random_bits < 1:
         raise ValueError(f"random_bits must be a positive int or None, got {random_bits!r}")
+    return operator.index(random_bits)
 
 
+# Nesting depth, per thread, of mperror's explicit operations (round, mperror.ops, store_):
+# while it is positive, an open mperror.emulate block lets every operator through, since these
+# define their own arithmetic (rounding x to fp16 inside an emulated bf16 block gives fp16(x)).
+_EXPLICIT = threading.local()
+
+
+def explicit(fn: Callable) -> Callable:
+    """``fn`` run as written inside :func:`mperror.emulate` blocks too (see ``_EXPLICIT``)."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        depth = getattr(_EXPLICIT, "depth", 0)
+        _EXPLICIT.depth = depth + 1
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _EXPLICIT.depth = depth
+
+    return run
+
+
+@explicit
 def round(
     x: torch.Tensor,
     fmt: FormatLike,
@@ -799,7 +825,7 @@ def round(
     x = _check_tensor(x)
     fmt = as_format(fmt)
     mode = RoundMode.parse(mode)
-    _check_random_bits(random_bits, mode)
+    random_bits = _check_random_bits(random_bits, mode)
     dtype = _check_dtype(dtype, x, fmt)
     if generator is not None:
         if not isinstance(generator, torch.Generator):

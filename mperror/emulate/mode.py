@@ -62,8 +62,9 @@ values of a format with ``p <= 25``, in every deterministic mode:
   nearest modes the float64 sum is correctly rounded by Figueroa's theorem; under the other
   modes a float64 sum of values far apart is not enough (``1 + 2**-100`` is 1.0 in float64,
   and bf16's correctly rounded sum toward positive is ``1 + 2**-7``), so they are computed as
-  the round-to-odd float64 sum from TwoSum and then rounded, which is exact in every mode
-  (:func:`_exact_sum`; exact zero sums take IEEE's sign, ``-0`` toward negative);
+  the round-to-odd float64 sum from TwoSum and then rounded, which is exact in every mode and
+  for any operands (:func:`_exact_sum`; exact zero sums take IEEE's sign, ``-0`` toward
+  negative);
 * fused operators (addcmul, addcdiv, lerp, ``add`` with another ``alpha``) are evaluated in
   float64 and rounded once: correctly rounded whenever float64 evaluates them exactly (small
   exponent spread, as for fp16 values and power-of-two scalars); otherwise the float64 result
@@ -74,11 +75,24 @@ values of a format with ``p <= 25``, in every deterministic mode:
   the rounded result is the correctly rounded one unless the exact value lies within that
   distance of a midpoint of the format, and never more than one spacing of the format off;
 * matmuls and reductions sum in float64 ("exact accumulation": see
-  :class:`~mperror.emulate.Policy`).
+  :class:`~mperror.emulate.Policy`): within ``gamma_n(2**-53)`` of the exact sum, which
+  rounds to the correctly rounded one except where the exact sum lies that close to a value or
+  a midpoint of the format. The directed modes meet that case whenever terms far apart are
+  summed (``[1, 2**-100]`` sums to 1.0 in float64, so toward positive to 1.0 and not to
+  bf16's ``1 + 2**-7``); :func:`mperror.ops.sum` with a float64 accumulation format and
+  ``mode`` gives the model of a format's own accumulation instead.
 
-Python scalars enter operators at full float64 precision; an operation with a scalar that is
-not a value of the format is outside the statements above (``x * 0.1`` is rounded by float64
-first), except for sums, which the round-to-odd sum covers.
+Operands that are not values of the format (tensors made outside the block, Python scalars,
+which enter at full float64 precision) are outside the statements above, where they are
+stated for values of the format: ``x * 0.1`` is rounded by float64 first, and under the
+nearest modes a float64 sum with an operand far below the other can land on a midpoint of the
+format that the exact sum is not on (float32 ``1 + 2**-11`` plus ``2**-60`` gives 1.0 under
+fp16, whose correctly rounded sum is ``1 + 2**-10``; float64 holds the exact sum of two
+float32 values whose exponents differ by at most 28, and then the sum is correctly rounded).
+In the directed and odd modes sums stay correctly rounded, through the round-to-odd sum; and
+:mod:`mperror.ops` is correctly rounded for any operands in every mode. Integer tensors that
+become floating values (``.float()``, ``copy_``, ``where``, ``cat``, ``stack``) convert to
+float64 first, exactly up to ``2**53``, and are rounded once from there.
 """
 
 from __future__ import annotations
@@ -103,7 +117,7 @@ from mperror.emulate.policy import _DENSE_KEYS, OpClass, Policy, as_policy
 from mperror.emulate.report import EmulationReport
 from mperror.formats import FloatFormat, FormatLike, Overflow, format_of_dtype
 from mperror.ops._common import to_odd, two_sum
-from mperror.rounding import RoundMode
+from mperror.rounding import _EXPLICIT, RoundMode
 
 __all__ = ["Emulation", "emulate"]
 
@@ -438,7 +452,7 @@ class _AutocastFunctions(torch.overrides.TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         target = _AUTOCAST_FUNCTIONS.get(func)
-        if target is None:
+        if target is None or getattr(_EXPLICIT, "depth", 0):
             return func(*args, **kwargs)
         blocks = _innermost()
         if (
@@ -797,7 +811,7 @@ class _Engine:
         return self.cast is None or not (info.name in _PROMOTED or info.mutated)
 
     def dispatch(self, func, args: tuple, kwargs: dict):
-        if getattr(_ACTIVE, "depth", 0):
+        if getattr(_ACTIVE, "depth", 0) or getattr(_EXPLICIT, "depth", 0):
             return func(*args, **kwargs)
         entries = self.entries
         if (
@@ -1245,7 +1259,7 @@ class _Engine:
         # torch's operators keep their inputs' layout, which later views may rely on
         r = mperror.rounding._keep_layout(v, rounder(v, self.generator))
         if self.count:
-            self._tally(v, r, fmt)
+            self._tally(v, r, fmt, mode)
         return r
 
     def _plan(
@@ -1305,12 +1319,18 @@ class _Engine:
             store = format_of_dtype(part)
             stored = mperror.rounding.round(r, store, mode, generator=self.generator)
             if self.count:  # the same values rounded once more: not counted twice as rounded
-                self._tally(r, stored, store, values=False)
+                self._tally(r, stored, store, mode, values=False)
             r = stored
         return r.to(dtype)
 
     def _tally(
-        self, v: torch.Tensor, r: torch.Tensor, fmt: FloatFormat, *, values: bool = True
+        self,
+        v: torch.Tensor,
+        r: torch.Tensor,
+        fmt: FloatFormat,
+        mode: RoundMode,
+        *,
+        values: bool = True,
     ) -> None:
         """Count rounded, overflowed and underflowed values with a few float reductions.
 
@@ -1320,6 +1340,10 @@ class _Engine:
         """
         if v.is_complex():
             v, r = torch.view_as_real(v), torch.view_as_real(r)
+        if r.dtype.itemsize == 1:  # torch has no float8 reductions: widen (exactly)
+            r = r.float()
+        if v.dtype.itemsize == 1:
+            v = v.float()
         if values:  # False for a second rounding of values already counted
             self.rounded += r.numel()
         nonzero = int(torch.count_nonzero(r))
@@ -1327,8 +1351,7 @@ class _Engine:
             self.underflowed += int(torch.count_nonzero(v)) - nonzero
         if fmt.overflow is Overflow.SATURATE:
             if v.numel() and not float(v.abs().max()) <= fmt.max:
-                beyond = torch.count_nonzero(v.abs() > fmt.max) - torch.count_nonzero(v.isinf())
-                self.overflowed += int(beyond)
+                self.overflowed += _saturated(v, fmt, mode)
         elif not math.isfinite(float(r.sum())):
             nonfinite_r = r.numel() - int(torch.count_nonzero(r.isfinite()))
             nonfinite_v = v.numel() - int(torch.count_nonzero(v.isfinite()))
@@ -1397,6 +1420,31 @@ class _Engine:
             overflowed=self.overflowed,
             underflowed=self.underflowed,
         )
+
+
+def _saturated(v: torch.Tensor, fmt: FloatFormat, mode: RoundMode) -> int:
+    """How many finite values of ``v`` overflow when rounded to the saturating ``fmt`` by
+    ``mode``: those whose rounding as if the exponent range were unbounded exceeds ``max``
+    (:class:`~mperror.formats.Overflow`); e4m3fn rounds 450 to 448 without overflowing, and
+    470 (nearest 480) to 448 by saturation. A stochastic rounding of a value beyond ``max`` may
+    have gone either way, and which is not kept: every such value counts."""
+    beyond = v[(v.abs() > fmt.max) & v.isfinite()]
+    if mode.is_stochastic or not beyond.numel() or fmt.emax >= 1023:
+        return beyond.numel()
+    unbounded = _unbounded_above(fmt)
+    wide = mperror.rounding.round(beyond.double(), unbounded, mode)
+    return int(torch.count_nonzero(wide.abs() > fmt.max))
+
+
+@functools.lru_cache(maxsize=64)
+def _unbounded_above(fmt: FloatFormat) -> FloatFormat:
+    """``fmt`` one binade higher and with no reserved codes: a value beyond ``fmt.max``
+    overflows ``fmt`` exactly when its rounding to this format (by the same mode) exceeds
+    ``fmt.max``; values past this format's range round to its largest value or to inf, both
+    above ``fmt.max``."""
+    return FloatFormat(
+        precision=fmt.precision, emax=fmt.emax + 1, emin=fmt.emin, subnormals=fmt.subnormals
+    )
 
 
 def _uniform_float(args: tuple, kwargs: dict) -> torch.dtype | None:
@@ -1533,12 +1581,34 @@ def _uniform_dtype(args, kwargs, info: OpInfo):
     dtypes = _float_dtypes(args, kwargs, info)
     if not dtypes:
         return None
-    if len(dtypes) > 1:
+    if len(dtypes) > 1 or (info.name in _CONVERTING and _integer_values(args, kwargs)):
         return _MIXED
     (dtype,) = dtypes
     if dtype.is_complex:
         return _MIXED if dtype != torch.complex128 and _has_scalars(args, kwargs) else dtype
     return dtype if _scalars_exact(args, kwargs, dtype) else _MIXED
+
+
+# Data operators whose integer tensor arguments are values that become floating values (not
+# indices): their native kernels convert them to the floating dtype, rounding large integers
+# (2**24 + 1 in float32) before the format's rounding would; float64 holds them up to 2**53.
+_CONVERTING = frozenset({"_to_copy", "copy_", "copy", "where", "cat", "stack"})
+
+
+def _integer_values(args, kwargs) -> bool:
+    """Is an integer (not bool) tensor among the arguments, alone or in a list?"""
+
+    def integer(t: object) -> bool:
+        return (
+            isinstance(t, torch.Tensor)
+            and not (t.is_floating_point() or t.is_complex())
+            and t.dtype is not torch.bool
+        )
+
+    return any(
+        integer(a) or (isinstance(a, (list, tuple)) and any(integer(t) for t in a))
+        for a in itertools.chain(args, kwargs.values())
+    )
 
 
 def _has_scalars(args, kwargs) -> bool:

@@ -95,7 +95,10 @@ class Policy(Record):
         accumulation: ``None`` (the default) sums products and reduction terms in float64 and
             rounds the result once: "exact accumulation" for practical purposes (products of two
             ``p <= 26`` bit values are exact in float64, and the float64 sum's error, at most
-            ``gamma_n(2**-53) sum|terms|``, is far below one rounding to the format). A format
+            ``gamma_n(2**-53) sum|terms|``, is far below one rounding to the format; it still
+            decides the rounding where the exact sum lies that close to a value or midpoint of
+            the format, which the directed modes meet whenever terms far apart are summed: see
+            :mod:`mperror.emulate.mode`). A format
             (the accumulation format, recursive order) or an :class:`mperror.ops.Accumulation`
             (format, order, block, block-FMA chunk) routes ``mm``, ``bmm``, ``mv``, ``dot``,
             ``addmm``, ``baddbmm``, ``addmv``, ``sum`` and ``mean`` (their functional

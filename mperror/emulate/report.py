@@ -33,9 +33,13 @@ class EmulationReport(Record):
             wider dtype, rounded to that dtype (``h + bias`` in float32). Operators the
             emulator runs natively (autocast's float32 operators) count nothing.
         overflowed: values whose rounding overflowed: non-finite although the value before
-            rounding was finite, or, for a saturating format (e4m3fn), finite values beyond
-            ``±max`` that were clamped; for operators computed by :mod:`mperror.ops`, non-finite
-            results of finite inputs (an overflow inside an accumulation or an FFT stage).
+            rounding was finite, or, for a saturating format (e4m3fn), finite values whose
+            rounding as if the exponent range were unbounded exceeds ``max`` (see
+            :class:`~mperror.formats.Overflow`: e4m3fn rounds 450 to 448 without overflow, 470
+            to 448 by saturation; in the stochastic modes every finite value beyond ``±max``
+            counts, the direction taken not being kept); for operators computed by
+            :mod:`mperror.ops`, non-finite results of finite inputs (an overflow inside an
+            accumulation or an FFT stage).
         underflowed: nonzero values that rounded to zero.
     """
 

@@ -14,9 +14,11 @@ Complex products run as four real ones, ``(ArBr - AiBi) + i (ArBi + AiBr)``, eac
 by the model, combined in float64 and rounded once (how half-precision complex contractions run
 as real einsums).
 
-Sums and means (``sum``, ``mean``): inputs rounded to the reduction format ``F``, summed by
-the model into ``A`` (:func:`mperror.ops.sum`), then ``S`` (or ``S / n``) rounded once to ``F``.
-Complex inputs: real and imaginary parts separately.
+Sums and means (``sum``, ``mean``): the inputs, not rounded to ``F`` first (as without a
+model), summed by the model into ``A`` (:func:`mperror.ops.sum` with output format fp64; its
+accumulator holds values of ``A``: in recursive order the first term enters it rounded to
+``A``, each later one exactly, and every partial sum is rounded to ``A``), then ``S`` (or
+``S / n``) rounded once to ``F``. Complex inputs: real and imaginary parts separately.
 
 FFTs (``_fft_r2c``, ``_fft_c2c``, ``_fft_c2r``, which every ``torch.fft`` function runs as):
 the staged radix-2 transforms of :mod:`mperror.ops.fourier`, every butterfly stage rounded to
@@ -35,7 +37,7 @@ import torch
 
 import mperror.ops
 import mperror.rounding
-from mperror.formats import FloatFormat
+from mperror.formats import FP64, FloatFormat
 from mperror.ops import Accumulation
 from mperror.rounding import RoundMode
 
@@ -58,12 +60,11 @@ def accumulation_model(accumulation: object, fmt: FloatFormat) -> Accumulation:
 
 
 def _ops_format(model: Accumulation, fmt: FloatFormat) -> FloatFormat:
-    """The output format to hand mperror.ops, which rounds operands to it first: the
+    """The output format to hand mperror.ops.matmul, which rounds operands to it first: the
     accumulation format ``A`` where ``A`` holds every value of ``fmt`` (the operands, values
     of ``fmt``, pass unchanged and the accumulated value comes back unrounded), else ``fmt``
     itself (rounding the operands to a narrower ``A`` first would be a rounding the model
-    does not make; the accumulated value then comes back rounded to ``fmt``, once more for a
-    mean's division)."""
+    does not make; the accumulated value then comes back rounded to ``fmt``)."""
     return model.fmt if mperror.rounding._holds(model.fmt, fmt) else fmt
 
 
@@ -140,7 +141,8 @@ def reduction(
 ) -> torch.Tensor:
     """The float64 sum (or mean) of a ``sum`` / ``mean`` operator accumulated by the model; the
     caller rounds it to ``fmt`` once. The operand is not rounded to ``fmt`` first (a
-    reduction's inputs are not, with a model or without one)."""
+    reduction's inputs are not, with a model or without one); the model's accumulator holds
+    values of its own format (see the module docstring)."""
     model = accumulation_model(accumulation, fmt)
     x = _wide(args[0])
     dim = args[1] if len(args) > 1 else kwargs.get("dim")
@@ -152,7 +154,7 @@ def reduction(
     def total(values: torch.Tensor) -> torch.Tensor:
         return mperror.ops.sum(
             values,
-            _ops_format(model, fmt),
+            FP64,  # operands kept as they are; the partial sums rounded to the model's format
             dim=dims,
             keepdim=keepdim,
             accumulate=model,

@@ -34,7 +34,7 @@ import torch
 import mperror.rounding
 from mperror._records import Record
 from mperror.formats import FloatFormat, FormatLike, as_format
-from mperror.rounding import RoundMode
+from mperror.rounding import RoundMode, explicit
 
 __all__ = ["LostUpdateMeter", "LostUpdates", "lost_update_fraction", "store_"]
 
@@ -42,6 +42,10 @@ TensorOrTensors = torch.Tensor | Sequence[torch.Tensor]
 
 
 def _as_list(value: TensorOrTensors | Iterable[torch.Tensor], argument: str) -> list[torch.Tensor]:
+    if not isinstance(value, (torch.Tensor, Iterable)) or isinstance(value, (str, bytes)):
+        raise TypeError(
+            f"{argument} must be a tensor or a sequence of tensors, got {type(value).__name__}"
+        )
     items = [value] if isinstance(value, torch.Tensor) else list(value)
     for t in items:
         if not isinstance(t, torch.Tensor):
@@ -100,6 +104,7 @@ def lost_update_fraction(
 
 
 @torch.no_grad()
+@explicit
 def store_(
     params: TensorOrTensors | Iterable[torch.Tensor],
     fmt: FormatLike,
@@ -187,6 +192,10 @@ class LostUpdateMeter:
         self.params = _as_list(params, "params")
         self.fmt: FloatFormat | None = None if fmt is None else as_format(fmt)
         self.mode = RoundMode.parse(mode)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(
+                f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+            )
         self.generator = generator
         self.history: list[LostUpdates] = []
         self.store_seconds = 0.0

@@ -195,6 +195,9 @@ def signed_zero_sum(
     return torch.where(exact_sum == 0, -((-a) + (-b)), rounded)
 
 
+_F64_MAX = torch.finfo(torch.float64).max
+
+
 def add_rounded(
     a: torch.Tensor,
     b: torch.Tensor,
@@ -202,15 +205,24 @@ def add_rounded(
     mode: RoundMode,
     generator: torch.Generator | None,
     native: bool,
+    *,
+    beyond_float64: bool = False,
 ) -> torch.Tensor:
     """``a + b`` of float64 tensors, rounded once to ``fmt`` (float64 result).
 
     ``native``: ``fmt`` is fp64 with nearest_even (float64 addition is the rounding). Otherwise
     ``fmt`` must pass :func:`check_accumulation_format`; the sum goes through ``RO53``.
+    ``beyond_float64``: finite ``a`` and ``b`` may have a sum beyond float64's range (a
+    partial sum near ``2**1022`` plus a float64 term); such a sum becomes float64's ``±max``
+    before the rounding, which then overflows by ``mode`` as the exact sum does (``fmt.max``
+    is below ``2**1023``): toward zero to ``±fmt.max``, not to the infinity float64 gave.
     """
     if native:
         return a + b
     odd, exact = two_sum_to_odd(a, b)
+    if beyond_float64:
+        past = exact.isinf() & a.isfinite() & b.isfinite()
+        odd = torch.where(past, torch.copysign(torch.full_like(odd, _F64_MAX), exact), odd)
     rounded = mperror.round(odd, fmt, mode, generator=generator)
     return signed_zero_sum(a, b, rounded, exact, mode)
 

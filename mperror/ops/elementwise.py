@@ -73,7 +73,7 @@ import torch
 
 from mperror.formats import FloatFormat, FormatLike
 from mperror.ops import _common
-from mperror.rounding import RoundMode
+from mperror.rounding import RoundMode, explicit
 
 __all__ = ["add", "div", "fma", "mul", "sqrt", "sub"]
 
@@ -118,6 +118,7 @@ def _finish(
     return rounded.to(dtype)
 
 
+@explicit
 def add(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -135,6 +136,7 @@ def add(
     return _common.add_rounded(a, b, fmt, mode, generator, native).to(dtype)
 
 
+@explicit
 def sub(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -148,6 +150,7 @@ def sub(
     return _common.add_rounded(a, -b, fmt, mode, generator, native).to(dtype)
 
 
+@explicit
 def mul(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -161,6 +164,7 @@ def mul(
     return _finish(a * b, fmt, mode, generator, dtype, native)
 
 
+@explicit
 def div(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -174,6 +178,7 @@ def div(
     return _finish(a / b, fmt, mode, generator, dtype, native)
 
 
+@explicit
 def sqrt(
     x: torch.Tensor,
     fmt: FormatLike,
@@ -192,6 +197,7 @@ def sqrt(
     return _finish(torch.sqrt(a), fmt, mode, generator, dtype, native)
 
 
+@explicit
 def fma(
     x: torch.Tensor,
     y: torch.Tensor,

@@ -30,7 +30,10 @@ to ``M``, the least power of two ``>= 2N - 1``; ``A`` = the staged transform of 
 ``P = fl(A · B)`` with ``B = fl(DFT_M(b) / M)`` precomputed in float64 and rounded once (``b``
 the chirp wrapped around); ``q`` = the staged unnormalised inverse of ``P``; ``X = fl(q[:N] ·
 conj(d))``. No half FFT library supports these sizes (cuFFT's half FFT needs powers of two), so
-this is a model of the arithmetic only.
+this is a model of the arithmetic only. Its intermediates are not the radix-2 transform's: the
+overflow threshold above (``N |v| > 65504`` for a constant input in fp16) is exact for powers of
+two only, and a Bluestein size may overflow just below it (N = 100, ``v = 655``: the rounding
+errors of the chirp products carry an intermediate past 65520).
 
 ``rfft`` is the complex transform of the real input, first ``N//2 + 1`` bins. ``irfft`` extends
 its input to the full Hermitian spectrum (imaginary parts of the zero and Nyquist bins dropped, as
@@ -61,9 +64,10 @@ from collections.abc import Sequence
 import torch
 
 from mperror import rounding
+from mperror._checks import is_integer
 from mperror.formats import FloatFormat, FormatLike
 from mperror.ops import _common
-from mperror.rounding import RoundMode
+from mperror.rounding import RoundMode, explicit
 
 __all__ = ["fft", "fftn", "ifft", "irfft", "rfft"]
 
@@ -94,6 +98,10 @@ class _Setting:
         if not isinstance(scale_first, bool):
             raise TypeError(f"scale_first must be a bool, got {type(scale_first).__name__}")
         self.norm = norm or "backward"
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(
+                f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+            )
         self.generator = generator
         self.scale_first = scale_first
         self.via_float32 = _common.dtype_holds(torch.float32, self.fmt)
@@ -187,14 +195,8 @@ def _resize(z: torch.Tensor, n: int, dim: int) -> torch.Tensor:
     return torch.cat([z, z.new_zeros(pad)], dim=dim)
 
 
-def _is_int(value: object) -> bool:
-    """An integer, Python's or numpy's or a 0-d integer tensor's (anything with ``__index__``),
-    but not a bool."""
-    return not isinstance(value, bool) and hasattr(value, "__index__")
-
-
 def _dim(dim: int, ndim: int) -> int:
-    if not _is_int(dim):
+    if not is_integer(dim):
         raise TypeError(f"dim must be an int, got {type(dim).__name__}")
     dim = operator.index(dim)
     if not -ndim <= dim < ndim:
@@ -204,8 +206,13 @@ def _dim(dim: int, ndim: int) -> int:
 
 def _length(n: int | None, default: int, argument: str = "n") -> int:
     if n is None:
-        n = default
-    if not _is_int(n) or operator.index(n) < 1:
+        if default < 1:
+            raise ValueError(
+                f"the transform length follows from x's shape as {default}, not a positive "
+                f"int (an empty dimension, or irfft of a single bin): pass {argument}"
+            )
+        return default
+    if not is_integer(n) or operator.index(n) < 1:
         raise ValueError(f"{argument} must be a positive int (the transform length), got {n!r}")
     return operator.index(n)
 
@@ -348,6 +355,7 @@ def _output(z: torch.Tensor, real: torch.dtype) -> torch.Tensor:
     return z.to(_complex_dtype(real))
 
 
+@explicit
 def fft(
     x: torch.Tensor,
     fmt: FormatLike,
@@ -384,6 +392,7 @@ def fft(
     return _output(_transform(z, [d], setting, inverse=False), real)
 
 
+@explicit
 def ifft(
     x: torch.Tensor,
     fmt: FormatLike,
@@ -408,6 +417,7 @@ def ifft(
     return _output(_transform(z, [d], setting, inverse=True), real)
 
 
+@explicit
 def rfft(
     x: torch.Tensor,
     fmt: FormatLike,
@@ -435,6 +445,7 @@ def rfft(
     return _output(full.narrow(d, 0, length // 2 + 1), real)
 
 
+@explicit
 def irfft(
     x: torch.Tensor,
     fmt: FormatLike,
@@ -476,6 +487,7 @@ def irfft(
     return signal.movedim(-1, d).to(real)
 
 
+@explicit
 def fftn(
     x: torch.Tensor,
     fmt: FormatLike,
@@ -499,8 +511,11 @@ def fftn(
     x = _check_input(x)
     setting = _Setting(fmt, norm, mode, generator, scale_first)
     real = _common.check_output_dtype(_component_dtype(x), setting.fmt)
-    s = [s] if _is_int(s) else s  # one int is one size / dimension, as in torch
-    dim = [dim] if _is_int(dim) else dim
+    s = [s] if is_integer(s) else s  # one int is one size / dimension, as in torch
+    dim = [dim] if is_integer(dim) else dim
+    for name, value in (("s", s), ("dim", dim)):
+        if value is not None and (not isinstance(value, Sequence) or isinstance(value, str)):
+            raise TypeError(f"{name} must be None, an int or a sequence of ints, got {value!r}")
     if dim is None:
         count = x.dim() if s is None else len(s)
         if count > x.dim():
@@ -520,7 +535,7 @@ def fftn(
             raise ValueError(f"s and dim must have the same length; got {len(s)} and {len(dims)}")
         # -1 keeps the dimension's size, as in torch
         sizes = [
-            _length(x.shape[d] if _is_int(size) and size == -1 else size, x.shape[d], "s")
+            _length(x.shape[d] if is_integer(size) and size == -1 else size, x.shape[d], "s")
             for size, d in zip(s, dims, strict=True)
         ]
     z = _to_fmt(x, setting)

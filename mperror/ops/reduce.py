@@ -54,15 +54,17 @@ from __future__ import annotations
 
 import builtins
 import math
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 
+from mperror._checks import is_integer
 from mperror._records import Record
 from mperror.formats import FP32, FloatFormat, FormatLike
 from mperror.ops import _common
-from mperror.rounding import RoundMode
+from mperror.rounding import RoundMode, explicit
 
 __all__ = ["Accumulation", "dot", "matmul", "sum"]
 
@@ -102,11 +104,13 @@ class Accumulation(Record):
         if self.order == "blocked":
             if not _positive_int(self.block):
                 raise ValueError(f"order 'blocked' needs block, a positive int; got {self.block!r}")
+            object.__setattr__(self, "block", operator.index(self.block))
         elif self.block is not None:
             raise ValueError(f"block applies to order 'blocked' only; got order {self.order!r}")
         if self.chunk is not None:
             if not _positive_int(self.chunk):
                 raise ValueError(f"chunk must be a positive int or None; got {self.chunk!r}")
+            object.__setattr__(self, "chunk", operator.index(self.chunk))
             if self.order != "recursive":
                 raise ValueError(
                     "chunk (the block-FMA model) fixes its own order; leave order 'recursive'"
@@ -121,7 +125,7 @@ class Accumulation(Record):
 
 
 def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return is_integer(value) and value >= 1
 
 
 AccumulateLike = Accumulation | FormatLike | None
@@ -139,6 +143,8 @@ def _model(accumulate: AccumulateLike, order: str, block: int | None) -> Accumul
             "accumulate must be None, a format (FloatFormat, preset name or dtype) or an "
             f"Accumulation; got {type(accumulate).__name__}"
         )
+    if accumulate is not None:
+        accumulate = _common.parse_format(accumulate, "accumulate")
     return Accumulation(fmt=accumulate, order=order, block=block)
 
 
@@ -163,6 +169,9 @@ class _Plan:
         self.generator = generator
         self.products = products
         self.native = _common.check_accumulation_format(self.acc, self.mode, "accumulate")
+        # a partial sum (below 2**(acc.emax + 1)) plus a term (below 2**(fmt.emax + 1), or the
+        # accumulator's bound) stays below 2**1023 while both emax are at most 1021
+        self.wide = max(self.acc.emax, self.fmt.emax) >= 1022
         exact_products_needed = self.model.chunk is not None or not self.native
         if products and exact_products_needed:
             if self.fmt.precision > _common.ELEMENTWISE_MAX_PRECISION:
@@ -177,7 +186,9 @@ class _Plan:
             _common.check_product_format(self.fmt)
 
     def add(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return _common.add_rounded(a, b, self.acc, self.mode, self.generator, self.native)
+        return _common.add_rounded(
+            a, b, self.acc, self.mode, self.generator, self.native, beyond_float64=self.wide
+        )
 
     def to_acc(self, x: torch.Tensor) -> torch.Tensor:
         if self.native:
@@ -260,9 +271,10 @@ def _broadcast_shape(first: Sequence[int], second: Sequence[int]) -> tuple[int, 
 def _reduced_dims(dim: int | Sequence[int] | None, ndim: int) -> tuple[int, ...]:
     if dim is None:
         return tuple(builtins.range(ndim))
-    dims = [dim] if isinstance(dim, int) and not isinstance(dim, bool) else list(dim)
-    if not dims or not all(isinstance(d, int) and not isinstance(d, bool) for d in dims):
+    dims = [dim] if is_integer(dim) else list(dim) if isinstance(dim, Sequence) else []
+    if not dims or not all(is_integer(d) for d in dims):
         raise ValueError(f"dim must be None, an int or a non-empty sequence of ints; got {dim!r}")
+    dims = [operator.index(d) for d in dims]
     rank = max(ndim, 1)
     for d in dims:
         if not -rank <= d < rank:
@@ -273,6 +285,7 @@ def _reduced_dims(dim: int | Sequence[int] | None, ndim: int) -> tuple[int, ...]
     return tuple(normalised) if ndim else ()
 
 
+@explicit
 def sum(
     x: torch.Tensor,
     fmt: FormatLike,
@@ -320,6 +333,7 @@ def sum(
     return result.to(dtype)
 
 
+@explicit
 def dot(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -358,6 +372,7 @@ def dot(
     return plan.reduce((a * b).movedim(-1, 0)).to(dtype)
 
 
+@explicit
 def matmul(
     a: torch.Tensor,
     b: torch.Tensor,

@@ -19,6 +19,8 @@ from mperror import emulate, formats
 from mperror.emulate import OpClass, autocast, classify, pure
 from mperror.emulate.mode import _Engine
 from mperror.emulate.policy import as_policy
+from mperror.formats import FloatFormat
+from mperror.reference import round_scalar
 
 OFF_GRID = 1 + 2.0**-20  # a float32 value that no format below fp32 holds
 
@@ -61,6 +63,37 @@ def test_nesting_innermost_wins() -> None:
     assert torch.equal(ybf, rounded(x.double() * x.double(), "bf16").float())
     assert inner.report().ops == {"aten.mul.Tensor": 1}
     assert outer.report().ops == {"aten.mul.Tensor": 1}
+
+
+def test_explicit_operations_run_as_written_inside_a_block() -> None:
+    """Oracle: the same calls outside any block. mperror.round, mperror.ops and store_ define
+    their own arithmetic; a block of another format must not round their operators again
+    (rounding to fp16 inside a bf16 block gave bf16(fp16(x)), or worse, where the rounding's
+    own float32 steps were rounded to bf16)."""
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, generator=gen) * 100, torch.randn(64, generator=gen)
+    a, b = torch.randn(8, 16, generator=gen), torch.randn(16, 4, generator=gen)
+
+    def calls(stored: torch.Tensor) -> list[torch.Tensor]:
+        mperror.emulate.store_(stored, "fp16")
+        return [
+            mperror.round(x, "fp16"),
+            mperror.round(x, "e4m3fn", "stochastic", generator=torch.Generator().manual_seed(1)),
+            mperror.ops.add(x, y, "fp16"),
+            mperror.ops.sum(x, "fp16", accumulate="fp32"),
+            mperror.ops.matmul(a, b, "fp16"),
+            mperror.ops.fft(y, "fp16"),
+            stored,
+        ]
+
+    native = calls(x.clone())
+    for policy in ("bf16", "e4m3fn", autocast("bf16")):
+        stored = x.clone()
+        with emulate(policy) as em:
+            inside = calls(stored)
+        for want, got in zip(native, inside, strict=True):
+            assert torch.equal(got, want), policy
+        assert em.report().ops == {}, policy
 
 
 def test_block_can_be_reentered_and_report_accumulates() -> None:
@@ -240,6 +273,7 @@ def test_report_counts_overflow_underflow_and_lists_unclassified_ops() -> None:
         ("fp16", [65504.0, 70000.0, -math.inf, math.nan, 1.0]),  # max is no overflow
         ("e4m3fn", [448.0, -448.0, 3.0]),  # exactly max: saturated nothing
         ("e4m3fn", [449.0, -1000.0, 3.0]),  # saturated, no zero or NaN anywhere
+        ("e4m3fn", [450.0, 463.9, 464.0, 470.0, -455.0, -465.0]),  # rounded down, or saturated
         ("fp16", [1.0, 2.0**-26]),  # an underflow, no zero in v
         ("e4m3fn", [449.0, -1000.0, math.inf, math.nan, 0.0, 2.0**-12]),
         ("e4m3fn_nan", [448.0, 470.0, -1000.0, 1.0]),  # the NaN policy
@@ -248,8 +282,10 @@ def test_report_counts_overflow_underflow_and_lists_unclassified_ops() -> None:
 )
 def test_tally_counts_match_their_definitions(name: str, values: list[float]) -> None:
     """Oracle: the definitions, counted element by element in Python on the input ``v`` and
-    its rounding ``r``: underflowed = nonzero in ``v``, zero in ``r``; overflowed = finite in
-    ``v`` and beyond max (saturating formats) or non-finite in ``r`` (the others)."""
+    its rounding ``r``: underflowed = nonzero in ``v``, zero in ``r``; overflowed = non-finite
+    in ``r`` though finite in ``v``, or, for saturating formats (formats.Overflow), finite in
+    ``v`` and rounded by the reference above max when the exponent range is unbounded above (a
+    format of the same precision and emin with emax 1000)."""
     fmt = formats.E4M3FN.replace(overflow="nan") if name == "e4m3fn_nan" else formats.get(name)
     engine = _Engine(as_policy(fmt), generator=None, compiled=False, count=True)
     v = torch.tensor(values, dtype=torch.float64)
@@ -257,7 +293,10 @@ def test_tally_counts_match_their_definitions(name: str, values: list[float]) ->
     pairs = list(zip(v.tolist(), r.tolist(), strict=True))
     underflowed = sum(a != 0 and b == 0 for a, b in pairs)
     if fmt.overflow is formats.Overflow.SATURATE:
-        overflowed = sum(math.isfinite(a) and abs(a) > fmt.max for a, _ in pairs)
+        unbounded = FloatFormat(precision=fmt.precision, emax=1000, emin=fmt.emin)
+        overflowed = sum(
+            math.isfinite(a) and abs(round_scalar(a, unbounded)) > fmt.max for a, _ in pairs
+        )
     else:
         overflowed = sum(math.isfinite(a) and not math.isfinite(b) for a, b in pairs)
     assert (engine.rounded, engine.underflowed, engine.overflowed) == (
@@ -265,6 +304,37 @@ def test_tally_counts_match_their_definitions(name: str, values: list[float]) ->
         underflowed,
         overflowed,
     )
+
+
+@pytest.mark.parametrize("mode", ["toward_zero", "toward_positive", "toward_negative", "odd"])
+def test_saturation_counts_follow_the_mode(mode: str) -> None:
+    """Oracle: as above, the reference rounding by ``mode`` with the exponent range unbounded
+    above: toward zero, 470 rounds to 448 (no overflow) and 1000 to 960 (overflow); to odd,
+    every value here rounds beyond max (450 to 480)."""
+    fmt = formats.E4M3FN
+    values = [450.0, 470.0, 479.0, 480.0, 1000.0, -470.0, -1000.0, 1.0]
+    engine = _Engine(as_policy(pure(fmt, mode=mode)), generator=None, compiled=False, count=True)
+    r = engine._round(torch.tensor(values, dtype=torch.float64), fmt)
+    assert r.abs().max().item() == fmt.max
+    unbounded = FloatFormat(precision=fmt.precision, emax=1000, emin=fmt.emin)
+    expected = sum(abs(round_scalar(a, unbounded, mode)) > fmt.max for a in values)
+    assert engine.overflowed == expected
+    if mode == "toward_zero":  # by hand: 480, 1000 and -1000 (to 960); 479 rounds to 448
+        assert expected == 3
+
+
+def test_casts_into_the_formats_float8_dtype_are_counted() -> None:
+    """torch counts no float8 values (count_nonzero has no float8 kernel): the counts widen
+    them. Oracle: torch's float8 casts outside the block, which round these to nearest even and
+    saturate (e4m3fn) or overflow to inf (e5m2), and the hand count."""
+    x = torch.tensor([1.0, 300.0, 2.0**-20, 500.0, 0.0])
+    for name, dtype in (("e4m3fn", torch.float8_e4m3fn), ("e5m2", torch.float8_e5m2)):
+        with emulate(name) as em:
+            y = x.to(dtype)
+            z = torch.empty(5, dtype=dtype).copy_(x)
+        native = x.to(dtype).float()
+        assert torch.equal(y.float(), native) and torch.equal(z.float(), native)
+        assert em.report().underflowed == 2  # 2**-20, in each of the two casts
 
 
 def test_counting_can_be_turned_off() -> None:
@@ -295,6 +365,30 @@ def test_constants_are_rounded_from_their_float64_value() -> None:
     assert c.dtype == torch.float32
     assert (c == mperror.reference.round_scalar(0.1, "bf16")).all()
     assert r.tolist() == [0.0, 0.25, 0.5, 0.75]
+
+
+_BIG_INT = 2**24 + 2**16 + 1  # float32 rounds it to 2**24 + 2**16, a bf16 midpoint
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [
+        lambda i: i.float(),
+        lambda i: torch.zeros(2).copy_(i),
+        lambda i: torch.where(torch.tensor([True, True]), i, torch.zeros(2)),
+        lambda i: torch.cat([i, torch.zeros(0)]),
+        lambda i: torch.stack([i.float(), torch.zeros(2)])[0],
+    ],
+    ids=["float", "copy_", "where", "cat", "stack"],
+)
+def test_integers_are_rounded_from_their_exact_value(convert) -> None:
+    """Oracle: the reference rounding of the integer itself; converting it to float32 first
+    (torch's kernel) would round twice and give 2**24."""
+    i = torch.tensor([_BIG_INT, -_BIG_INT])
+    with emulate("bf16"):
+        r = convert(i)
+    want = mperror.reference.round_scalar(Fraction(_BIG_INT), "bf16")
+    assert r.dtype == torch.float32 and r.tolist() == [want, -want]
 
 
 _NEAR_ONE = 1 - 2.0**-30  # not a float32: float32(c) = 1.0

@@ -101,8 +101,11 @@ def test_reductions_under_a_model_do_not_round_their_inputs() -> None:
     """Oracle: float64 computation rounded once, and the same code without an accumulation
     model. A reduction's inputs are not rounded to the format first (only matmul-class ones
     are): float32 70000 - 60000 sums to 10000 with fp64 or fp32 accumulation as without a
-    model (the routed sum had rounded 70000 to fp16's inf first). A mean over dim 0 of a 0-d
-    tensor is the value itself (the routed mean had raised IndexError)."""
+    model (the routed sum had rounded 70000 to fp16's inf first). With the accumulator in the
+    format itself (fp16), [1, 2**-11 + 2**-22] sums to fl16(1 + 2**-11 + 2**-22) = 1 + 2**-10,
+    the second term entering exactly (rounding it to fp16 first made 2**-11, and then a tie
+    that rounds to 1). A mean over dim 0 of a 0-d tensor is the value itself (the routed mean
+    had raised IndexError)."""
     x = torch.tensor([70000.0, -60000.0])
     for accumulation in (None, "fp64", "fp32"):
         with emulate(pure("fp16", accumulation=accumulation)):
@@ -110,6 +113,9 @@ def test_reductions_under_a_model_do_not_round_their_inputs() -> None:
             mean = torch.tensor(3.0).mean(0)
         assert total.item() == 10000.0, accumulation
         assert mean.item() == 3.0 and mean.dim() == 0, accumulation
+    with emulate(pure("fp16", accumulation="fp16")):
+        total = torch.tensor([1.0, 2.0**-11 + 2.0**-22]).sum()
+    assert total.item() == 1 + 2.0**-10
 
 
 def test_staged_ffts_scale_by_the_unrounded_factor() -> None:

@@ -91,6 +91,12 @@ def test_store_rounds_in_place_and_errors_are_clear() -> None:
         lost_update_fraction(torch.ones(2), torch.ones(3), torch.ones(2))
     with pytest.raises(TypeError, match="tensor"):
         lost_update_fraction([1.0], [1.0], [1.0])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="before must be a tensor"):
+        lost_update_fraction(1.0, 1.0, 0.1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"generator must be a torch\.Generator"):
+        LostUpdateMeter([p], "fp16", "stochastic", generator=3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="generator"):
+        LostUpdateMeter([p], None, generator="abc")  # type: ignore[arg-type]
 
 
 def test_meter_counts_an_update_float32_itself_lost() -> None:

@@ -349,6 +349,16 @@ def test_bad_arguments_raise() -> None:
         ops.fft([1.0, 2.0], "fp16")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="scale_first"):
         ops.fft(x, "fp16", scale_first=1)  # type: ignore[arg-type]
+    for generator in (5, "cuda"):  # refused even where no rounding would draw from it
+        with pytest.raises(TypeError, match=r"generator must be a torch\.Generator"):
+            ops.fft(x, "fp16", generator=generator)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="pass n"):  # the length comes from x, not from n
+        ops.fft(torch.ones(0), "fp16")
+    with pytest.raises(ValueError, match="irfft of a single bin"):
+        ops.irfft(torch.ones(1, dtype=torch.complex64), "fp16")
+    for name in ("s", "dim"):
+        with pytest.raises(TypeError, match=f"{name} must be None, an int or a sequence"):
+            ops.fftn(torch.randn(4, 4), "fp16", **{name: 1.5})
 
 
 @pytest.mark.gpu

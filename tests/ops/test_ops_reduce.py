@@ -163,6 +163,20 @@ def test_sum_matches_scalar_replay(model: Accumulation, fmt: str, acc: str | Non
         assert same_bits(got, torch.tensor(expected, dtype=torch.float64)).all()
 
 
+@pytest.mark.parametrize("mode", DETERMINISTIC)
+def test_partial_sums_beyond_float64_overflow_by_the_mode(mode: RoundMode) -> None:
+    """Oracle: the scalar replay (exact Fraction sums). A p = 24 accumulator with emax 1022
+    summing float64 terms near 1.7e308: the exact partial sum passes float64's range, where
+    float64's own sum is inf; toward zero (and toward negative, these being positive) the
+    correctly rounded sum is the accumulator's max, not inf."""
+    acc = FloatFormat(precision=24, emax=1022)
+    x = torch.tensor([1.7e308, 1.7e308, -1.0e308], dtype=torch.float64)
+    model = Accumulation(fmt=acc)
+    got = ops.sum(x, "fp64", accumulate=model, mode=mode)
+    expected = replay(x.tolist(), model, acc, formats.FP64, mode)
+    assert same_bits(got, torch.tensor(expected, dtype=torch.float64)).all(), (got, expected)
+
+
 @settings(max_examples=60)
 @given(
     name=st.sampled_from(["e4m3fn", "e5m2", "fp16"]),
@@ -392,6 +406,10 @@ def test_bad_arguments_raise() -> None:
         ops.sum(x, "fp16", accumulate=Accumulation(), order="pairwise")
     with pytest.raises(TypeError, match="accumulate must be"):
         ops.sum(x, "fp16", accumulate=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="accumulate: unknown format 'fp17'"):
+        ops.sum(x, "fp16", accumulate="fp17")
+    with pytest.raises(ValueError, match=r"fmt: dtype torch\.int32 has no mperror format"):
+        ops.add(x, x, torch.int32)
     with pytest.raises(ValueError, match="nearest even"):
         ops.sum(x.double(), "fp16", accumulate="fp64", mode="toward_zero")
     with pytest.raises(ValueError, match="precision <= 51"):
