@@ -1,22 +1,21 @@
-"""Argument checks shared by the bounds: numbers as Python or numpy scalars, never bools."""
+"""Argument checks shared by the bounds: numbers as Python or numpy scalars, never bools
+(integers: see :mod:`mperror._checks`)."""
 
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 
-
-def is_integer(value: object) -> bool:
-    """A Python or numpy integer (not a bool)."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+from mperror._checks import is_integer
 
 
 def integer(value: object, argument: str, minimum: int) -> int:
     """``value`` as an int, or a ValueError naming ``argument`` unless it is an int >= minimum."""
     if not is_integer(value) or value < minimum:
         raise ValueError(f"{argument} must be an int >= {minimum}, got {value!r}")
-    return int(value)
+    return operator.index(value)
 
 
 def nonnegative(value: object, argument: str) -> float:
@@ -28,3 +27,18 @@ def nonnegative(value: object, argument: str) -> float:
     if not (math.isfinite(value) and value >= 0):
         raise ValueError(f"{argument} must be finite and >= 0, got {value!r}")
     return value
+
+
+def real_array(value: object, argument: str) -> np.ndarray:
+    """``value`` (an array or a nested sequence of real numbers) as a float64 array, or a
+    TypeError naming ``argument``: complex, bool and non-numeric values are refused, not cast
+    (numpy's own cast drops imaginary parts with only a warning)."""
+    try:
+        array = np.asarray(value)
+        if array.dtype.kind not in "fiuO":  # float, signed, unsigned, objects such as Fraction
+            raise TypeError(f"values of dtype {array.dtype}")
+        return array.astype(np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"{argument} must be a real tensor, array or sequence of floats ({err})"
+        ) from None

@@ -20,14 +20,18 @@ error of 100% or more (``gamma >= 1``) or a failure probability of 1.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from mperror._checks import is_integer
 from mperror._records import Record
+from mperror.bounds._checks import real_array
 from mperror.bounds._result import BoundResult
 from mperror.formats import FloatFormat, FormatLike, as_format
 
@@ -61,14 +65,16 @@ _BLOCK_FMA_ORDERS = ("any", "c_last", "exact")
 
 
 def _count(n: object, name: str = "n") -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+    if not is_integer(n):
         raise TypeError(f"{name} must be an int, got {type(n).__name__}")
     if n < 0:
         raise ValueError(f"{name} must be >= 0, got {n}")
-    return int(n)
+    return operator.index(n)
 
 
 def _gamma_unit(n: int, u: float) -> float:
+    if n >= 2**53:  # n u >= 1 for every format (u >= 2**-53); n might not convert to a float
+        return math.inf
     nu = n * u  # exact: u is a power of two and n < 2**53
     if nu >= 1.0:
         return math.inf
@@ -150,7 +156,10 @@ def gamma_tilde(n: int, fmt: FormatLike, lam: float, *, stochastic: bool = False
     n = _count(n)
     u = _error_unit(as_format(fmt), stochastic)
     lam = _lam(lam)
-    return math.expm1(lam * math.sqrt(n) * u + n * u * u / (1.0 - u))
+    if u >= 1.0:  # stochastic rounding to p = 1: an error of up to 100% per rounding
+        return math.inf
+    exponent = lam * math.sqrt(n) * u + n * u * u / (1.0 - u)
+    return math.expm1(exponent) if exponent < 709.0 else math.inf  # expm1 raises past ~709.78
 
 
 def failure_probability(
@@ -193,7 +202,10 @@ def lambda_for_probability(
     if not (0.0 < probability <= 1.0):
         raise ValueError(f"probability must lie in (0, 1], got {probability}")
     u = _error_unit(as_format(fmt), stochastic)
-    return math.sqrt(2.0 * math.log(2.0 * terms / probability)) / (1.0 - u)
+    if u >= 1.0:  # no lambda gives a bound (stochastic rounding to p = 1)
+        return math.inf
+    # log(2 terms) - log(probability): 2 terms / probability overflows for tiny probabilities
+    return math.sqrt(2.0 * (math.log(2.0 * terms) - math.log(probability))) / (1.0 - u)
 
 
 # -- rounding depths ----------------------------------------------------------------------------
@@ -270,12 +282,7 @@ def _as_float64(x: object, name: str, ndim: int | None = None) -> torch.Tensor:
             raise TypeError(f"{name} must be a real floating-point tensor, got {x.dtype}")
         t = x.detach().to(device="cpu", dtype=torch.float64)
     else:
-        try:
-            t = torch.as_tensor(np.asarray(x, dtype=np.float64))
-        except (TypeError, ValueError) as err:
-            raise TypeError(
-                f"{name} must be a real tensor, array or sequence of floats ({err})"
-            ) from None
+        t = torch.as_tensor(real_array(x, name))
     if ndim is not None and t.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(t.shape)}")
     if not bool(torch.isfinite(t).all()):
@@ -468,11 +475,17 @@ def blocked_sum_bound(
         _ROUND_TO_NEAREST,
         f"the x_i are values of {f}; block sums are accumulated in {o}",
         "with subnormals, additions never underflow; without, each adds at most eta_min",
-        _NO_OVERFLOW,
+        _NO_OVERFLOW + f" (each block's partial sums against {f}'s max, the rest against {o}'s)",
     )
-    return _scalar_result(
-        "T-gamma.blocked-sum", coefficient, weight, absolute, min(f.max, o.max), assumptions
+    result = _scalar_result(
+        "T-gamma.blocked-sum", coefficient, weight, absolute, o.max, assumptions
     )
+    if n:  # a block's partial sums stay within (1 + inner) times its sum |x_i|, in fmt
+        padded = torch.nn.functional.pad(v.abs(), (0, blocks * b - n))
+        heaviest = float(padded.reshape(blocks, b).sum(dim=1).max())
+        if (1.0 + inner) * heaviest + absolute > f.max:
+            result = dataclasses.replace(result, bound=math.inf, vacuous=True)
+    return result
 
 
 # -- dot products -------------------------------------------------------------------------------
@@ -560,10 +573,13 @@ def dot_bound_probabilistic(
 
     Inequality (holds except with probability at most ``.probability``)::
 
-        |fl(x.y) - x.y| <= gamma~_n(lambda) * sum_i |x_i y_i|  +  (1 + gamma_n) k eta_min,
+        |fl(x.y) - x.y| <= gamma~_n(lambda) * sum_i |x_i y_i|  +  (1 + u)**(n - 1) k eta_min,
         P(failure) <= min(1, n * 2 exp(-lambda**2 (1 - u)**2 / 2))
 
-    The factor ``n`` is the union bound over the ``n`` terms ``x_i y_i (1 + theta_i)``.
+    The factor ``n`` is the union bound over the ``n`` terms ``x_i y_i (1 + theta_i)``. The
+    underflow term's factor bounds the ``n - 1`` later additions an underflow error is carried
+    through, ``|1 + delta| <= 1 + u`` each: :func:`dot_bound`'s ``1 + gamma_n`` bounds it too,
+    but is infinite from ``n u >= 1``, where the probabilistic bound is most wanted.
 
     Assumptions: rounding errors are random with mean zero, ``|delta| <= u``, and independent
     (round to nearest: a model, not a theorem) or mean independent (``stochastic=True``:
@@ -588,11 +604,13 @@ def dot_bound_probabilistic(
     xv, yv, _, acc = _dot_inputs(x, y, fmt, acc_fmt)
     n = xv.numel()
     coefficient = gamma_tilde(n, acc, lam, stochastic=stochastic)
-    deterministic = _gamma_unit(n, acc.unit_roundoff * (2.0 if stochastic else 1.0))
+    unit = acc.unit_roundoff * (2.0 if stochastic else 1.0)
     weight = float((xv * yv).abs().sum())
     events = _tiny_products(xv, yv, acc) + (0 if acc.subnormals else max(n - 1, 0))
     step = _underflow_step(acc) * (2.0 if stochastic else 1.0)
-    absolute = events * step * (1.0 + deterministic)
+    # (1 + unit)**(n - 1), the growth over the later additions (inf only past float64's range)
+    growth = math.exp(min(max(n - 1, 0) * math.log1p(unit), 710.0))
+    absolute = events * step * growth if events else 0.0
     probability = failure_probability(lam, acc, terms=max(n, 1), stochastic=stochastic)
     model = (
         "stochastic rounding: errors mean independent, mean zero, |delta| < 2u (theorem)"
@@ -678,7 +696,7 @@ def _as_float64_any(x: object, name: str) -> torch.Tensor:
         if not x.is_floating_point():
             raise TypeError(f"{name} must be a real floating-point tensor, got {x.dtype}")
         return x.detach().to(device="cpu", dtype=torch.float64)
-    return torch.as_tensor(np.asarray(x, dtype=np.float64))
+    return torch.as_tensor(real_array(x, name))
 
 
 def _matrices(a: ArrayLike, b: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,8 +14,11 @@ with a slightly smaller ``eta``, plus the componentwise form used for per-mode b
 from __future__ import annotations
 
 import math
+from fractions import Fraction
+import operator
 
-from mperror.bounds._checks import integer, is_integer, nonnegative
+from mperror._checks import is_integer
+from mperror.bounds._checks import integer, nonnegative
 from mperror.bounds._result import BoundResult
 from mperror.bounds.classic import _gamma_unit
 from mperror.formats import FloatFormat, FormatLike, as_format
@@ -39,9 +42,9 @@ _THEOREM = "T-fft-higham"
 
 
 def _check_power_of_two(n: object, argument: str) -> int:
-    if not is_integer(n) or n < 1 or int(n) & (int(n) - 1):
+    if not is_integer(n) or n < 1 or operator.index(n) & (operator.index(n) - 1):
         raise ValueError(f"{argument} must be a power of two (an int >= 1), got {n!r}")
-    return int(n)
+    return operator.index(n)
 
 
 def default_twiddle_error(fmt: FormatLike) -> float:
@@ -227,4 +230,5 @@ def fft_overflows(n_total: int, max_abs: float, fmt: FormatLike) -> bool:
     fmt = as_format(fmt, argument="fmt")
     n_total = integer(n_total, "n_total", 1)
     max_abs = nonnegative(max_abs, "max_abs")
-    return n_total * max_abs > fmt.max
+    # exactly, in rationals (a float64 product rounds, and overflows for n_total past 2**1024)
+    return Fraction(n_total) * Fraction(max_abs) > Fraction(fmt.max)

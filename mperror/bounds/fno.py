@@ -23,8 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mperror._checks import is_integer
 from mperror._records import Record
-from mperror.bounds._checks import integer, is_integer, nonnegative
+from mperror.bounds._checks import integer, nonnegative
 from mperror.bounds._result import BoundResult
 from mperror.bounds.classic import _gamma_unit
 from mperror.bounds.fft import fft_eta, fft_overflows, fft_relative_factor
@@ -157,7 +158,9 @@ def _input_rounding(bound_m: float, fmt: FloatFormat) -> float:
     if bound_m > fmt.max:
         return math.inf
     below = fmt.smallest_subnormal if fmt.subnormals else fmt.smallest_normal
-    return max(fmt.unit_roundoff * bound_m, min(below / 2, bound_m))
+    # half the spacing there, rounded up to a float64 value (fp64's 2**-1075 is none)
+    half_step = max(below / 2, math.ulp(0.0))
+    return max(fmt.unit_roundoff * bound_m, min(half_step, bound_m))
 
 
 def input_rounding_bound(bound_m: float, fmt: FormatLike) -> BoundResult:
@@ -326,7 +329,9 @@ def crossover_resolution(
     measured), while the measured errors of a 1-D Lipschitz function crossed between n = 64 and
     256 (REFERENCES, section 5).
     For the FP8 formats the FFT bound is vacuous at every ``N >= 2``, so with
-    ``fft_arithmetic=True`` the crossing lies between ``n = 1`` and ``2``.
+    ``fft_arithmetic=True`` the crossing lies at most one doubling past the point where
+    ``c K / n`` falls to ``delta``: between ``n = 1`` and ``2`` for ``L = M = 1`` in e4m3fn,
+    at about ``n = 3`` for ``L = 100``.
     """
     fmt = as_format(fmt, argument="fmt")
     d = integer(d, "d", 1)
@@ -347,7 +352,7 @@ def crossover_resolution(
     def discretisation(log2_n: float) -> float:
         return slope * 2.0**-log2_n
 
-    closed = max(0.0, math.log2(slope / delta))
+    closed = max(0.0, math.log2(slope) - math.log2(delta))  # slope / delta may overflow
     if not fft_arithmetic:
         log2_star = closed
         method = "closed form"
@@ -361,6 +366,8 @@ def crossover_resolution(
 
         def precision(log2_n: float) -> float:
             s = d * log2_n
+            if s == 0:  # N = 1: no FFT arithmetic (0 * eta is NaN where eta is inf)
+                return delta
             if s * eta >= 1 or s > log2_headroom:  # FFT bound infinite, or N (M + delta) > max
                 return math.inf
             return delta + s * eta / (1 - s * eta) * (bound_m + delta)

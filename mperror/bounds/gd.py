@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import enum
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from mperror._checks import is_integer
 from mperror._records import Record
+from mperror.bounds._checks import real_array
 from mperror.bounds._result import BoundResult
 from mperror.formats import FloatFormat, FormatLike, Overflow, as_format
 from mperror.rounding import RoundMode
@@ -179,9 +182,16 @@ def guaranteed_decrease(
     g = _nonnegative(grad_norm, "grad_norm")
     d = _nonnegative(delta, "delta")
     lip = _positive(lipschitz, "lipschitz")
-    if _sharp(sharp):
-        return (g * g - d * d) / (2.0 * lip)
-    return (g * g - 4.0 * g * d - d * d) / (2.0 * lip)
+    # Scaled by a power of two 2**e (exactly) so that the squares neither overflow (g = delta =
+    # 1e160 gave inf - inf = NaN) nor underflow; 2**(2e) comes back at the end.
+    e = math.frexp(max(g, d))[1]
+    g, d = math.ldexp(g, -e), math.ldexp(d, -e)
+    core = g * g - d * d if _sharp(sharp) else g * g - 4.0 * g * d - d * d
+    scaled = core / (2.0 * lip)
+    try:
+        return math.ldexp(scaled, 2 * e)
+    except OverflowError:  # beyond float64: the infinity of its sign
+        return math.copysign(math.inf, scaled)
 
 
 def descent_bound(
@@ -255,8 +265,8 @@ def cosine_distance_bound(grad_norm: float, delta: float, *, sharp: bool = False
         ratio = d / g
         # 1 - sqrt(1 - r**2) without the cancellation (it lost every digit for r < 1e-8)
         bound, vacuous = ratio * ratio / (1.0 + math.sqrt(1.0 - ratio * ratio)), False
-    else:
-        bound, vacuous = 2.0 * d / (g + d), False
+    else:  # 2 d / (g + d), without overflowing g + d
+        bound, vacuous = (2.0 / (1.0 + g / d) if d > 0 else 0.0), False
     return BoundResult(
         theorem=f"{_THEOREM}.cosine",
         bound=bound,
@@ -333,20 +343,19 @@ class DescentCheck(Record):
 
 def _series(values: object, name: str) -> np.ndarray:
     if isinstance(values, torch.Tensor):
+        if values.is_complex() or values.dtype is torch.bool:
+            raise TypeError(f"{name} must be a sequence of real numbers, got {values.dtype}")
         values = values.detach().to(device="cpu", dtype=torch.float64).numpy()
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{name} must be a sequence of floats ({err})") from None
+    array = real_array(values, name)
     if array.ndim != 1:
         raise ValueError(f"{name} must be 1-D (one value per step), got shape {array.shape}")
     return array
 
 
 def _window(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    if not is_integer(value) or value < 1:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return int(value)
+    return operator.index(value)
 
 
 def check_descent(

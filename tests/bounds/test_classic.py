@@ -14,6 +14,7 @@ import math
 import random
 from fractions import Fraction
 
+import mpmath
 import numpy as np
 import pytest
 import torch
@@ -258,6 +259,27 @@ def test_blocked_sum_bound_holds(name: str, data: st.DataObject, block: int, wid
     exact = sum(map(Fraction, xs), Fraction(0))
     bound = blocked_sum_bound(xs, fmt, block, outer_fmt=outer if widen else None)
     assert bound.check(error(blocked(xs, fmt, block, outer), exact)).holds
+
+
+def test_blocked_sum_bound_checks_each_format_against_its_own_max() -> None:
+    """Oracle: the blocked simulation in Fraction arithmetic. fp16 blocks of 32 x 100.0 sum
+    to 3200 each, exactly; their fp32 total 409600 is exact too, far beyond fp16's 65504 but
+    inside fp32: the bound is the formula's, not inf. Blocks of 32 x 3000.0 overflow fp16
+    (a partial sum passes 65520 and rounds to inf), and the bound is inf."""
+    xs = [100.0] * 4096
+    computed = blocked(xs, FP16, 32, FP32)
+    assert computed == 409600.0
+    bound = blocked_sum_bound(xs, FP16, 32, outer_fmt=FP32)
+    inner, outer = gamma(31, FP16), gamma(127, FP32)
+    assert bound.bound == ((1 + inner) * (1 + outer) - 1) * 409600.0 and not bound.vacuous
+    big = [3000.0] * 64
+    partial = 0.0
+    for term in big[:32]:  # the first block, in fp16, until it overflows
+        partial = round_scalar(Fraction(partial) + Fraction(term), FP16)
+        if math.isinf(partial):
+            break
+    assert math.isinf(partial)
+    assert math.isinf(blocked_sum_bound(big, FP16, 32, outer_fmt=FP32).bound)
 
 
 @pytest.mark.parametrize("name", list(ARITHMETIC))
@@ -587,6 +609,25 @@ def test_dot_bound_probabilistic_stochastic_underflow() -> None:
     )
 
 
+@pytest.mark.parametrize("stochastic", [False, True])
+def test_dot_bound_probabilistic_where_gamma_n_is_infinite(stochastic: bool) -> None:
+    """Oracle: the formula gamma~_n(lambda) sum|x_i y_i| (T-prob.dot) and the error of the
+    recursive bf16 dot product (mperror.ops.dot, against the exact float64 sum of products of
+    bf16 values). At n = 256 bf16's n u = 1: gamma_n is infinite, gamma~_n is not, and the
+    bound was NaN (0 underflows times an infinite factor) or inf (one underflow)."""
+    gen = torch.Generator().manual_seed(0)
+    x, y = (mperror.round(torch.rand(2, 256, generator=gen, dtype=torch.float64) + 0.5, BF16))
+    r = dot_bound_probabilistic(x, y, BF16, 6.0, stochastic=stochastic)
+    weight = float((x * y).abs().sum())
+    assert r.bound == gamma_tilde(256, BF16, 6.0, stochastic=stochastic) * weight
+    assert math.isfinite(r.bound)  # vacuous for stochastic, whose 2u makes gamma~ >= 1
+    assert abs(float(mperror.ops.dot(x, y, BF16)) - float((x * y).sum())) <= r.bound
+    y[0] = 2.0**-140  # x_0 y_0 below bf16's 2**-126: may underflow
+    tiny = dot_bound_probabilistic(x, y, BF16, 6.0, stochastic=stochastic)
+    formula = gamma_tilde(256, BF16, 6.0, stochastic=stochastic) * float((x * y).abs().sum())
+    assert math.isfinite(tiny.bound) and tiny.bound >= formula  # plus about 2**-140
+
+
 def test_fp64_products_below_the_float64_range() -> None:
     """Oracle: exact Fraction arithmetic against native float64. The product 2**-600 * 2**-600
     = 2**-1200 underflows to 0 in float64, so the computed dot product is 0 with error 2**-1200;
@@ -609,3 +650,34 @@ def test_probabilistic_vacuity() -> None:
     assert failure_probability(threshold * 1.001, "fp16") < 1.0
     r = dot_bound_probabilistic([1.0] * 10, [1.0] * 10, "fp16", 2.0)
     assert r.vacuous and r.probability == 1.0  # 10 * 2 exp(-2 (1 - u)**2) > 1
+
+
+def test_overflowing_arguments_give_inf_not_exceptions() -> None:
+    """Oracle: the definitions. n u >= 1 makes gamma_n infinite whatever n (10**400 does not
+    convert to a float); gamma~'s exp(lambda sqrt(n) u + n u**2 / (1 - u)) - 1 passes
+    float64's range at bf16, n = 2**26 (n u**2 = 2**10, e**1024 > 2**1024); stochastic
+    rounding to a 1-bit format errs by up to 100% per rounding (2u = 1), so gamma~ and the
+    lambda of any probability are infinite (they had raised OverflowError or
+    ZeroDivisionError)."""
+    assert gamma(10**400, "fp16") == math.inf
+    assert gamma_tilde(2**26, "bf16", 1.0) == math.inf
+    one_bit = FloatFormat(precision=1, emax=3)
+    assert gamma_tilde(4, one_bit, 1.0, stochastic=True) == math.inf
+    assert lambda_for_probability(0.5, one_bit, stochastic=True) == math.inf
+
+
+def test_lambda_for_a_tiny_probability() -> None:
+    """Oracle: mpmath at 30 digits, sqrt(2 ln(2 / p)) / (1 - u); 2 / 1e-320 overflows float64,
+    which had made lambda infinite."""
+    p = 1e-320
+    with mpmath.workdps(30):
+        want = mpmath.sqrt(2 * mpmath.log(2 / mpmath.mpf(p))) / (1 - mpmath.mpf(2) ** -11)
+    assert lambda_for_probability(p, "fp16") == pytest.approx(float(want), rel=1e-14)
+
+
+def test_complex_and_bool_arrays_are_refused() -> None:
+    """numpy's cast to float64 drops imaginary parts with only a warning: [1 + 1000j,
+    1 - 1000j, 1] had been bounded as [1, 1, 1]."""
+    for values in (np.array([1 + 1000j, 1 - 1000j, 1]), np.array([True, False])):
+        with pytest.raises(TypeError, match="x must be a real"):
+            recursive_sum_bound(values, "fp16")

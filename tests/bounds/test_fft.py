@@ -308,3 +308,10 @@ def test_bound_holds_for_mperror_ops_fft(name: str, n: int) -> None:
     exact = torch.fft.fft(x)
     relative = float(torch.linalg.vector_norm(got - exact) / torch.linalg.vector_norm(exact))
     assert fftb.fft_error_bound(n, name).check(relative).holds
+
+
+def test_overflow_condition_is_exact_for_any_size() -> None:
+    """Oracle: exact integer arithmetic. N = 1024**110 points times 1.0 exceeds fp32's max (the
+    float64 product had raised OverflowError converting N); 2**1100 points of 2**-1100 make 1."""
+    assert fftb.fft_overflows(1024**110, 1.0, "fp32")
+    assert not fftb.fft_overflows(2**1100, 2.0**-1100, "fp16")

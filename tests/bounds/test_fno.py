@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import mpmath
@@ -516,3 +517,18 @@ def test_fourier_layer_bad_arguments(changes, error) -> None:
     arguments = {"c_in": 4, "c_out": 4, "kept_modes": 9, "weight_norm": 1.0} | changes
     with pytest.raises(error):
         fno.fourier_layer_bound(64, 1, 1.0, "fp16", **arguments)
+
+
+def test_crossover_edge_cases() -> None:
+    """Oracles: the bounds themselves and the reference rounding. e2m1's FFT bound is infinite
+    (u = 1/4), but at n = 1 there is no FFT arithmetic: the precision bound is the input
+    rounding u M = 1/4, which meets the discretisation bound c_1 K = 1/4 (it had been NaN).
+    An fp64 sample 1.5 * 2**-1074 rounds with error 2**-1075: the input-rounding bound of
+    subnormal samples is at least that (it had been 0). Bounds of very different sizes cross
+    far beyond float64's range of n without an exception."""
+    r = fno.crossover_resolution(1.0, 1.0, "e2m1")
+    assert r.power_of_two == 1 and r.precision_bound == 0.25 == r.discretisation_bound
+    assert Fraction(fno.input_rounding_bound(1e-320, "fp64").bound) >= Fraction(1, 2**1075)
+    assert math.isinf(fno.fft_precision_bound(2**10, 110, 1.0, "fp32").bound)  # had raised
+    far = fno.crossover_resolution(1e300, 1e-300, "fp64")
+    assert far.resolution == math.inf and far.log2_resolution > 1024

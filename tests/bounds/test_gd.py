@@ -543,3 +543,16 @@ def test_lost_update_probability_deterministic_modes() -> None:
     and 1 + 2**-10 is the neighbour (probability 0)."""
     w, d = torch.tensor([1.0, 1.0]), torch.tensor([2.0**-12, 2.0**-10])
     assert lost_update_probability(w, d, FP16, "nearest_even").tolist() == [1.0, 0.0]
+
+
+def test_huge_norms_give_the_limits_not_nan() -> None:
+    """Oracle: exact rational arithmetic. g = delta = 1e160: the sharp decrease (g**2 -
+    delta**2) / 2L is 0, the published one -(g**2 + ...)/2 is below -1e320 (so no decrease
+    is guaranteed: vacuous, bound inf); 2 delta / (g + delta) for g = 1.7e308, delta = 1e308
+    is 2/2.7. Each had been NaN (inf - inf, inf / inf)."""
+    assert guaranteed_decrease(1e160, 1e160, 1.0, sharp=True) == 0.0
+    published = descent_bound(1e160, 1e160, 1.0)
+    assert published.bound == math.inf and published.vacuous
+    want = 2 * Fraction(1e308) / (Fraction(1.7e308) + Fraction(1e308))
+    assert cosine_distance_bound(1.7e308, 1e308).bound == pytest.approx(float(want), rel=1e-15)
+    assert guaranteed_decrease(3.0, 1.0, 2.0, sharp=True) == 2.0  # (9 - 1) / 4, unscaled
