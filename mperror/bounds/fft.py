@@ -14,8 +14,8 @@ with a slightly smaller ``eta``, plus the componentwise form used for per-mode b
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 import operator
+from fractions import Fraction
 
 from mperror._checks import is_integer
 from mperror.bounds._checks import integer, nonnegative

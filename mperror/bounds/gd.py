@@ -265,8 +265,10 @@ def cosine_distance_bound(grad_norm: float, delta: float, *, sharp: bool = False
         ratio = d / g
         # 1 - sqrt(1 - r**2) without the cancellation (it lost every digit for r < 1e-8)
         bound, vacuous = ratio * ratio / (1.0 + math.sqrt(1.0 - ratio * ratio)), False
-    else:  # 2 d / (g + d), without overflowing g + d
-        bound, vacuous = (2.0 / (1.0 + g / d) if d > 0 else 0.0), False
+    else:  # 2 d / (g + d); where g + d overflows, the same quotient halved top and bottom
+        total = g + d
+        bound = 2.0 * d / total if math.isfinite(total) else d / (0.5 * g + 0.5 * d)
+        vacuous = False
     return BoundResult(
         theorem=f"{_THEOREM}.cosine",
         bound=bound,
