@@ -68,6 +68,8 @@ def as_tensors(tensors: object, *, argument: str) -> tuple[torch.Tensor, ...]:
 def as_params(params: object) -> tuple[torch.Tensor, ...]:
     """``params`` checked against the estimator contract (leaves with ``requires_grad``)."""
     result = as_tensors(params, argument="params")
+    if sum(p.numel() for p in result) == 0:
+        raise ValueError("params must hold at least one value; they have none")
     for i, p in enumerate(result):
         if not p.requires_grad:
             raise ValueError(
@@ -194,14 +196,17 @@ def _bits(t: torch.Tensor) -> torch.Tensor:
 
 @contextmanager
 def preserved(params: Sequence[torch.Tensor]) -> Iterator[None]:
-    """Restore the values (bitwise) and ``requires_grad`` of ``params`` on exit, even on errors.
+    """Restore the values (bitwise) and ``requires_grad`` of ``params`` on exit, even on errors;
+    gradients enabled inside (an estimator differentiates the loss, in a ``torch.no_grad()``
+    block too).
 
     Values are written back only where their bits changed, so an estimator that never wrote to
     a tensor leaves its version counter alone.
     """
     saved = [(p.detach().clone(), p.requires_grad) for p in params]
     try:
-        yield
+        with torch.enable_grad():
+            yield
     finally:
         with torch.no_grad():
             for p, (value, requires_grad) in zip(params, saved, strict=True):

@@ -65,7 +65,10 @@ class Lanczos:
     (3.0, -3.0, True)
 
     Possible issues: ARPACK's "LM" target is fragile when ±L are both eigenvalues (either sign
-    may be returned; the value is right). Rounding in H v makes the operator slightly
+    may be returned; the value is right). A small ``ncv`` weakens the restarts: with ``ncv=2``
+    ARPACK converged (residual 1e-8) to the second-largest magnitude, 5% below L, for 4 of 20
+    random start vectors on a 30-parameter quadratic, and ``ncv=3`` missed on 4 parameters;
+    keep the default unless memory forbids it. Rounding in H v makes the operator slightly
     non-symmetric in low precision; keep ``tol`` above the products' relative error.
     """
 
@@ -124,7 +127,13 @@ class Lanczos:
     ) -> tuple[float, torch.Tensor]:
         def matvec(x: np.ndarray) -> np.ndarray:
             v = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64).reshape(-1))
-            return op(v.to(op.device)).cpu().numpy()
+            hv = op(v.to(op.device))
+            if not bool(torch.isfinite(hv).all()):  # ARPACK would fail with its own error
+                raise FloatingPointError(
+                    "a Hessian-vector product is not finite: the loss's second derivatives "
+                    "overflow (or are NaN) at these params"
+                )
+            return hv.cpu().numpy()
 
         operator = LinearOperator((op.dim, op.dim), matvec=matvec, dtype=np.float64)
         try:

@@ -60,7 +60,7 @@ class PowerIteration:
 
     Args:
         max_iter: most Hessian-vector products.
-        tol: stop when s <= tol (``converged=True``); ``None`` uses √ε of the params' least
+        tol: stop when s < tol (``converged=True``); ``None`` uses √ε of the params' least
             precise dtype, which puts μ within about ε / (2 (1 - r²)) of an eigenvalue's
             magnitude. A float in [0, 1); 0 runs all ``max_iter`` products.
         hvp: ``"double_backward"`` (default), ``"forward_over_reverse"`` or ``"auto"`` (see
@@ -117,7 +117,8 @@ class PowerIteration:
                     break
                 residual = norm(w - rho * v) / mu
                 # H²'s residual at v_before (class docstring, "Stopping")
-                if v_before is not None and norm(w / mu_before - v_before) <= tol:
+                # strictly below tol, so that tol = 0 runs every product, as documented
+                if v_before is not None and norm(w / mu_before - v_before) < tol:
                     converged = True
                     break
                 v_before, mu_before = v, mu

@@ -81,7 +81,16 @@ def solve_darcy(a: ArrayLike, f: ArrayLike | float = 1.0) -> torch.Tensor:
         raise ValueError(f"a must be a square (n, n) array with n >= 3, got shape {a.shape}")
     if not (np.all(np.isfinite(a)) and np.all(a > 0)):
         raise ValueError("a must be finite and positive")
+    top, bottom = float(a.max()), float(a.min())
+    if not (math.isfinite(2.0 * top * top) and bottom * bottom >= np.finfo(np.float64).tiny):
+        # the face values 2 a b / (a + b) form products of two permeabilities
+        raise ValueError(
+            f"a must lie within about [1e-154, 1e154] (got {bottom:g} to {top:g}): scale a "
+            "and f by the same factor, which leaves u unchanged"
+        )
     n = a.shape[0]
+    if not np.all(np.isfinite(f)):
+        raise ValueError("f must be finite")
     f = np.broadcast_to(f, a.shape)
     h2 = (1.0 / (n - 1)) ** 2
     ax = 2 * a[:-1, :] * a[1:, :] / (a[:-1, :] + a[1:, :])  # face (i, j) - (i + 1, j)

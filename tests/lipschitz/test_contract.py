@@ -129,6 +129,9 @@ def test_bad_inputs_are_named(name):
         est(problem.loss_fn, problem.params[0])
     with pytest.raises(TypeError, match=r"params\[1\] must be a torch.Tensor"):
         est(problem.loss_fn, [problem.params[0], 1.0])
+    empty = torch.zeros(0, 3, dtype=F64, requires_grad=True)  # a tensor, but no values
+    with pytest.raises(ValueError, match="params must hold at least one value"):
+        est(lambda: (empty**2).sum(), [empty])
     frozen = torch.ones(3, dtype=F64)
     with pytest.raises(ValueError, match=r"params\[0\] must have requires_grad=True"):
         est(lambda: (frozen**2).sum(), [frozen])
@@ -151,14 +154,29 @@ def test_bad_inputs_are_named(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_nonfinite_derivatives_raise(name):
-    """f = 10³⁰⁸ Σ w³ at w = (1, 0.5) is finite (1.125e308) but its gradient 3·10³⁰⁸ w² and
-    Hessian 6·10³⁰⁸ w overflow float64 near w₀ = 1: every estimator must refuse, not return a
-    NaN or a max that skipped the infinities."""
-    w = torch.tensor([1.0, 0.5], dtype=F64, requires_grad=True)
+@pytest.mark.parametrize("size", [2, 5])
+def test_nonfinite_derivatives_raise(name, size):
+    """f = 10³⁰⁸ Σ w³ at w = (1, 0.5, ...) is finite (1.125e308 for two) but its gradient
+    3·10³⁰⁸ w² and Hessian 6·10³⁰⁸ w overflow float64 near w₀ = 1: every estimator must
+    refuse, not return a NaN or a max that skipped the infinities. Five parameters take
+    Lanczos to ARPACK (two are diagonalised densely), which had failed with its own error."""
+    start = torch.tensor([1.0, 0.5, 0.25, 0.125, 0.0625][:size], dtype=F64)
+    w = start.clone().requires_grad_(True)
     with pytest.raises(FloatingPointError):
         _make(name)(lambda: 1e308 * (w**3).sum(), [w])
-    assert torch.equal(w.detach(), torch.tensor([1.0, 0.5], dtype=F64))
+    assert torch.equal(w.detach(), start)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_estimates_inside_no_grad(name):
+    """Oracle: the same estimate outside the block. The estimators differentiate the loss
+    themselves, so torch.no_grad() around the call must not matter (it had made every loss
+    look like one without a graph)."""
+    problem = regression()
+    want = _make(name)(problem.loss_fn, problem.params).value
+    with torch.no_grad():
+        got = _make(name)(problem.loss_fn, problem.params).value
+    assert got == want
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -138,3 +138,12 @@ def test_small_gap_float32_does_not_stop_early():
 def test_bad_arguments_are_named(kwargs, argument):
     with pytest.raises((ValueError, TypeError), match=argument):
         PowerIteration(**kwargs)
+
+
+def test_zero_tolerance_runs_every_product():
+    """By the docstring: tol = 0 runs all max_iter products. H = 3 I makes every start vector
+    an exact eigenvector, the stopping residual exactly 0, which the test <= 0 had taken as
+    converged after two products."""
+    x = torch.ones(4, dtype=torch.float64, requires_grad=True)
+    est = PowerIteration(max_iter=9, tol=0.0, generator=_gen())(lambda: 1.5 * (x * x).sum(), [x])
+    assert est.evaluations == 9 and not est.converged and est.value == 3.0

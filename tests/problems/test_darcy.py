@@ -61,6 +61,20 @@ def test_bad_coefficients() -> None:
         solve_darcy(np.zeros((5, 5)))
     with pytest.raises(ValueError, match=r"a must be a square \(n, n\) array with n >= 3"):
         solve_darcy(np.ones((5, 4)))
+    # the face values 2ab/(a + b) overflow or underflow out there (a singular factorisation
+    # at 1e160, a 1e-5 relative error at 1e-160), and a NaN source gave a NaN solution
+    for scale in (1e160, 1e-160):
+        with pytest.raises(ValueError, match="scale a and f by the same factor"):
+            solve_darcy(np.full((5, 5), scale))
+    with pytest.raises(ValueError, match="f must be finite"):
+        solve_darcy(np.ones((5, 5)), float("nan"))
+
+
+def test_scaling_a_and_f_together_leaves_u() -> None:
+    """Oracle: -div(s a grad u) = s f has the same solution u; s = 2**400 is exact to apply,
+    so the two solves see the same linear system up to that power of two."""
+    a = np.linspace(1.0, 4.0, 49).reshape(7, 7)
+    assert torch.equal(solve_darcy(a * 2.0**400, 2.0**400), solve_darcy(a))
 
 
 def test_dataset_shapes_values_and_maximum_principle() -> None:
