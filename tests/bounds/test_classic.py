@@ -616,7 +616,7 @@ def test_dot_bound_probabilistic_where_gamma_n_is_infinite(stochastic: bool) -> 
     bf16 values). At n = 256 bf16's n u = 1: gamma_n is infinite, gamma~_n is not, and the
     bound was NaN (0 underflows times an infinite factor) or inf (one underflow)."""
     gen = torch.Generator().manual_seed(0)
-    x, y = (mperror.round(torch.rand(2, 256, generator=gen, dtype=torch.float64) + 0.5, BF16))
+    x, y = mperror.round(torch.rand(2, 256, generator=gen, dtype=torch.float64) + 0.5, BF16)
     r = dot_bound_probabilistic(x, y, BF16, 6.0, stochastic=stochastic)
     weight = float((x * y).abs().sum())
     assert r.bound == gamma_tilde(256, BF16, 6.0, stochastic=stochastic) * weight
