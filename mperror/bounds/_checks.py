@@ -37,6 +37,8 @@ def real_array(value: object, argument: str) -> np.ndarray:
         array = np.asarray(value)
         if array.dtype.kind not in "fiuO":  # float, signed, unsigned, objects such as Fraction
             raise TypeError(f"values of dtype {array.dtype}")
+        if array.dtype.kind == "O" and any(isinstance(v, (bool, np.bool_)) for v in array.flat):
+            raise TypeError("bool values")
         return array.astype(np.float64)
     except (TypeError, ValueError) as err:
         raise TypeError(

@@ -156,8 +156,8 @@ def gamma_tilde(n: int, fmt: FormatLike, lam: float, *, stochastic: bool = False
     n = _count(n)
     u = _error_unit(as_format(fmt), stochastic)
     lam = _lam(lam)
-    if u >= 1.0:  # stochastic rounding to p = 1: an error of up to 100% per rounding
-        return math.inf
+    if u >= 1.0 or n > 2**1000:  # stochastic rounding to p = 1 errs by up to 100% each time;
+        return math.inf  # and sqrt(n) u >= 2**500 2**-53 puts exp far past float64's range
     exponent = lam * math.sqrt(n) * u + n * u * u / (1.0 - u)
     return math.expm1(exponent) if exponent < 709.0 else math.inf  # expm1 raises past ~709.78
 
@@ -183,7 +183,12 @@ def failure_probability(
     terms = _count(terms, "terms")
     u = _error_unit(as_format(fmt), stochastic)
     lam = _lam(lam)
-    return min(1.0, terms * 2.0 * math.exp(-lam * lam * (1.0 - u) ** 2 / 2.0))
+    exponent = -lam * lam * (1.0 - u) ** 2 / 2.0
+    if terms < 2**1000:
+        return min(1.0, terms * 2.0 * math.exp(exponent))
+    # in logs: terms beyond float64's range (math.log takes any int)
+    log_p = math.log(terms) + math.log(2.0) + exponent
+    return 1.0 if log_p >= 0.0 else math.exp(log_p)
 
 
 def lambda_for_probability(
@@ -205,7 +210,9 @@ def lambda_for_probability(
     if u >= 1.0:  # no lambda gives a bound (stochastic rounding to p = 1)
         return math.inf
     # log(2 terms) - log(probability): 2 terms / probability overflows for tiny probabilities
-    return math.sqrt(2.0 * (math.log(2.0 * terms) - math.log(probability))) / (1.0 - u)
+    # (math.log takes ints of any size)
+    log_ratio = math.log(2.0) + math.log(terms) - math.log(probability)
+    return math.sqrt(2.0 * log_ratio) / (1.0 - u)
 
 
 # -- rounding depths ----------------------------------------------------------------------------
@@ -608,9 +615,10 @@ def dot_bound_probabilistic(
     weight = float((xv * yv).abs().sum())
     events = _tiny_products(xv, yv, acc) + (0 if acc.subnormals else max(n - 1, 0))
     step = _underflow_step(acc) * (2.0 if stochastic else 1.0)
-    # (1 + unit)**(n - 1), the growth over the later additions (inf only past float64's range)
-    growth = math.exp(min(max(n - 1, 0) * math.log1p(unit), 710.0))
-    absolute = events * step * growth if events else 0.0
+    absolute = 0.0
+    if events:  # times (1 + unit)**(n - 1), the growth over the later additions
+        exponent = max(n - 1, 0) * math.log1p(unit)
+        absolute = events * step * (math.exp(exponent) if exponent < 709.0 else math.inf)
     probability = failure_probability(lam, acc, terms=max(n, 1), stochastic=stochastic)
     model = (
         "stochastic rounding: errors mean independent, mean zero, |delta| < 2u (theorem)"

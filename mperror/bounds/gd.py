@@ -19,6 +19,7 @@ import math
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -140,6 +141,15 @@ def critical_gradient_norm(
     return factor * gradient_perturbation(lipschitz, theta_norm, fmt)
 
 
+def _to_float(value: Fraction) -> float:
+    """``value`` correctly rounded to a float; beyond float64's range, the infinity of its
+    sign."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def guaranteed_decrease(
     grad_norm: float, delta: float, lipschitz: float, *, sharp: bool = False
 ) -> float:
@@ -182,16 +192,11 @@ def guaranteed_decrease(
     g = _nonnegative(grad_norm, "grad_norm")
     d = _nonnegative(delta, "delta")
     lip = _positive(lipschitz, "lipschitz")
-    # Scaled by a power of two 2**e (exactly) so that the squares neither overflow (g = delta =
-    # 1e160 gave inf - inf = NaN) nor underflow; 2**(2e) comes back at the end.
-    e = math.frexp(max(g, d))[1]
-    g, d = math.ldexp(g, -e), math.ldexp(d, -e)
-    core = g * g - d * d if _sharp(sharp) else g * g - 4.0 * g * d - d * d
-    scaled = core / (2.0 * lip)
-    try:
-        return math.ldexp(scaled, 2 * e)
-    except OverflowError:  # beyond float64: the infinity of its sign
-        return math.copysign(math.inf, scaled)
+    # In rationals, rounded once at the end: no intermediate overflows or underflows (g =
+    # delta = 1e160 gave inf - inf = NaN; a subnormal L overflowed the quotient).
+    g, d = Fraction(g), Fraction(d)
+    core = g * g - d * d if _sharp(sharp) else g * g - 4 * g * d - d * d
+    return _to_float(core / (2 * Fraction(lip)))
 
 
 def descent_bound(
@@ -265,10 +270,8 @@ def cosine_distance_bound(grad_norm: float, delta: float, *, sharp: bool = False
         ratio = d / g
         # 1 - sqrt(1 - r**2) without the cancellation (it lost every digit for r < 1e-8)
         bound, vacuous = ratio * ratio / (1.0 + math.sqrt(1.0 - ratio * ratio)), False
-    else:  # 2 d / (g + d); where g + d overflows, the same quotient halved top and bottom
-        total = g + d
-        bound = 2.0 * d / total if math.isfinite(total) else d / (0.5 * g + 0.5 * d)
-        vacuous = False
+    else:  # 2 d / (g + d), in rationals (g + d may overflow), rounded once
+        bound, vacuous = _to_float(2 * Fraction(d) / (Fraction(g) + Fraction(d))), False
     return BoundResult(
         theorem=f"{_THEOREM}.cosine",
         bound=bound,

@@ -89,8 +89,9 @@ nearest modes a float64 sum with an operand far below the other can land on a mi
 format that the exact sum is not on (float32 ``1 + 2**-11`` plus ``2**-60`` gives 1.0 under
 fp16, whose correctly rounded sum is ``1 + 2**-10``; float64 holds the exact sum of two
 float32 values whose exponents differ by at most 28, and then the sum is correctly rounded).
-In the directed and odd modes sums stay correctly rounded, through the round-to-odd sum; and
-:mod:`mperror.ops` is correctly rounded for any operands in every mode. Integer tensors that
+In the directed and odd modes sums stay correctly rounded, through the round-to-odd sum.
+(:mod:`mperror.ops` rounds its operands to the format first, then computes correctly rounded
+results of those.) Integer tensors that
 become floating values (``.float()``, ``copy_``, ``where``, ``cat``, ``stack``) convert to
 float64 first, exactly up to ``2**53``, and are rounded once from there.
 """
@@ -1427,23 +1428,24 @@ def _saturated(v: torch.Tensor, fmt: FloatFormat, mode: RoundMode) -> int:
     ``mode``: those whose rounding as if the exponent range were unbounded exceeds ``max``
     (:class:`~mperror.formats.Overflow`); e4m3fn rounds 450 to 448 without overflowing, and
     470 (nearest 480) to 448 by saturation. A stochastic rounding of a value beyond ``max`` may
-    have gone either way, and which is not kept: every such value counts."""
+    have gone either way, and which is not kept: every such value counts.
+
+    The values are halved (exactly: they exceed ``max``, far from the subnormals) and rounded to
+    the format's natural extension (every code finite, with inf): one binade above ``max / 2``
+    holds their unbounded rounding, and what lies past it overflows either way. Halving keeps
+    this within float64 for formats reaching its top binade (``emax`` 1023)."""
     beyond = v[(v.abs() > fmt.max) & v.isfinite()]
-    if mode.is_stochastic or not beyond.numel() or fmt.emax >= 1023:
+    if mode.is_stochastic or not beyond.numel():
         return beyond.numel()
-    unbounded = _unbounded_above(fmt)
-    wide = mperror.rounding.round(beyond.double(), unbounded, mode)
-    return int(torch.count_nonzero(wide.abs() > fmt.max))
+    half = mperror.rounding.round(beyond.double() / 2, _natural(fmt), mode)
+    return int(torch.count_nonzero(half.abs() > fmt.max / 2))
 
 
 @functools.lru_cache(maxsize=64)
-def _unbounded_above(fmt: FloatFormat) -> FloatFormat:
-    """``fmt`` one binade higher and with no reserved codes: a value beyond ``fmt.max``
-    overflows ``fmt`` exactly when its rounding to this format (by the same mode) exceeds
-    ``fmt.max``; values past this format's range round to its largest value or to inf, both
-    above ``fmt.max``."""
+def _natural(fmt: FloatFormat) -> FloatFormat:
+    """``fmt`` without reserved codes and with infinities (for :func:`_saturated`)."""
     return FloatFormat(
-        precision=fmt.precision, emax=fmt.emax + 1, emin=fmt.emin, subnormals=fmt.subnormals
+        precision=fmt.precision, emax=fmt.emax, emin=fmt.emin, subnormals=fmt.subnormals
     )
 
 

@@ -134,6 +134,9 @@ class SpectralPrecision:
         return possible and self.backend != "emulated"
 
 
+_SHARE_TOLERANCE = 1e-12
+
+
 @dataclass(frozen=True)
 class PrecisionSchedule:
     """Precision modes over training: ``stages`` are ``(mode, share)`` pairs whose shares sum
@@ -151,17 +154,19 @@ class PrecisionSchedule:
                 f"stages must be (mode, share > 0) pairs with mode in {MODES}, got {self.stages!r}"
             )
         total = math.fsum(s for _, s in self.stages)
-        if abs(total - 1.0) > 1e-12:
+        if abs(total - 1.0) > _SHARE_TOLERANCE:
             raise ValueError(f"stages' shares must sum to 1, got {total!r}")
 
     def mode_at(self, fraction: float) -> str:
-        """The mode at ``fraction`` (0 <= fraction <= 1) of training."""
+        """The mode at ``fraction`` (0 <= fraction <= 1) of training; a stage's end belongs
+        to the next stage. Ends are the running sums of the shares, compared within the 1e-12
+        the shares' total is allowed: decimal shares split where their decimals say (0.1 + 0.2
+        is 0.30000000000000004 in float64, and 3/10 of training is the third stage's start)."""
         if not 0.0 <= fraction <= 1.0:
             raise ValueError(f"fraction must lie in [0, 1], got {fraction!r}")
-        end = 0.0
-        for mode, share in self.stages:
-            end += share
-            if fraction < end:
+        shares = [share for _, share in self.stages]
+        for i, (mode, _) in enumerate(self.stages):
+            if fraction < math.fsum(shares[: i + 1]) - _SHARE_TOLERANCE:
                 return mode
         return self.stages[-1][0]
 
@@ -409,13 +414,25 @@ class SpectralConv(nn.Module):
         True
         """
         kept = math.prod(self.weight.shape[2:-1])
-        x = (batch, self.weight.shape[0], kept, 2)
+        x = (_count("batch", batch), self.weight.shape[0], kept, 2)
         w = (self.weight.shape[0], self.weight.shape[1], kept, 2)
         import opt_einsum  # as in _expression
 
         return opt_einsum.contract_path(_EQUATION, x, (2, 2, 2), w, shapes=True)[1]
 
     def forward(self, v: torch.Tensor, precision: SpectralPrecision) -> torch.Tensor:
+        if not isinstance(precision, SpectralPrecision):
+            raise TypeError(
+                "precision must be a SpectralPrecision (e.g. SpectralPrecision('half')), got "
+                f"{type(precision).__name__}"
+            )
+        channels = self.weight.shape[0]
+        if not isinstance(v, torch.Tensor) or v.dim() != self.dim + 2 or v.shape[1] != channels:
+            shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+            raise ValueError(
+                f"v must be (batch, {channels} channels, *grid) with a {self.dim}-D grid, "
+                f"got {shape}"
+            )
         grid = tuple(v.shape[-self.dim :])
         self._check_grid(grid)
         if v.dtype == torch.bfloat16 or (v.dtype == torch.float16 and v.device.type == "cpu"):

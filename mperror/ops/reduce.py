@@ -170,7 +170,8 @@ class _Plan:
         self.products = products
         self.native = _common.check_accumulation_format(self.acc, self.mode, "accumulate")
         # a partial sum (below 2**(acc.emax + 1)) plus a term (below 2**(fmt.emax + 1), or the
-        # accumulator's bound) stays below 2**1023 while both emax are at most 1021
+        # accumulator's bound) stays below 2**1023 while both emax are at most 1021; reduce()
+        # looks at the terms themselves when fmt's range allows more (fp64 inputs, say)
         self.wide = max(self.acc.emax, self.fmt.emax) >= 1022
         exact_products_needed = self.model.chunk is not None or not self.native
         if products and exact_products_needed:
@@ -200,6 +201,10 @@ class _Plan:
         model) and round to the output format: a float64 tensor of shape ``terms.shape[1:]``."""
         if terms.shape[0] == 0:
             return terms.new_zeros(terms.shape[1:])
+        if self.wide and not self.native:
+            # A sum passes float64's range only with a term of at least 2**1021 (a partial sum
+            # of the accumulator, emax <= 1022, stays below 2**1023), or a non-finite one.
+            self.wide = not bool(terms.abs().amax() < 2.0**1021)
         model = self.model
         if model.chunk is not None:  # block FMA: exact products, chunk sums rounded to A
             s = _recursive(self.to_acc(_blocks(terms, model.chunk, self.add)), self.add)

@@ -661,6 +661,20 @@ def test_overflowing_arguments_give_inf_not_exceptions() -> None:
     ZeroDivisionError)."""
     assert gamma(10**400, "fp16") == math.inf
     assert gamma_tilde(2**26, "bf16", 1.0) == math.inf
+    assert gamma_tilde(10**400, "fp16", 1.0) == math.inf  # sqrt(10**400) had raised
+    assert failure_probability(4.0, "fp16", terms=10**400) == 1.0  # 10**400 e**-8 > 1
+    with mpmath.workdps(30):  # sqrt(2 ln(2 10**400 / 0.5)) / (1 - u)
+        want = mpmath.sqrt(2 * mpmath.log(4 * mpmath.mpf(10) ** 400)) / (1 - mpmath.mpf(2) ** -11)
+    assert lambda_for_probability(0.5, "fp16", terms=10**400) == pytest.approx(float(want))
+    # long dot products: the underflow term's growth (1 + u)**(n - 1) passes exp's range
+    # (bf16, n = 200,000); with no tiny product it is not needed, and it had raised
+    n = 200_000
+    r = dot_bound_probabilistic([1.0] * n, [1.0] * n, BF16, 6.0)
+    assert r.bound == gamma_tilde(n, BF16, 6.0) * n
+    no_subnormals = FloatFormat(precision=4, emax=7, subnormals=False)
+    assert dot_bound_probabilistic([1.0] * 12_000, [1.0] * 12_000, no_subnormals, 6.0).bound == (
+        math.inf
+    )
     one_bit = FloatFormat(precision=1, emax=3)
     assert gamma_tilde(4, one_bit, 1.0, stochastic=True) == math.inf
     assert lambda_for_probability(0.5, one_bit, stochastic=True) == math.inf
@@ -678,6 +692,11 @@ def test_lambda_for_a_tiny_probability() -> None:
 def test_complex_and_bool_arrays_are_refused() -> None:
     """numpy's cast to float64 drops imaginary parts with only a warning: [1 + 1000j,
     1 - 1000j, 1] had been bounded as [1, 1, 1]."""
-    for values in (np.array([1 + 1000j, 1 - 1000j, 1]), np.array([True, False])):
+    bools_among_objects = np.array([True, Fraction(1)], dtype=object)
+    for values in (
+        np.array([1 + 1000j, 1 - 1000j, 1]),
+        np.array([True, False]),
+        bools_among_objects,
+    ):
         with pytest.raises(TypeError, match="x must be a real"):
             recursive_sum_bound(values, "fp16")

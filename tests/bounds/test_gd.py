@@ -556,3 +556,7 @@ def test_huge_norms_give_the_limits_not_nan() -> None:
     want = 2 * Fraction(1e308) / (Fraction(1.7e308) + Fraction(1e308))
     assert cosine_distance_bound(1.7e308, 1e308).bound == pytest.approx(float(want), rel=1e-15)
     assert guaranteed_decrease(3.0, 1.0, 2.0, sharp=True) == 2.0  # (9 - 1) / 4, unscaled
+    # a subnormal L: g**2 / 2L = 1e-540 / 2e-313 overflows no intermediate in rationals
+    want = Fraction(1e-270) ** 2 / (2 * Fraction(1e-313))
+    assert guaranteed_decrease(1e-270, 0.0, 1e-313, sharp=True) == float(want)
+    assert guaranteed_decrease(1e10, 0.0, 1e308) == float(Fraction(1e10) ** 2 / Fraction(1e308) / 2)

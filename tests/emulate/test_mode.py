@@ -277,6 +277,7 @@ def test_report_counts_overflow_underflow_and_lists_unclassified_ops() -> None:
         ("fp16", [1.0, 2.0**-26]),  # an underflow, no zero in v
         ("e4m3fn", [449.0, -1000.0, math.inf, math.nan, 0.0, 2.0**-12]),
         ("e4m3fn_nan", [448.0, 470.0, -1000.0, 1.0]),  # the NaN policy
+        ("top", [1.7915e308, 1.795e308, -1.796e308, 1.0]),  # saturating, reaching 2**1023
         ("e2m1", [6.0, 6.5, 0.2, -0.25, 0.0]),
     ],
 )
@@ -284,18 +285,23 @@ def test_tally_counts_match_their_definitions(name: str, values: list[float]) ->
     """Oracle: the definitions, counted element by element in Python on the input ``v`` and
     its rounding ``r``: underflowed = nonzero in ``v``, zero in ``r``; overflowed = non-finite
     in ``r`` though finite in ``v``, or, for saturating formats (formats.Overflow), finite in
-    ``v`` and rounded by the reference above max when the exponent range is unbounded above (a
-    format of the same precision and emin with emax 1000)."""
-    fmt = formats.E4M3FN.replace(overflow="nan") if name == "e4m3fn_nan" else formats.get(name)
+    ``v`` and above max when rounded to nearest even with the exponent range unbounded above
+    (to a multiple of the spacing 2**(e - p + 1) of its binade, in rationals)."""
+    if name == "top":
+        fmt = FloatFormat(precision=8, emax=1023, has_inf=False, overflow="saturate")
+    elif name == "e4m3fn_nan":
+        fmt = formats.E4M3FN.replace(overflow="nan")
+    else:
+        fmt = formats.get(name)
     engine = _Engine(as_policy(fmt), generator=None, compiled=False, count=True)
     v = torch.tensor(values, dtype=torch.float64)
     r = engine._round(v, fmt)
     pairs = list(zip(v.tolist(), r.tolist(), strict=True))
     underflowed = sum(a != 0 and b == 0 for a, b in pairs)
     if fmt.overflow is formats.Overflow.SATURATE:
-        unbounded = FloatFormat(precision=fmt.precision, emax=1000, emin=fmt.emin)
         overflowed = sum(
-            math.isfinite(a) and abs(round_scalar(a, unbounded)) > fmt.max for a, _ in pairs
+            math.isfinite(a) and abs(a) > fmt.max and abs(_unbounded(a, fmt.precision)) > fmt.max
+            for a, _ in pairs
         )
     else:
         overflowed = sum(math.isfinite(a) and not math.isfinite(b) for a, b in pairs)
@@ -304,6 +310,12 @@ def test_tally_counts_match_their_definitions(name: str, values: list[float]) ->
         underflowed,
         overflowed,
     )
+
+
+def _unbounded(a: float, precision: int) -> Fraction:
+    """``a`` (normal) rounded to nearest even at ``precision`` bits, any exponent."""
+    spacing = Fraction(2) ** (math.frexp(a)[1] - precision)
+    return round(Fraction(a) / spacing) * spacing  # Fraction's round: ties to even
 
 
 @pytest.mark.parametrize("mode", ["toward_zero", "toward_positive", "toward_negative", "odd"])

@@ -221,6 +221,11 @@ def test_schedule() -> None:
         PrecisionSchedule((("quarter", 1.0),))
     with pytest.raises(ValueError, match="fraction"):
         s.mode_at(1.5)
+    # decimal shares: 0.1 + 0.2 is 0.30000000000000004 in float64, and 3 of 10 steps had
+    # counted as the second stage (three steps of it, six of the last, not two and seven)
+    decimal = PrecisionSchedule((("half", 0.1), ("mixed", 0.2), ("full", 0.7)))
+    steps = [decimal.mode_at(k / 10) for k in range(10)]
+    assert steps.count("half") == 1 and steps.count("mixed") == 2 and steps.count("full") == 7
 
 
 def test_parse_model_precision() -> None:
@@ -277,6 +282,15 @@ def test_bad_input() -> None:
             FNO(**args)
     with pytest.raises(ValueError, match="mode must be one of"):
         SpectralPrecision("quarter")
+    layer = SpectralConv(3, 3, (2, 2))
+    for batch in (0, -2, 2.5, "4"):  # the reported sizes had been 0, -24, 48, 48
+        with pytest.raises((TypeError, ValueError), match="batch must be a positive int"):
+            layer.contraction(batch)
+    with pytest.raises(TypeError, match="precision must be a SpectralPrecision"):
+        layer(torch.zeros(1, 3, 8, 8), "half")
+    for shape in ((2, 3, 8), (3, 8, 8), (2, 4, 8, 8)):  # 1-D input, no batch, 4 channels
+        with pytest.raises(ValueError, match=r"v must be \(batch, 3 channels, \*grid\)"):
+            layer(torch.zeros(shape), SpectralPrecision())
     # numpy and torch integers are integers (operator.index), stored as Python ints
     for m in (np.int64(4), torch.tensor(4)):
         modes = FNO(dim=1, width=4, layers=1, modes=(m,)).spectral[0].modes
