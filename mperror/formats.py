@@ -144,7 +144,10 @@ class FloatFormat:
         max_finite = natural_max if self.max_finite is None else self.max_finite
         if not (is_integer(max_finite) or isinstance(max_finite, float)):
             raise ValueError(f"max_finite must be a float or None, got {self.max_finite!r}")
-        max_finite = float(max_finite)
+        try:
+            max_finite = float(max_finite)
+        except OverflowError:  # an int beyond float64's range
+            raise ValueError(f"max_finite must be a finite float, got {max_finite!r}") from None
         if not (math.ldexp(1.0, self.emax) <= max_finite <= natural_max):
             raise ValueError(
                 f"max_finite must lie in [2**emax, (2 - 2**(1-p)) * 2**emax] = "
@@ -226,6 +229,8 @@ class FloatFormat:
         natural_max = math.ldexp(2.0**self.precision - 1.0, self.emax - self.precision + 1)
         if self.has_inf or (self.has_nan and self.max_finite == natural_max):
             codes += 1
+            if self.precision == 1 and self.has_inf and self.has_nan:
+                codes += 1  # no fraction bits: inf and NaN cannot share an exponent code
         return max(1, math.ceil(math.log2(codes)))
 
     @property
@@ -251,6 +256,8 @@ class FloatFormat:
         """
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
             raise TypeError(f"x must be a floating-point tensor, got {_describe(x)}")
+        if x.dtype.itemsize == 1:  # torch's frexp and ldexp take no float8
+            raise TypeError(f"x must be float16, bfloat16, float32 or float64, got {x.dtype}")
         small_quantum = self.emin - self.precision + 1 if self.subnormals else self.emin
         store = format_of_dtype(x.dtype)
         lowest = min(small_quantum, self.emin - self.precision + 1)
@@ -300,6 +307,20 @@ class FloatFormat:
         if self.bits > 16:
             raise ValueError(
                 f"finite_values enumerates formats of at most 16 bits; {self} has {self.bits}"
+            )
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+        store = format_of_dtype(dtype)
+        # every value is a multiple of 2**(emin - p + 1) below 2**(emin + 1), subnormals or
+        # not; the storage's spacing there is 2**(max(emin, its emin) - its p + 1)
+        if not (
+            store.precision >= self.precision
+            and store.max >= self.max
+            and store.emin - store.precision <= self.emin - self.precision
+        ):
+            raise ValueError(
+                f"dtype {dtype} cannot hold every value of {self}; pass a wider dtype "
+                "(float64 holds every format)"
             )
         positive = torch.tensor(list(self._positive_values()), dtype=torch.float64)
         values = torch.cat([-positive.flip(0), torch.zeros(1, dtype=torch.float64), positive])

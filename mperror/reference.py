@@ -90,6 +90,10 @@ def round_scalar(
     fmt = as_format(fmt)
     mode = RoundMode.parse(mode)
     random_bits = _check_random_bits(random_bits, mode)  # the arguments mperror.round takes
+    if mode.is_stochastic:
+        _uniform(draw)  # checked whether or not this value needs it
+    elif draw is not None:
+        raise ValueError(f"draw applies to the stochastic modes only, got mode {mode.value!r}")
     if isinstance(value, float) and math.isnan(value):
         return math.nan
     if isinstance(value, float) and math.isinf(value):
@@ -151,6 +155,10 @@ def _goes_up(
 def _uniform(draw: float | Fraction | None) -> Fraction:
     if draw is None:
         raise ValueError("draw (a uniform number in [0, 1)) is required by the stochastic modes")
+    if isinstance(draw, bool) or not isinstance(draw, (float, int, Fraction)):
+        raise TypeError(f"draw must be a float or Fraction in [0, 1), got {type(draw).__name__}")
+    if isinstance(draw, float) and not math.isfinite(draw):
+        raise ValueError(f"draw must lie in [0, 1), got {draw}")
     u = Fraction(draw)
     if not 0 <= u < 1:
         raise ValueError(f"draw must lie in [0, 1), got {draw}")

@@ -223,3 +223,28 @@ def test_replace_keeps_fields_set_away_from_their_defaults() -> None:
     fmt = formats.E4M3FN.replace(overflow="nan")
     assert (fmt.emin, fmt.max, fmt.overflow) == (-6, 448.0, formats.Overflow.NAN)
     assert formats.E4M3FN.replace(precision=3).max == 448.0
+
+
+def test_one_bit_formats_with_inf_and_nan_need_their_own_codes() -> None:
+    """Oracle: counting codes. p = 1, emin = -1, emax = 0: +-0, +-0.5, +-1, +-inf and NaN are 9
+    codes; with no fraction bits inf and NaN cannot share an exponent code (the IEEE way), so
+    the exponent field holds 4 codes (zero, two binades, inf, NaN: 5 -> 3 bits) and the format
+    is 4 bits wide, not 3 (8 codes)."""
+    fmt = FloatFormat(precision=1, emin=-1, emax=0)
+    assert fmt.finite_values().tolist() == [-1.0, -0.5, 0.0, 0.5, 1.0]
+    assert fmt.exponent_bits == 3 and fmt.bits == 4
+    assert FloatFormat(precision=1, emin=-1, emax=0, has_inf=False).bits == 3  # NaN alone
+
+
+def test_helpers_refuse_what_they_cannot_do() -> None:
+    """finite_values in a dtype that cannot hold every value (bf16 in float16 had given 28,672
+    infinities and 26,113 zeros), spacing of a float8 tensor (torch's frexp has no float8),
+    and a max_finite beyond float64's range (an OverflowError, not the argument's error)."""
+    with pytest.raises(ValueError, match="cannot hold every value of bf16"):
+        formats.BF16.finite_values(dtype=torch.float16)
+    # 1,023 subnormals and 30 binades of 1,024 values, both signs, one zero
+    assert formats.FP16.finite_values(dtype=torch.float16).numel() == 2 * (1023 + 30 * 1024) + 1
+    with pytest.raises(TypeError, match="x must be float16, bfloat16, float32 or float64"):
+        formats.E4M3FN.spacing(torch.ones(2, dtype=torch.float8_e4m3fn))
+    with pytest.raises(ValueError, match="max_finite must be a finite float"):
+        FloatFormat(precision=4, emax=8, max_finite=10**400)

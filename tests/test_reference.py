@@ -117,3 +117,20 @@ def test_bad_arguments_are_refused() -> None:
     for bad in (0, -2, True, 2.0):  # 0 had meant "never round up"
         with pytest.raises(ValueError, match="random_bits must be a positive int"):
             round_scalar(1.5, "fp16", "stochastic", draw=0.5, random_bits=bad)
+
+
+def test_draw_is_checked_whatever_the_value() -> None:
+    """The draw is an argument of the stochastic modes: checked even where the value is exact
+    (1.0 rounded to fp16 needs no draw, yet draw=5 or none at all had been accepted), refused
+    for the deterministic modes (where it had been ignored), and named when it is a NaN or a
+    string (Fraction had raised its own error, or parsed the string)."""
+    for draw in (None, 5.0, -0.5, math.nan):
+        with pytest.raises(ValueError, match="draw"):
+            round_scalar(1.0, "fp16", "stochastic", draw=draw)
+    with pytest.raises(ValueError, match="draw"):
+        round_scalar(math.inf, "fp16", "stochastic_equal", draw=-1.0)
+    with pytest.raises(TypeError, match="draw must be a float or Fraction"):
+        round_scalar(1.5, "fp16", "stochastic", draw="0.9")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="draw applies to the stochastic modes only"):
+        round_scalar(1.5, "fp16", "toward_zero", draw=0.5)
+    assert round_scalar(1.0, "fp16", "stochastic", draw=Fraction(1, 3)) == 1.0

@@ -16,7 +16,7 @@ from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
 from mperror import formats, testing
-from mperror.reference import round_scalar
+from mperror.reference import neighbours, round_scalar
 
 
 def _held(value: float, dtype: torch.dtype) -> bool:
@@ -84,3 +84,75 @@ def test_ties_refused_where_the_dtype_cannot_hold_them() -> None:
     with pytest.raises(ValueError, match="cannot hold the midpoints"):
         testing.ties(formats.FP16, dtype=torch.float16)
     find(testing.inputs(formats.FP32, dtype=torch.float32), lambda v: True)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "dtype"),
+    [
+        (formats.FloatFormat(precision=22, emax=127), torch.float32),  # ties at float32's top
+        (formats.FloatFormat(precision=6, emax=127), torch.bfloat16),
+        (formats.FloatFormat(precision=2, emax=7, emin=-146), torch.float32),  # and bottom
+        (formats.FP16, torch.float32),
+    ],
+)
+def test_near_ties_are_near_ties(fmt, dtype) -> None:
+    """Oracle: the reference's neighbours, exactly. A near-tie is finite, nonzero, and neither
+    a value nor a midpoint of the format (at the dtype's ends a nudge had given inf or crossed
+    zero)."""
+
+    @settings(max_examples=150, deadline=None, database=None)
+    @given(testing.near_ties(fmt, dtype=dtype))
+    def check(v: float) -> None:
+        assert math.isfinite(v) and v != 0
+        if abs(v) <= fmt.max:
+            _, f, _ = neighbours(abs(Fraction(v)), fmt)
+            assert f not in (0, Fraction(1, 2)), (v, f)
+
+    check()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "dtype"),
+    [
+        (formats.FloatFormat(precision=23, emax=127), torch.float32),
+        (formats.FloatFormat(precision=7, emax=127), torch.bfloat16),
+        (formats.FloatFormat(precision=2, emax=7, emin=-147), torch.float32),
+    ],
+)
+def test_near_ties_refused_with_one_bit_to_spare(fmt, dtype) -> None:
+    """A dtype with one bit to spare has no value strictly between a midpoint and a format
+    value: one ulp had landed on a value, two on the next tie."""
+    with pytest.raises(ValueError, match="holds no values between the midpoints"):
+        testing.near_ties(fmt, dtype=dtype)
+    testing.ties(fmt, dtype=dtype)  # the ties themselves it holds
+
+
+def test_overflow_values_include_the_next_value_above_max() -> None:
+    """Where toward_positive, odd and stochastic rounding start to overflow: one float32 ulp
+    above fp16's max and e4m3fn's (drawn in float64 and cast, it had never come up), and a
+    format whose max float16 does not hold is refused, not silently left out."""
+    assert find(
+        testing.overflow_values(formats.FP16, dtype=torch.float32), lambda v: v == 65504.00390625
+    )
+    assert find(
+        testing.overflow_values(formats.E4M3FN, dtype=torch.float32),
+        lambda v: v == float(torch.nextafter(torch.tensor(448.0), torch.tensor(math.inf))),
+    )
+    with pytest.raises(ValueError, match=r"is not a torch\.float16 value"):
+        testing.overflow_values(formats.FloatFormat(precision=12, emax=14), dtype=torch.float16)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        lambda f: f.max < f.replace(max_finite=None).max,  # reserved top codes (e4m3fn)
+        lambda f: f.has_inf and not f.has_nan,
+        lambda f: f.has_inf and f.overflow is formats.Overflow.SATURATE,
+        lambda f: f.emax < 0,
+        lambda f: f.emin > 1,
+    ],
+    ids=["reduced-max", "inf-without-nan", "saturating-with-inf", "negative-emax", "emin-above-1"],
+)
+def test_formats_reach_every_kind_of_format(kind) -> None:
+    """Each kind FloatFormat accepts is drawn (none of these had been, in 3,000 draws)."""
+    assert kind(find(testing.formats(), kind, settings=settings(database=None)))
