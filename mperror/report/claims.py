@@ -250,6 +250,37 @@ def _beside(value: float, threshold: float, digits: int, *, percent: bool = Fals
     return text
 
 
+def _sci(value: float, other: float, digits: int = 3) -> str:
+    """``value`` in e-notation with ``digits`` decimals, or as many more as it takes for the
+    printed number to compare with ``other`` as ``value`` does (two errors that differ in the
+    sixth digit print differently; one equal to a threshold prints equal to it).
+
+    >>> _sci(0.0100001, 0.01), _sci(0.10000001, 0.1), _sci(0.5, 0.1)
+    ('1.00001e-02', '1.0000001e-01', '5.000e-01')
+    """
+
+    def side(x: float) -> int:
+        return (x > other) - (x < other)
+
+    text = ""
+    for d in range(digits, 18):
+        text = f"{value:.{d}e}"
+        if not math.isfinite(value) or side(float(text)) == side(value):
+            return text
+    return text
+
+
+def _sci_pair(a: float, b: float) -> tuple[str, str]:
+    """``a`` and ``b`` printed alike (:func:`_sci`, the more digits of the two), so that the
+    printed pair compares as the values do.
+
+    >>> _sci_pair(0.0100001, 0.01)
+    ('1.00001e-02', '1.00000e-02')
+    """
+    digits = max(len(_sci(a, b).split("e")[0]), len(_sci(b, a).split("e")[0])) - 2
+    return f"{a:.{max(digits, 3)}e}", f"{b:.{max(digits, 3)}e}"
+
+
 def _all(verdicts: Sequence[bool | None]) -> bool | None:
     """One failing verdict decides ("each of"), else one undecided leaves the claim undecided."""
     return False if False in verdicts else (None if None in verdicts else True)
@@ -270,7 +301,9 @@ def _float32_untrained(
     return replace(
         claim,
         measured="float32 did not train: final test error "
-        + ", ".join(f"{a.summary.final_test_error:.3e} (seed {s})" for s, a, _ in pairs),
+        + ", ".join(
+            f"{_sci(a.summary.final_test_error, TRAINED_MAX)} (seed {s})" for s, a, _ in pairs
+        ),
         note=f"no seed where float32 ended at or below {TRAINED_MAX:g}: float32 itself did not "
         f"fit, so the ratio says nothing about {other} (train longer)",
         runs=_pair_ids(pairs),
@@ -393,19 +426,24 @@ def _frozen(problem: str, paper: str) -> Callable[[_Runs], Claim]:
         missing = _missing(base, runs, (problem, "fp32"), (problem, "fp16"))
         if missing:
             return missing
-        short = [
-            f"{r.summary.run_id} ({r.summary.steps} steps)"
+        stopped = [
+            r.summary
             for policy in ("fp32", "fp16")
             for r in runs.get(problem, policy)
             if r.summary.steps < FROZEN_MIN_STEPS
         ]
-        if short:
-            return replace(
-                base,
-                measured="not measured",
-                note=f"runs shorter than {FROZEN_MIN_STEPS} steps: {', '.join(short)} (train "
-                "longer)",
-            )
+        if stopped:
+            short = [f"{s.run_id} ({s.steps} steps)" for s in stopped if not s.diverged]
+            diverged = [f"{s.run_id} (at step {s.steps})" for s in stopped if s.diverged]
+            reasons = []
+            if short:
+                reasons.append(
+                    f"runs shorter than {FROZEN_MIN_STEPS} steps: {', '.join(short)} (train longer)"
+                )
+            if diverged:
+                reasons.append(f"runs that diverged before step {FROZEN_MIN_STEPS}: "
+                               + ", ".join(diverged))  # fmt: skip
+            return replace(base, measured="not measured", note="; ".join(reasons))
         f32 = runs.median(problem, "fp32", "unchanged_final")
         f16 = runs.median(problem, "fp16", "unchanged_final")
         mixed = runs.median(problem, "mixed-fp16", "unchanged_final")
@@ -477,9 +515,10 @@ def _critical_zone(runs: _Runs) -> Claim:
         criterion=(
             f"each mixed-fp16 seed: {CRITICAL_WINDOW} consecutive steps below the threshold "
             "(L: secant), and the final test error below the one at the entry step; a seed that "
-            f"never entered is undecided when its run was too short to tell (fewer steps than "
-            f"the paper's {CRITICAL_ZONE_STEPS:,}, or float32's final test error on that seed "
-            f"above {TRAINED_MAX:g})"
+            f"never entered is undecided when its run was too short to tell (asked for fewer "
+            f"steps than the paper's {CRITICAL_ZONE_STEPS:,}), or float32's final test error on "
+            f"that seed is above {TRAINED_MAX:g} or unknown (no float32 run); a run that "
+            "diverged did not converge"
         ),
         holds=None,
         note=(
@@ -496,23 +535,36 @@ def _critical_zone(runs: _Runs) -> Claim:
     for r in sorted(runs.get(problem, label), key=lambda r: r.summary.seed):
         s = r.summary
         if s.critical_entry_step is not None:
+            entry = s.test_error_at_entry
+            entry = math.inf if entry is None else entry
+            at_entry, at_end = _sci_pair(entry, s.final_test_error)
             parts.append(
                 f"seed {s.seed}: entered at step {s.critical_entry_step} of {s.steps}, test error "
-                f"{s.test_error_at_entry:.3e} there, {s.final_test_error:.3e} at the end"
+                f"{at_entry} there, {at_end} at the end"
+                + (" (then diverged)" if s.diverged else "")
             )
-            verdicts.append(bool(s.final_test_error < (s.test_error_at_entry or math.inf)))
-        elif s.steps < CRITICAL_ZONE_STEPS:
+            verdicts.append(bool(s.final_test_error < entry))
+        elif s.diverged:  # asked for long enough or not, it did not converge
+            parts.append(f"seed {s.seed}: diverged at step {s.steps}, never having entered")
+            verdicts.append(False)
+        elif s.iterations < CRITICAL_ZONE_STEPS:
             parts.append(
                 f"seed {s.seed}: undecided, never entered in {s.steps} "
                 f"step{'' if s.steps == 1 else 's'}, fewer than the paper's "
                 f"{CRITICAL_ZONE_STEPS:,} (whose entry came near step 500)"
             )
             verdicts.append(None)
-        elif s.seed in fp32 and not fp32[s.seed].summary.final_test_error <= TRAINED_MAX:
+        elif s.seed not in fp32:
+            parts.append(
+                f"seed {s.seed}: undecided, never entered in {s.steps} steps, and no float32 "
+                "run on that seed tells whether the problem trained"
+            )
+            verdicts.append(None)
+        elif not fp32[s.seed].summary.final_test_error <= TRAINED_MAX:
             e32 = fp32[s.seed].summary.final_test_error
             parts.append(
                 f"seed {s.seed}: undecided, never entered in {s.steps} steps, in which float32 "
-                f"did not train (final test error {e32:.3e})"
+                f"did not train (final test error {_sci(e32, TRAINED_MAX)})"
             )
             consulted.append(fp32[s.seed].summary.run_id)
             verdicts.append(None)
@@ -521,7 +573,10 @@ def _critical_zone(runs: _Runs) -> Claim:
             verdicts.append(False)
     note = base.note
     if None in verdicts:
-        note += "; undecided seeds: runs too short to reach the zone (train longer)"
+        note += (
+            "; undecided seeds: runs too short to reach the zone, or without a float32 run "
+            "that trained (train longer, and run fp32 beside mixed-fp16)"
+        )
     return replace(
         base,
         measured="; ".join(parts),

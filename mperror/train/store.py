@@ -18,15 +18,17 @@ and ``mixed-fp32`` resume a run asked for as ``fp32``) and the same problem revi
 run of the same run id but another request (another setting, or an older definition of its
 problem) is refused by name, with the fields that differ, before anything trains: finished
 results are never replaced by accident. With ``replace=True`` it is trained again, and the
-finished run stays in place, whole, until the new run has finished training: interrupting the
-new one loses nothing that was finished. :func:`unfinished_runs` names the run directories that
-hold no finished run, or an interrupted replacement of one.
+finished run stays in place, whole, until the new run has finished training and its files are
+written: interrupting the new one loses nothing that was finished (the files are swapped in by
+renames with interrupts held back; see :func:`_swap_in`). :func:`unfinished_runs` names the run
+directories that hold no finished run, or an interrupted replacement of one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -36,7 +38,7 @@ from mperror import problems
 from mperror.train.config import RunConfig
 from mperror.train.precision import parse
 from mperror.train.summary import RunSummary
-from mperror.train.trace import Trace
+from mperror.train.trace import COLUMNS, Trace
 from mperror.train.trainer import check_config, progress_bar, train
 
 __all__ = [
@@ -54,6 +56,33 @@ __all__ = [
 ]
 
 PARTIAL_TRACE = "trace.partial.csv"
+
+
+def _swap_in(path: Path, files: dict[str, str]) -> None:
+    """Write ``files`` (name -> text) into run directory ``path``, replacing a finished run
+    there only at the end: each is written and synced under a staging name, then the old
+    ``summary.json`` is removed and the staged files renamed into place, ``summary.json``
+    last. The renames run with SIGINT and SIGTERM held back (POSIX), so an interrupt leaves
+    the old run whole or the new one; only a crash of the machine within those few renames can
+    leave neither."""
+    staged = {name: path / f".{name}.staged" for name in files}
+    try:
+        for name, text in files.items():
+            write_atomic(staged[name], text)
+        held = {signal.SIGINT, signal.SIGTERM}
+        blocking = hasattr(signal, "pthread_sigmask")
+        if blocking:
+            previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        try:
+            (path / "summary.json").unlink(missing_ok=True)
+            for name in files:
+                os.replace(staged[name], path / name)
+        finally:
+            if blocking:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    finally:
+        for file in staged.values():
+            file.unlink(missing_ok=True)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -108,6 +137,9 @@ def load_run(path: str | os.PathLike) -> StoredRun:
         config = RunConfig.from_dict(json.loads((path / name).read_text()))
         name = "trace.csv"
         trace = Trace.from_csv((path / name).read_text())
+        missing = [column for column in COLUMNS if column not in trace.columns]
+        if missing:  # the report reads every one of them
+            raise ValueError(f"it has no column {', '.join(map(repr, missing))}")
         name = "summary.json"
         summary = RunSummary.from_dict(json.loads((path / name).read_text()))
         if len(trace) != summary.steps:  # e.g. a trace.csv cut at a row boundary
@@ -336,12 +368,17 @@ def run_study(
             write_atomic(path / PARTIAL_TRACE, trace.to_csv())
 
         result = train(config, progress=progress, checkpoint=checkpoint)
-        # Only now is a finished run of another request in this directory replaced.
-        (path / "summary.json").unlink(missing_ok=True)
-        write_atomic(path / "request.json", _json(_request(config)))
-        write_atomic(path / "config.json", _json(result.config.to_dict()))
-        write_atomic(path / "trace.csv", result.trace.to_csv())
-        write_atomic(path / "summary.json", _json(result.summary.to_dict()))
+        # Only now is a finished run of another request in this directory replaced: the new
+        # files are written (and synced) under staging names first, then swapped in.
+        _swap_in(
+            path,
+            {
+                "request.json": _json(_request(config)),
+                "config.json": _json(result.config.to_dict()),
+                "trace.csv": result.trace.to_csv(),
+                "summary.json": _json(result.summary.to_dict()),  # last: marks it finished
+            },
+        )
         (path / PARTIAL_TRACE).unlink(missing_ok=True)
         done.append(load_run(path))
         if log:

@@ -179,11 +179,17 @@ def test_critical_zone(template) -> None:
     )
     never = replace(
         entered,
-        summary=replace(entered.summary, critical_entry_step=None, steps=CRITICAL_ZONE_STEPS),
+        summary=replace(
+            entered.summary,
+            critical_entry_step=None,
+            steps=CRITICAL_ZONE_STEPS,
+            iterations=CRITICAL_ZONE_STEPS,
+        ),
     )
     worse = replace(entered, summary=replace(entered.summary, final_test_error=2e-2))
+    fp32 = _run(template, "diffusion", "fp32", final_test_error=1e-3)  # it trained there
     assert _by_id(evaluate([entered]))["diffusion.critical-zone"].holds is True
-    assert _by_id(evaluate([never]))["diffusion.critical-zone"].holds is False
+    assert _by_id(evaluate([never, fp32]))["diffusion.critical-zone"].holds is False
     assert _by_id(evaluate([worse]))["diffusion.critical-zone"].holds is False
 
 
@@ -650,6 +656,7 @@ def test_mixed_matches_is_undecided_where_float32_did_not_train(
 
 
 def _zone(template, steps: int, **fields) -> StoredRun:
+    fields = {"iterations": steps, **fields}  # asked for as many steps as it ran, unless given
     return _run(
         template, "diffusion", "mixed-fp16", steps=steps, critical_entry_step=None, **fields
     )
@@ -663,7 +670,7 @@ def _zone(template, steps: int, **fields) -> StoredRun:
         # end about there (it had read as "does not hold")
         (500, None, None),
         (CRITICAL_ZONE_STEPS - 1, None, None),
-        (CRITICAL_ZONE_STEPS, None, False),
+        (CRITICAL_ZONE_STEPS, None, None),  # no float32 run: whether it trains is unknown
         (CRITICAL_ZONE_STEPS, 1.01 * TRAINED_MAX, None),  # float32 did not train on the seed
         (CRITICAL_ZONE_STEPS, TRAINED_MAX, False),
     ],
@@ -683,13 +690,38 @@ def test_critical_zone_never_entered_by_a_run_too_short_is_undecided(
 
 
 def test_critical_zone_one_failing_seed_decides(template) -> None:
-    """Seeds 0 (too short) and 1 (never entered in a long enough run): does not hold."""
+    """Seeds 0 (too short) and 1 (never entered in a long enough run, float32 trained on it):
+    does not hold."""
     runs = [
         _zone(template, 3, seed=0, run_id="z0"),
         _zone(template, CRITICAL_ZONE_STEPS, seed=1, run_id="z1"),
+        _run(template, "diffusion", "fp32", seed=1, run_id="f1", final_test_error=1e-3),
     ]
     assert _by_id(evaluate(runs))["diffusion.critical-zone"].holds is False
     assert _by_id(evaluate(runs[:1]))["diffusion.critical-zone"].holds is None
+
+
+def test_critical_zone_divergence_and_printed_errors(template) -> None:
+    """Oracle: the criterion by hand. A run asked for the paper's 2,000 steps that diverged at
+    step 1,500 without entering did not converge: does not hold (judged by the steps it ran, it
+    had read "undecided, too short (train longer)"). A run that entered with test error 0.0100001
+    and ended at 0.0100000 holds, and the printed errors show which is smaller (both had
+    printed 1.000e-02)."""
+    diverged = _zone(template, 1500, iterations=CRITICAL_ZONE_STEPS, diverged=True)
+    fp32 = _run(template, "diffusion", "fp32", final_test_error=1e-3)
+    claim = _by_id(evaluate([diverged, fp32]))["diffusion.critical-zone"]
+    assert claim.holds is False and "diverged at step 1500" in claim.measured
+    close = _run(
+        template,
+        "diffusion",
+        "mixed-fp16",
+        critical_entry_step=600,
+        test_error_at_entry=0.0100001,
+        final_test_error=0.0100000,
+    )
+    claim = _by_id(evaluate([close]))["diffusion.critical-zone"]
+    assert claim.holds is True
+    assert "1.00001e-02 there, 1.00000e-02 at the end" in claim.measured
 
 
 def test_fno_claims_are_undecided_where_full_precision_did_not_train(template) -> None:

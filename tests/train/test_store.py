@@ -159,6 +159,34 @@ def test_changed_config_is_refused_unless_replace(tmp_path, monkeypatch) -> None
     assert run.config.lr == 2e-3
 
 
+@pytest.mark.parametrize("staged", ["request.json", "config.json", "trace.csv", "summary.json"])
+def test_an_interrupt_while_a_replacement_is_written_keeps_the_finished_run(
+    tmp_path, monkeypatch, staged
+) -> None:
+    """Ctrl-C while the replacement's files were written (after its training) had left
+    neither run: the old summary.json was already gone and the new one not yet written. The
+    new files are staged first; the finished run is still the one loaded."""
+    (config,) = _configs()[:1]
+    (old,) = run_study([config], tmp_path)
+    changed = RunConfig(problem="regression", policy="fp32", iterations=6, eval_every=2)
+    plain = store.write_atomic
+
+    def interrupted(path, text):
+        if path.name in (staged, f".{staged}.staged"):  # the file, however it is written
+            raise KeyboardInterrupt
+        plain(path, text)
+
+    monkeypatch.setattr(store, "write_atomic", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_study([changed], tmp_path, replace=True)
+    (kept,) = load_runs(tmp_path)
+    assert kept.summary.steps == old.summary.steps == 4 and kept.config == old.config
+    assert not [f for f in os.listdir(old.path) if f.endswith(".staged")]
+    monkeypatch.setattr(store, "write_atomic", plain)
+    (new,) = run_study([changed], tmp_path, replace=True)
+    assert new.summary.steps == 6 == len(load_runs(tmp_path)[0].trace)
+
+
 @pytest.mark.parametrize("spelling", ["FP32", "mixed-fp32", " fp32 "])
 def test_equivalent_policy_spellings_resume(tmp_path, monkeypatch, spelling) -> None:
     """Oracle: parse(spelling).name == "fp32", the same run id. request.json was compared as
@@ -304,6 +332,19 @@ def test_load_run_refuses_a_trace_shorter_than_its_summary(tmp_path) -> None:
     lines = (run.path / "trace.csv").read_text().splitlines(keepends=True)
     (run.path / "trace.csv").write_text("".join(lines[:2]))
     with pytest.raises(ValueError, match=r"trace\.csv .* 1 step rows .*'steps' says 4"):
+        store.load_run(run.path)
+
+
+def test_load_run_refuses_a_trace_without_a_column(tmp_path) -> None:
+    """A trace.csv missing a column the report reads (theta_norm) loaded, and `mperror report`
+    then failed with a bare KeyError; the error names the file and the column."""
+    (config,) = _configs()[:1]
+    (run,) = run_study([config], tmp_path)
+    rows = [line.split(",") for line in (run.path / "trace.csv").read_text().splitlines()]
+    drop = rows[0].index("theta_norm")
+    kept = [",".join(v for i, v in enumerate(row) if i != drop) for row in rows]
+    (run.path / "trace.csv").write_text("\n".join(kept) + "\n")
+    with pytest.raises(ValueError, match=r"trace\.csv .* no column 'theta_norm'"):
         store.load_run(run.path)
 
 
