@@ -122,7 +122,8 @@ def test_a_loss_linear_in_the_layer_has_a_zero_hessian(mode: str) -> None:
     product is 0 (the full mode's first-order gradient is a constant, without a graph); the
     emulated block keeps a graph for its gradient, and its double backward raised on it."""
     layer = _model().spectral[0]
-    v, c = _input(1), _input(1, seed=5)
+    # the layer's 6 input channels (a 1-channel input had been broadcast over them)
+    v, c = _input(1).expand(-1, 6, -1).contiguous(), _input(1, seed=5)
     (g_full,) = torch.autograd.grad(
         (layer(v, SpectralPrecision("full")) * c).sum(), layer.weight, create_graph=True
     )
