@@ -7,8 +7,9 @@ runs, which the report states: the error ratios compare medians over the seeds r
 precisions; fp16-fails and mixed-matches count only seeds where float32 trained
 (``TRAINED_MAX``), the FNO accuracy and super-resolution claims only modes whose full-precision
 twin trained, and a mixed run that diverged counts as infinitely far from float32; and a
-critical-zone seed that never entered is undecided when its run was too short to tell (fewer
-steps than the paper's run, ``CRITICAL_ZONE_STEPS``, or float32 did not train on that seed).
+critical-zone seed that never entered is undecided when its run was too short to tell (asked
+for fewer steps than the paper's run, ``CRITICAL_ZONE_STEPS``, or float32 did not train on that
+seed or has no run there); one that diverged counts against the claim.
 
 Runs are judged together only when they differ in :data:`SWEPT_FIELDS` alone
 (:func:`check_comparable`): runs of one problem trained with other settings or on another
