@@ -79,8 +79,9 @@ values of a format with ``p <= 25``, in every deterministic mode:
   rounds to the correctly rounded one except where the exact sum lies that close to a value or
   a midpoint of the format. The directed modes meet that case whenever terms far apart are
   summed (``[1, 2**-100]`` sums to 1.0 in float64, so toward positive to 1.0 and not to
-  bf16's ``1 + 2**-7``); :func:`mperror.ops.sum` with a float64 accumulation format and
-  ``mode`` gives the model of a format's own accumulation instead.
+  bf16's ``1 + 2**-7``). A policy with an ``accumulation`` format routes sums and matrix
+  products through :mod:`mperror.ops` instead, where every partial sum is correctly rounded
+  to that format by ``mode``.
 
 Operands that are not values of the format (tensors made outside the block, Python scalars,
 which enter at full float64 precision) are outside the statements above, where they are

@@ -172,7 +172,8 @@ class _Plan:
         # a partial sum (below 2**(acc.emax + 1)) plus a term (below 2**(fmt.emax + 1), or the
         # accumulator's bound) stays below 2**1023 while both emax are at most 1021; reduce()
         # looks at the terms themselves when fmt's range allows more (fp64 inputs, say)
-        self.wide = max(self.acc.emax, self.fmt.emax) >= 1022
+        self.may_pass = max(self.acc.emax, self.fmt.emax) >= 1022 and not self.native
+        self.wide = self.may_pass
         exact_products_needed = self.model.chunk is not None or not self.native
         if products and exact_products_needed:
             if self.fmt.precision > _common.ELEMENTWISE_MAX_PRECISION:
@@ -201,7 +202,7 @@ class _Plan:
         model) and round to the output format: a float64 tensor of shape ``terms.shape[1:]``."""
         if terms.shape[0] == 0:
             return terms.new_zeros(terms.shape[1:])
-        if self.wide and not self.native:
+        if self.may_pass:  # for these terms (a matmul reduces block after block)
             # A sum passes float64's range only with a term of at least 2**1021 (a partial sum
             # of the accumulator, emax <= 1022, stays below 2**1023), or a non-finite one.
             self.wide = not bool(terms.abs().amax() < 2.0**1021)
