@@ -497,7 +497,11 @@ def _weight_norm_jump(runs: _Runs) -> Claim:
     (a16, b16), (a32, b32) = at100("fp16"), at100("fp32")
     return replace(
         base,
-        measured=f"fp16 {a16:.2f} -> {b16:.2f}, fp32 {a32:.2f} -> {b32:.2f}",
+        # the ratios judged, with the digits their thresholds need (5x and 2x)
+        measured=(
+            f"fp16 {a16:.2f} -> {b16:.2f} ({_beside(b16 / a16, 5.0, 2)}x), "
+            f"fp32 {a32:.2f} -> {b32:.2f} ({_beside(b32 / a32, 2.0, 2)}x)"
+        ),
         holds=bool(b16 >= 5 * a16 and b32 < 2 * a32),
         runs=runs.ids(("regression", "fp16"), ("regression", "fp32")),
     )
@@ -873,7 +877,7 @@ def _fno_overflow(problem: str, *, stress: bool) -> Callable[[_Runs], Claim]:
         possible = any(fft_overflows(n, m, fmt) for n, m in known) or len(known) < len(checks)
         measured = (
             f"half without tanh: {_overflow_text(overflowed)}; "
-            + ", ".join(f"N M = {n} x {m:.3g} = {n * m:.3g}" for n, m in known)
+            + ", ".join(f"N M = {n} x {m:.3g} = {_sci(n * m, fmt.max, 2)}" for n, m in known)
             + f" (fp16 max {fmt.max:g}); "
             + ", ".join(f"{m}: {v:g} events" for m, v in tanh_events.items())
         )

@@ -791,3 +791,14 @@ def test_report_header_shows_overridden_settings(template, tmp_path) -> None:
     )
     write_report([defaulted], tmp_path, setting="quick")
     assert "Setting: **quick**," in (tmp_path / "report.md").read_text()
+
+
+def test_printed_products_and_norm_ratios_keep_their_side() -> None:
+    """Oracle: the thresholds by hand. N M = 65504 (exactly fp16's max: no overflow possible)
+    and 65536 (possible) had both printed 6.55e+04; the weight norm's 5x and 2x ratios are
+    printed beside the norms, with the digits their thresholds need."""
+    from mperror.report import claims
+
+    assert claims._sci(65504.0, 65504.0, 2) == "6.5504e+04"
+    assert claims._sci(65536.0, 65504.0, 2) == "6.554e+04"
+    assert claims._beside(4.9999, 5.0, 2) == "4.9999" and claims._beside(5.0, 5.0, 2) == "5.00"
