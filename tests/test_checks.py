@@ -20,7 +20,7 @@ from mperror._records import plain
 from mperror.formats import FloatFormat
 from mperror.lipschitz import PowerIteration
 from mperror.models.fno import FNO
-from mperror.problems._base import evenly_spaced
+from mperror.problems._base import check_seed, evenly_spaced
 from mperror.train.config import RunConfig
 
 INTEGERS = [np.int64(3), np.int32(3), np.uint8(3), torch.tensor(3), torch.tensor([3])]
@@ -89,6 +89,8 @@ def test_configurations_store_plain_ints() -> None:
     with pytest.raises(ValueError, match="iterations"):
         RunConfig(problem="regression", policy="fp32", iterations=True)
     assert type(PowerIteration(max_iter=np.int64(5)).max_iter) is int
+    for seed in (torch.tensor(3), np.uint64(3)):  # the tensor's comparison with 2**64 raised
+        assert check_seed(seed) == 3
 
 
 def test_models_and_grids_take_numpy_sizes() -> None:

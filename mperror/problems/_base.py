@@ -175,9 +175,10 @@ def check_seed(seed: object) -> int:
     TypeError or ValueError naming the argument and the allowed values."""
     if not is_integer(seed):
         raise TypeError(f"seed must be a non-negative int below 2**64, got {type(seed).__name__}")
+    seed = operator.index(seed)  # a tensor's comparison with 2**64 would overflow
     if not 0 <= seed < 2**64:
         raise ValueError(f"seed must be a non-negative int below 2**64, got {seed}")
-    return operator.index(seed)
+    return seed
 
 
 #: The streams of :func:`generator` the problems draw from: a model's initial weights, its

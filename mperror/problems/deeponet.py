@@ -64,8 +64,9 @@ class DeepONet(nn.Module):
     """Unstacked DeepONet: ``branch(v) @ trunk(y).T + b0``, shape ``(n_functions, n_points)``.
 
     The branch's output layer is linear; the trunk's is followed by the activation too (as in
-    DeepXDE). The scalar bias ``b0`` starts at zero. The branch is registered first, so the
-    first parameter (whose dtype a loss reads) is a branch weight.
+    DeepXDE). The scalar bias ``b0`` starts at zero. It is the first parameter (a module's own
+    parameters come before its submodules'), whose dtype a loss reads: cast the whole model
+    (``model.to(dtype)``), as the trainer does, not the branch and trunk alone.
     """
 
     def __init__(
