@@ -15,7 +15,7 @@ class BoundResult(Record):
     """A bound, optionally checked against an observed error.
 
     Attributes:
-        theorem: stable id of the theory/ note that proves it, e.g. ``"T-gamma-dot"``.
+        theorem: stable id of the theory/ note that proves it, e.g. ``"T-gamma.dot"``.
         bound: the bound's value (``math.inf`` where it is vacuous because ``n u >= 1``).
         vacuous: True when the bound says nothing useful (infinite, or no smaller than the
             trivial bound it improves on, e.g. a relative error bound >= 1).

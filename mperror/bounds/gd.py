@@ -236,7 +236,8 @@ def cosine_distance_bound(grad_norm: float, delta: float, *, sharp: bool = False
     """Bound on ``1 - cos(angle(g~, g))``: how far rounding can turn the gradient's direction.
 
     ``2 delta / (g + delta)`` (published), or ``1 - sqrt(1 - (delta / g)**2)`` with
-    ``sharp=True``; both for ``delta < g``. For ``delta >= g`` the perturbed gradient can point
+    ``sharp=True``; both for ``delta <= g`` (at ``delta = g`` both are 1: ``g~`` is at most
+    orthogonal to ``g``). For ``delta > g`` (or ``g = 0``) the perturbed gradient can point
     anywhere (even backwards) and the bound is the trivial 2 (vacuous).
 
     Symbols: ``g`` -> ``grad_norm``, ``delta`` -> ``delta`` (``||g~ - g|| <= delta``).
@@ -258,13 +259,13 @@ def cosine_distance_bound(grad_norm: float, delta: float, *, sharp: bool = False
     Reference: Hayford et al. (2024), companion bound to Theorem 1 (reconstructed);
     theory/T1-gd-mixed-precision.md (``T1-gd-mixed-precision.cosine``).
 
-    Possible issues: vacuous for ``delta >= g``, i.e. inside the region where Theorem 1 gives
+    Possible issues: vacuous for ``delta > g``, i.e. inside the region where Theorem 1 gives
     nothing either.
     """
     g = _nonnegative(grad_norm, "grad_norm")
     d = _nonnegative(delta, "delta")
     sharp = _sharp(sharp)
-    if d >= g:
+    if d > g or g == 0:  # at d = g the bound is 1, not vacuous: <g, g~> >= g**2 - g d = 0
         bound, vacuous = 2.0, True
     elif sharp:
         ratio = d / g
@@ -276,7 +277,7 @@ def cosine_distance_bound(grad_norm: float, delta: float, *, sharp: bool = False
         theorem=f"{_THEOREM}.cosine",
         bound=bound,
         vacuous=vacuous,
-        assumptions=("||g~ - g|| <= delta", "valid for delta < g; trivial (2) otherwise"),
+        assumptions=("||g~ - g|| <= delta", "valid for delta <= g; trivial (2) otherwise"),
     )
 
 
@@ -575,7 +576,8 @@ def lost_updates(
     >>> lost_updates(w, torch.tensor([2.0**-13, 1.3e-4, -2.0**-12, -2.5e-4]), "fp16")
     tensor([ True, False,  True, False])
 
-    Reference: Hayford et al. (2024), §4 (the lost-update threshold); IEEE 754-2019, §4.3;
+    Reference: Hayford et al. (2024), the lost-update threshold (REFERENCES.md section 4);
+    IEEE 754-2019, §4.3;
     theory/T-lost-update.md (``T-lost-update``).
 
     Possible issues: for the stochastic modes no update is surely lost: use

@@ -227,10 +227,22 @@ def test_cosine_sharp_bound_for_tiny_ratios() -> None:
         cosine_distance_bound(1.0, 2.0, sharp="yes")  # type: ignore[arg-type]
 
 
-def test_cosine_vacuous_when_delta_reaches_g() -> None:
-    """Oracle: e = -2g (||e|| = 2||g||) reverses the gradient: 1 - cos = 2, the trivial bound."""
+def test_cosine_vacuous_when_delta_passes_g() -> None:
+    """Oracle: e = -2g (||e|| = 2||g||) reverses the gradient: 1 - cos = 2, the trivial bound.
+    At delta = g both forms give 1 and hold: <g, g~> >= g**2 - g delta = 0, so g~ is at most
+    orthogonal to g; it had been called vacuous. Brute force over ||e|| = g = 1 in the plane,
+    g = (1, 0), e = (cos phi, sin phi): 1 - cos = 1 - cos(phi / 2) approaches 1 as phi -> pi.
+    A zero gradient has no direction to keep."""
     r = cosine_distance_bound(1.0, 2.0)
     assert r.vacuous and r.bound == 2.0 and r.check(2.0).holds
+    phi = torch.linspace(0.0, math.pi * (1 - 1e-9), 10_001, dtype=torch.float64)
+    tilde = torch.stack([1 + phi.cos(), phi.sin()])
+    worst = (1 - tilde[0] / tilde.norm(dim=0)).max().item()
+    assert 0.99 < worst <= 1.0
+    for sharp in (False, True):
+        at = cosine_distance_bound(1.0, 1.0, sharp=sharp)
+        assert at.bound == 1.0 and not at.vacuous
+    assert cosine_distance_bound(0.0, 0.0).vacuous
 
 
 def test_critical_norm_and_decrease_values() -> None:
