@@ -93,8 +93,17 @@ float32 values whose exponents differ by at most 28, and then the sum is correct
 In the directed and odd modes sums stay correctly rounded, through the round-to-odd sum.
 (:mod:`mperror.ops` rounds its operands to the format first, then computes correctly rounded
 results of those.) Integer tensors that
-become floating values (``.float()``, ``copy_``, ``where``, ``cat``, ``stack``) convert to
-float64 first, exactly up to ``2**53``, and are rounded once from there.
+become floating values (``.float()``, ``copy_``, ``where``, ``cat``, ``stack``, and integer-only
+operators with floating results such as ``clamp`` to a float bound or ``copysign``) convert
+to float64 first, exactly up to ``2**53``, and are rounded once from there; so are the values
+factories compute (``linspace``, ``logspace``, the window functions).
+
+Known gaps: ``torch.tensor([0.1])`` inside a block reaches the emulator as a view of Python
+data and keeps its float32 value until an operator rounds it (as tensors made outside do);
+GradScaler's unscale (``_amp_foreach_non_finite_check_and_unscale_``) runs natively, so under a
+pure policy the unscaled gradients are not rounded to the format; ``rrelu`` in training mode
+multiplies by its noise natively before the noise is rounded, so its output and its gradient
+use slightly different slopes.
 """
 
 from __future__ import annotations
@@ -1104,7 +1113,17 @@ class _Engine:
         info = entry.info
         dtype = _uniform_dtype(args, kwargs, info)
         if dtype is None:
-            return func(*args, **kwargs)
+            out = func(*args, **kwargs)
+            if info.mutated or not (isinstance(out, torch.Tensor) and _is_float(out)):
+                return out
+            # Integer tensors, floating result (clamp to a float scalar, copysign): computed
+            # again with the integers in float64 (exact up to 2**53), rounded once, stored in
+            # the dtype torch gives.
+            wide = func(
+                *_map_tensors(_integers_to_float64, args),
+                **{k: _map_tensors(_integers_to_float64, v) for k, v in kwargs.items()},
+            )
+            return self._store(wide, entry.fmt, out.dtype)
         fmt = entry.fmt
         if dtype is _MIXED or (dtype in _REAL_OF and info.name in _COMPLEX_ARITHMETIC):
             # Copies between dtypes, or scalars the tensors' dtype cannot hold: float64 keeps
@@ -1126,10 +1145,11 @@ class _Engine:
             and isinstance(out, torch.Tensor)
             and (out.is_floating_point() or out.is_complex())
             and torch.Tag.nondeterministic_seeded not in func.tags
-            and not _scalars_exact(args, kwargs, out.dtype)
+            and (info.name in _COMPUTING_FACTORIES or not _scalars_exact(args, kwargs, out.dtype))
         ):
             # A constant such as full(size, 0.1) must be rounded from its float64 value, not
-            # from its float32 one: recompute it wide, then round once.
+            # from its float32 one, and so must a factory's own arithmetic (linspace's start +
+            # i * step): recompute it wide, then round once.
             pos, name = info.dtype_args[0]
             wide = torch.complex128 if out.is_complex() else torch.float64
             if name in kwargs or pos >= len(args):
@@ -1592,6 +1612,15 @@ def _uniform_dtype(args, kwargs, info: OpInfo):
     return dtype if _scalars_exact(args, kwargs, dtype) else _MIXED
 
 
+# Factories that compute their values (not copies of their arguments): float32 arithmetic
+# then the format's rounding would round twice (linspace(-37.96875, 45.96875, 353)[198] is the
+# fp16 tie 9.24609375, 9.2460928 in float32, which rounds down).
+_COMPUTING_FACTORIES = frozenset(
+    {"linspace", "logspace", "hann_window", "hamming_window", "blackman_window",
+     "bartlett_window", "kaiser_window"}
+)  # fmt: skip
+
+
 # Data operators whose integer tensor arguments are values that become floating values (not
 # indices): their native kernels convert them to the floating dtype, rounding large integers
 # (2**24 + 1 in float32) before the format's rounding would; float64 holds them up to 2**53.
@@ -1612,6 +1641,12 @@ def _integer_values(args, kwargs) -> bool:
         integer(a) or (isinstance(a, (list, tuple)) and any(integer(t) for t in a))
         for a in itertools.chain(args, kwargs.values())
     )
+
+
+def _integers_to_float64(t: torch.Tensor) -> torch.Tensor:
+    if t.is_floating_point() or t.is_complex() or t.dtype is torch.bool:
+        return t
+    return t.to(torch.float64)
 
 
 def _has_scalars(args, kwargs) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
+import numpy as np
 import pytest
 import torch
 from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
@@ -401,6 +402,35 @@ def test_integers_are_rounded_from_their_exact_value(convert) -> None:
         r = convert(i)
     want = mperror.reference.round_scalar(Fraction(_BIG_INT), "bf16")
     assert r.dtype == torch.float32 and r.tolist() == [want, -want]
+
+
+def test_integer_inputs_with_floating_results_are_rounded() -> None:
+    """Oracle: the float64 result rounded once (numpy's float64 -> float16 cast). clamp of an
+    integer tensor to a float bound and copysign of integers give float32 results that were
+    left unrounded (0.1 stayed float32's 0.100000001, 4097 stayed 4097)."""
+    it = torch.tensor([4097, 1, 2049, -3])
+    with emulate("fp16") as em:
+        results = [it.clamp(max=0.1), it.clamp(min=0.5), torch.copysign(it, -1.0)]
+    wants = [
+        np.minimum(it.double().numpy(), 0.1),
+        np.maximum(it.double().numpy(), 0.5),
+        -np.abs(it.double().numpy()),
+    ]
+    for got, want in zip(results, wants, strict=True):
+        assert got.dtype == torch.float32
+        assert got.tolist() == want.astype(np.float16).astype(np.float64).tolist()
+    assert em.report().rounded == 12
+
+
+def test_computing_factories_are_rounded_from_float64() -> None:
+    """Oracle: float64 linspace rounded once. linspace(-37.96875, 45.96875, 353)[198] is the
+    fp16 tie 9.24609375 (rounds to even, 9.25); float32 computes 9.2460928 and that rounded
+    down to 9.2421875."""
+    with emulate("fp16"):
+        y = torch.linspace(-37.96875, 45.96875, 353)
+    want = torch.linspace(-37.96875, 45.96875, 353, dtype=torch.float64).numpy()
+    assert y.tolist() == want.astype(np.float16).astype(np.float64).tolist()
+    assert y[198].item() == 9.25
 
 
 _NEAR_ONE = 1 - 2.0**-30  # not a float32: float32(c) = 1.0
