@@ -310,14 +310,7 @@ class FloatFormat:
             )
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
-        store = format_of_dtype(dtype)
-        # every value is a multiple of 2**(emin - p + 1) below 2**(emin + 1), subnormals or
-        # not; the storage's spacing there is 2**(max(emin, its emin) - its p + 1)
-        if not (
-            store.precision >= self.precision
-            and store.max >= self.max
-            and store.emin - store.precision <= self.emin - self.precision
-        ):
+        if not _holds(format_of_dtype(dtype), self):
             raise ValueError(
                 f"dtype {dtype} cannot hold every value of {self}; pass a wider dtype "
                 "(float64 holds every format)"
@@ -493,6 +486,21 @@ def get(name: str) -> FloatFormat:
     close = difflib.get_close_matches(key, names(), n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise ValueError(f"unknown format {name!r}{hint} Known: {', '.join(PRESETS)} (and aliases)")
+
+
+def _holds(store: FloatFormat, fmt: FloatFormat) -> bool:
+    """Does every finite value of ``fmt`` have an exact representation in ``store``?
+
+    Every value of ``fmt`` is a multiple of ``2**(emin - p + 1)``, the spacing of its lowest
+    binade, with or without subnormals (``2**emin (1 + 2**(1 - p))`` is a normal value). A
+    ``store`` with subnormals holds such multiples down to its own smallest spacing; one
+    without holds only its normal numbers, so ``fmt`` must then have none below them.
+    """
+    if fmt.precision > store.precision or fmt.emax > store.emax or fmt.max > store.max:
+        return False
+    if store.subnormals:
+        return fmt.emin - fmt.precision >= store.emin - store.precision
+    return not fmt.subnormals and fmt.emin >= store.emin
 
 
 def format_of_dtype(dtype: torch.dtype) -> FloatFormat:

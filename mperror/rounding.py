@@ -66,6 +66,7 @@ from mperror.formats import (
     FloatFormat,
     FormatLike,
     Overflow,
+    _holds,
     as_format,
     format_of_dtype,
 )
@@ -192,21 +193,6 @@ class _Plan:
 
 
 @functools.lru_cache(maxsize=512)
-def _holds(store: FloatFormat, fmt: FloatFormat) -> bool:
-    """Does every finite value of ``fmt`` have an exact representation in ``store``?
-
-    Every value of ``fmt`` is a multiple of ``2**(emin - p + 1)``, the spacing of its lowest
-    binade, with or without subnormals (``2**emin (1 + 2**(1 - p))`` is a normal value). A
-    ``store`` with subnormals holds such multiples down to its own smallest spacing; one
-    without holds only its normal numbers, so ``fmt`` must then have none below them.
-    """
-    if fmt.precision > store.precision or fmt.emax > store.emax or fmt.max > store.max:
-        return False
-    if store.subnormals:
-        return fmt.emin - fmt.precision >= store.emin - store.precision
-    return not fmt.subnormals and fmt.emin >= store.emin
-
-
 def _float32_kernel_holds(fmt: FloatFormat) -> bool:
     """Can the float32 kernel round to ``fmt``? float32 must hold ``fmt``, and ``2**emin`` must
     be a float32 normal number: below ``2**-126`` float32 patterns are subnormal, and clearing

@@ -122,6 +122,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import mperror.rounding
+from mperror import formats
 from mperror.emulate import routed
 from mperror.emulate.classify import OpInfo, classify
 from mperror.emulate.policy import _DENSE_KEYS, OpClass, Policy, as_policy
@@ -720,7 +721,7 @@ def _format_aware(func, name: str, fmt: FloatFormat) -> Callable:
 
     def nextafter(a, b, **kwargs):
         y = torch.nextafter(a, b)
-        if mperror.rounding._holds(format_of_dtype(y.dtype), fmt):
+        if formats._holds(format_of_dtype(y.dtype), fmt):
             up = mperror.rounding.round(y, fmt, RoundMode.TOWARD_POSITIVE)
             down = mperror.rounding.round(y, fmt, RoundMode.TOWARD_NEGATIVE)
             y = torch.where(b > a, up, torch.where(b < a, down, y))
@@ -1458,16 +1459,9 @@ def _saturated(v: torch.Tensor, fmt: FloatFormat, mode: RoundMode) -> int:
     beyond = v[(v.abs() > fmt.max) & v.isfinite()]
     if mode.is_stochastic or not beyond.numel():
         return beyond.numel()
-    half = mperror.rounding.round(beyond.double() / 2, _natural(fmt), mode)
+    natural = fmt.replace(max_finite=None, has_inf=True, has_nan=True, overflow=None)
+    half = mperror.rounding.round(beyond.double() / 2, natural, mode)
     return int(torch.count_nonzero(half.abs() > fmt.max / 2))
-
-
-@functools.lru_cache(maxsize=64)
-def _natural(fmt: FloatFormat) -> FloatFormat:
-    """``fmt`` without reserved codes and with infinities (for :func:`_saturated`)."""
-    return FloatFormat(
-        precision=fmt.precision, emax=fmt.emax, emin=fmt.emin, subnormals=fmt.subnormals
-    )
 
 
 def _uniform_float(args: tuple, kwargs: dict) -> torch.dtype | None:
@@ -1550,7 +1544,7 @@ def _holds(fmt: FloatFormat, dtype: torch.dtype) -> bool:
     if not dtype.is_floating_point:
         return True
     try:
-        return mperror.rounding._holds(fmt, format_of_dtype(dtype))
+        return formats._holds(fmt, format_of_dtype(dtype))
     except ValueError:
         return True
 
@@ -1559,7 +1553,7 @@ def _holds(fmt: FloatFormat, dtype: torch.dtype) -> bool:
 def _holds_dtype(dtype: torch.dtype, fmt: FloatFormat) -> bool:
     """Can ``dtype`` store every value of ``fmt``?"""
     try:
-        return mperror.rounding._holds(format_of_dtype(dtype), fmt)
+        return formats._holds(format_of_dtype(dtype), fmt)
     except ValueError:
         return True
 
@@ -1627,26 +1621,26 @@ _COMPUTING_FACTORIES = frozenset(
 _CONVERTING = frozenset({"_to_copy", "copy_", "copy", "where", "cat", "stack"})
 
 
+def _is_integer_tensor(t: object) -> bool:
+    """An integer tensor (not a bool one): its values become floats in a floating result."""
+    return (
+        isinstance(t, torch.Tensor)
+        and not (t.is_floating_point() or t.is_complex())
+        and t.dtype is not torch.bool
+    )
+
+
 def _integer_values(args, kwargs) -> bool:
     """Is an integer (not bool) tensor among the arguments, alone or in a list?"""
-
-    def integer(t: object) -> bool:
-        return (
-            isinstance(t, torch.Tensor)
-            and not (t.is_floating_point() or t.is_complex())
-            and t.dtype is not torch.bool
-        )
-
     return any(
-        integer(a) or (isinstance(a, (list, tuple)) and any(integer(t) for t in a))
+        _is_integer_tensor(a)
+        or (isinstance(a, (list, tuple)) and any(_is_integer_tensor(t) for t in a))
         for a in itertools.chain(args, kwargs.values())
     )
 
 
 def _integers_to_float64(t: torch.Tensor) -> torch.Tensor:
-    if t.is_floating_point() or t.is_complex() or t.dtype is torch.bool:
-        return t
-    return t.to(torch.float64)
+    return t.to(torch.float64) if _is_integer_tensor(t) else t
 
 
 def _has_scalars(args, kwargs) -> bool:

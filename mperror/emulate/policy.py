@@ -21,9 +21,9 @@ from typing import Any
 import torch
 
 from mperror._records import Record
-from mperror.formats import FloatFormat, FormatLike, as_format, format_of_dtype
+from mperror.formats import FloatFormat, FormatLike, _holds, as_format, format_of_dtype
 from mperror.ops import Accumulation
-from mperror.rounding import RoundMode, _holds
+from mperror.rounding import RoundMode
 
 __all__ = [
     "AUTOCAST_FP32_OPS",

@@ -37,7 +37,7 @@ import torch
 
 import mperror.ops
 import mperror.rounding
-from mperror.formats import FP64, FloatFormat
+from mperror.formats import FP64, FloatFormat, _holds
 from mperror.ops import Accumulation
 from mperror.rounding import RoundMode
 
@@ -65,7 +65,7 @@ def _ops_format(model: Accumulation, fmt: FloatFormat) -> FloatFormat:
     of ``fmt``, pass unchanged and the accumulated value comes back unrounded), else ``fmt``
     itself (rounding the operands to a narrower ``A`` first would be a rounding the model
     does not make; the accumulated value then comes back rounded to ``fmt``)."""
-    return model.fmt if mperror.rounding._holds(model.fmt, fmt) else fmt
+    return model.fmt if _holds(model.fmt, fmt) else fmt
 
 
 def _wide(t: torch.Tensor) -> torch.Tensor:

@@ -272,14 +272,23 @@ def _sci(value: float, other: float, digits: int = 3) -> str:
 
 
 def _sci_pair(a: float, b: float) -> tuple[str, str]:
-    """``a`` and ``b`` printed alike (:func:`_sci`, the more digits of the two), so that the
-    printed pair compares as the values do.
+    """``a`` and ``b`` in e-notation with the same digits, 3 or as many more as it takes for
+    the printed pair to compare as the values do.
 
     >>> _sci_pair(0.0100001, 0.01)
     ('1.00001e-02', '1.00000e-02')
     """
-    digits = max(len(_sci(a, b).split("e")[0]), len(_sci(b, a).split("e")[0])) - 2
-    return f"{a:.{max(digits, 3)}e}", f"{b:.{max(digits, 3)}e}"
+
+    def side(x: float, y: float) -> int:
+        return (x > y) - (x < y)
+
+    texts = ("", "")
+    for d in range(3, 18):
+        texts = f"{a:.{d}e}", f"{b:.{d}e}"
+        finite = math.isfinite(a) and math.isfinite(b)
+        if not finite or side(float(texts[0]), float(texts[1])) == side(a, b):
+            return texts
+    return texts
 
 
 def _all(verdicts: Sequence[bool | None]) -> bool | None:
