@@ -51,7 +51,7 @@ from typing import Literal
 import torch
 import torch.autograd.forward_ad as fwad
 
-from mperror.lipschitz._params import checked_loss, flatten, unflatten
+from mperror.lipschitz._params import checked_loss, flatten, gradients, unflatten
 from mperror.lipschitz._protocol import LossFn
 
 __all__ = ["HVP_METHODS", "HVPMethod", "HessianOperator", "check_hvp_method"]
@@ -138,16 +138,14 @@ class HessianOperator:
                     # Same primal bits: only the tangent is new, so nothing needs restoring.
                     p.copy_(fwad.make_dual(p.detach(), t))
             loss = checked_loss(self.loss_fn)
-            grads = torch.autograd.grad(loss, self.params, allow_unused=True)
+            grads = gradients(loss, self.params)
             hv = [None if g is None else fwad.unpack_dual(g).tangent for g in grads]
             return flatten(hv, self.params)
 
     def _double_backward(self, v: torch.Tensor) -> torch.Tensor:
         if self._grads is None:
             loss = checked_loss(self.loss_fn)
-            self._grads = torch.autograd.grad(
-                loss, self.params, create_graph=True, allow_unused=True
-            )
+            self._grads = gradients(loss, self.params, create_graph=True)
         # A gradient piece that does not require grad is constant in θ: its Hessian rows are 0.
         live = [
             (g, t)

@@ -121,6 +121,10 @@ def check_radius(value: object, *, argument: str = "radius") -> None:
 
 def checked_loss(loss_fn: LossFn) -> torch.Tensor:
     """``loss_fn()``, checked to be a finite one-element floating tensor that needs a gradient."""
+    if not callable(loss_fn):
+        raise TypeError(
+            f"loss_fn must be a callable taking no arguments; got {type(loss_fn).__name__}"
+        )
     loss = loss_fn()
     if not isinstance(loss, torch.Tensor):
         raise TypeError(f"loss_fn() must return a torch.Tensor; it returned {type(loss).__name__}")
@@ -175,11 +179,24 @@ def set_flat(params: Sequence[torch.Tensor], v: torch.Tensor) -> torch.Tensor:
     return flatten(params, params)
 
 
+def gradients(
+    loss: torch.Tensor, params: Sequence[torch.Tensor], *, create_graph: bool = False
+) -> tuple[torch.Tensor | None, ...]:
+    """``torch.autograd.grad(loss, params)``, ``None`` for a param the loss ignores; a loss that
+    ignores every param raises ValueError (its Hessian would read as 0, and L = 0 would make
+    any bound that needs L hold vacuously)."""
+    grads = torch.autograd.grad(loss, params, create_graph=create_graph, allow_unused=True)
+    if all(g is None for g in grads):
+        raise ValueError(
+            "loss_fn() does not depend on any tensor in params: pass the tensors it computes "
+            "from (e.g. list(model.parameters()) of the model loss_fn calls, not of a copy)"
+        )
+    return grads
+
+
 def flat_gradient(loss_fn: LossFn, params: Sequence[torch.Tensor]) -> torch.Tensor:
     """∇loss at the current params, flattened to float64 (zeros for params the loss ignores)."""
-    loss = checked_loss(loss_fn)
-    grads = torch.autograd.grad(loss, params, allow_unused=True)
-    return flatten(grads, params)
+    return flatten(gradients(checked_loss(loss_fn), params), params)
 
 
 def norm(x: torch.Tensor) -> float:

@@ -77,7 +77,13 @@ class LipschitzEstimator(Protocol):
     - Called as ``estimator(loss_fn, params)``. ``loss_fn()`` takes no arguments and recomputes a
       one-element floating tensor from the live tensors in ``params`` each time it is called (no
       graph or derived tensor cached between calls); it may itself differentiate, e.g. a PINN
-      residual built with ``torch.autograd.grad(..., create_graph=True)``.
+      residual built with ``torch.autograd.grad(..., create_graph=True)``. It must be a
+      deterministic function of ``params`` with no side effects: a model in eval mode, no
+      dropout masks drawn per call, no batch-norm running statistics updated. Every estimator
+      calls it many times, at points other than the current one; a fresh dropout mask per call
+      makes a secant measure the masks' difference, not the gradient's change (quotients
+      thousands of times L), and a batch-norm layer in train mode would record statistics of
+      the perturbed points.
     - ``params`` is a non-empty sequence (or iterable) of distinct leaf tensors with a real
       floating dtype, ``requires_grad=True`` and one device, e.g. ``list(model.parameters())``.
       L is taken with respect to their concatenation.
@@ -91,7 +97,8 @@ class LipschitzEstimator(Protocol):
     - Randomness comes only from the estimator's ``generator`` argument (torch's global CPU
       generator when it is ``None``): the same seed gives the same result.
     - Bad input raises ``TypeError`` or ``ValueError`` naming the argument (``params``,
-      ``loss_fn``, or the constructor argument).
+      ``loss_fn``, or the constructor argument); a loss that depends on none of ``params`` is
+      refused (its L would read as 0).
     """
 
     def __call__(self, loss_fn: LossFn, params: Sequence[torch.Tensor]) -> LipschitzEstimate: ...

@@ -53,6 +53,10 @@ class SampledLocalMax:
     after each point. A radius so small that every point rounds to the same values raises
     ValueError (no quotient).
 
+    Possible issues: as for :class:`~mperror.lipschitz.secant.Secant`, the gradients' own
+    rounding (about ``eps ‖∇f‖``) over the points' distance is a noise floor: in float32 with
+    a large gradient and a small radius the maximum can exceed L.
+
     >>> x = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
     >>> est = SampledLocalMax(radius=0.5, points=4)(lambda: (x**4).sum() / 4, [x])
     >>> 3 * 0.5**2 <= est.value <= 3 * 1.5**2  # (f')' = 3x² over [0.5, 1.5], mean value theorem

@@ -202,6 +202,12 @@ class Secant:
     is ‖H dᵢ‖ ≈ √(Σλⱼ²/n), the root mean square of the eigenvalues, not their maximum (see the
     module docstring for why it underestimates and by how much).
 
+    Possible issues: "lies below" holds for exact gradients. Computed ones carry rounding of
+    about ``eps ‖∇f‖`` (``eps`` of the params' dtype), and that divided by r is a noise floor
+    under every quotient: where ``eps ‖∇f‖ / r`` is not far below L the estimate can exceed L
+    (float32, ``‖∇f‖ ≈ 1000 √n``, L = 0.01 and r = 1e-3 gave 0.1). Take r well above
+    ``eps ‖∇f‖ / L``, or estimate in float64.
+
     Args:
         radius: r, the step length in parameter space (absolute, > 0).
         directions: k, the number of random directions (k + 1 gradient evaluations).

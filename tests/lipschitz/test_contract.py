@@ -150,7 +150,22 @@ def test_bad_inputs_are_named(name):
         est(lambda: (x.detach() ** 2).sum(), [x])
     with pytest.raises(ValueError, match="loss_fn"):
         est(lambda: (x**2).sum() * float("nan"), [x])
+    with pytest.raises(TypeError, match="loss_fn must be a callable"):
+        est(None, [x])
     assert x.requires_grad and torch.equal(x.detach(), torch.ones(3, dtype=F64))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_loss_independent_of_params_is_refused(name):
+    """A loss computed from other tensors than params (a copy of the model, say) has no
+    gradient with respect to them: every piece of autograd.grad is None. Read as zeros it gave
+    L = 0, which makes any bound that needs L hold without checking anything; it must be an
+    error naming loss_fn (oracle: the loss's true L for the intended tensor, 2, is not 0)."""
+    used = torch.ones(3, dtype=F64, requires_grad=True)
+    copy = used.detach().clone().requires_grad_(True)
+    with pytest.raises(ValueError, match=r"loss_fn\(\) does not depend on any tensor in params"):
+        _make(name)(lambda: (used**2).sum(), [copy])
+    assert _make(name)(lambda: (used**2).sum(), [used]).value == pytest.approx(2.0, rel=1e-6)
 
 
 @pytest.mark.parametrize("name", NAMES)
