@@ -1,4 +1,4 @@
-"""The integer check every module's argument validation shares.
+"""The integer and real-number checks the modules' argument validation shares.
 
 An integer argument is anything :func:`operator.index` takes: a Python int, a numpy integer
 (``np.int64`` from an array), a one-element integer tensor. Bools never count (Python's,
@@ -14,7 +14,7 @@ import operator
 import numpy as np
 import torch
 
-__all__ = ["is_integer"]
+__all__ = ["is_integer", "is_real"]
 
 
 def is_integer(value: object) -> bool:
@@ -34,3 +34,13 @@ def is_integer(value: object) -> bool:
     except TypeError:
         return False
     return True
+
+
+def is_real(value: object) -> bool:
+    """Is ``value`` a real number for mperror's float arguments: a Python int or float (numpy's
+    float64 is one), never a bool?
+
+    >>> is_real(0.5), is_real(2), is_real(np.float64(0.5)), is_real(True), is_real("0.5")
+    (True, True, True, False, False)
+    """
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

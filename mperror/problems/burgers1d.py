@@ -34,7 +34,7 @@ import numpy as np
 import scipy.fft
 import torch
 
-from mperror._checks import is_integer
+from mperror._checks import is_integer, is_real
 from mperror.problems._base import DATA_STREAM, check_seed, generator
 from mperror.problems.grf import SpectralGRF, periodic_1d, periodic_values_1d
 
@@ -70,9 +70,9 @@ def solve_periodic_burgers(
     Returns:
         float64 values at the same points, shape of ``u0``.
     """
-    if not (isinstance(nu, (int, float)) and math.isfinite(nu) and nu > 0):
+    if not (is_real(nu) and math.isfinite(nu) and nu > 0):
         raise ValueError(f"nu must be a positive finite float, got {nu!r}")
-    if not (isinstance(t_final, (int, float)) and math.isfinite(t_final) and t_final >= 0):
+    if not (is_real(t_final) and math.isfinite(t_final) and t_final >= 0):
         raise ValueError(f"t_final must be a finite float >= 0, got {t_final!r}")
     if not isinstance(u0, torch.Tensor):
         raise TypeError(f"u0 must be a torch.Tensor, got {type(u0).__name__}")
@@ -88,7 +88,7 @@ def solve_periodic_burgers(
         return torch.from_numpy(u.reshape(u0.shape))
     if dt is None:
         dt = default_step(n, nu=nu, u_max=float(np.abs(u).max()))
-    elif not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+    elif not (is_real(dt) and math.isfinite(dt) and dt > 0):
         raise ValueError(f"dt must be a positive finite float or None, got {dt!r}")
     steps = max(1, math.ceil(t_final / dt - 1e-9))
     h = t_final / steps

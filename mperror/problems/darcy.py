@@ -43,7 +43,7 @@ import scipy.sparse.linalg
 import torch
 from numpy.typing import ArrayLike
 
-from mperror._checks import is_integer
+from mperror._checks import is_integer, is_real
 from mperror.problems._base import DATA_STREAM, check_seed, generator
 from mperror.problems.grf import SpectralGRF, cosine_values_2d, neumann_2d
 
@@ -89,6 +89,8 @@ def solve_darcy(a: ArrayLike, f: ArrayLike | float = 1.0) -> torch.Tensor:
             "and f by the same factor, which leaves u unchanged"
         )
     n = a.shape[0]
+    if f.shape not in ((), a.shape):
+        raise ValueError(f"f must be a constant or of a's shape {a.shape}, got shape {f.shape}")
     if not np.all(np.isfinite(f)):
         raise ValueError("f must be finite")
     f = np.broadcast_to(f, a.shape)
@@ -203,15 +205,18 @@ def darcy_dataset(
     stream, fine_resolution = operator.index(stream), operator.index(fine_resolution)
     resolution = operator.index(resolution)
     for name, value in (("a_high", a_high), ("a_low", a_low)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        if not (is_real(value) and math.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a positive finite float, got {value!r}")
+    if not (is_real(forcing) and math.isfinite(forcing)):
+        raise ValueError(f"forcing must be a finite float (the constant source), got {forcing!r}")
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
     subsample(torch.empty(fine_resolution, fine_resolution), resolution)  # validates early
     coefficients = neumann_2d(field, n_samples, generator=generator(seed, stream), zero_mean=True)
     x = torch.linspace(0.0, 1.0, fine_resolution, dtype=torch.float64)
     g = cosine_values_2d(coefficients, x)
-    a = torch.where(g > 0, a_high, a_low).to(torch.float64)
+    high, low = (torch.tensor(v, dtype=torch.float64) for v in (a_high, a_low))
+    a = torch.where(g > 0, high, low)  # float64 scalars: Python ones would make float32
     u = solve_many(a, forcing)
     return subsample(a, resolution).to(dtype), subsample(u, resolution).to(dtype)
 

@@ -143,7 +143,7 @@ def cosine_antiderivative_1d(coefficients: torch.Tensor, y: torch.Tensor) -> tor
     The antiderivative is ``c_0 y + sum_(k>=1) c_k sqrt 2 sin(k pi y) / (k pi)``.
     """
     y = y.to(torch.float64)
-    k = torch.arange(1, coefficients.shape[-1], dtype=torch.float64)
+    k = torch.arange(1, coefficients.shape[-1], dtype=torch.float64, device=y.device)
     primitive = math.sqrt(2) * torch.sin(math.pi * k * y[:, None]) / (math.pi * k)
     basis = torch.cat([y[:, None], primitive], dim=1)
     return coefficients @ basis.T
@@ -164,6 +164,11 @@ def periodic_values_1d(coefficients: torch.Tensor, resolution: int) -> torch.Ten
     Exact (an inverse real FFT of the coefficients), provided every wavenumber lies below the
     Nyquist wavenumber: ``n_modes < resolution / 2``.
     """
+    if not isinstance(coefficients, torch.Tensor) or coefficients.ndim != 2:
+        raise ValueError(
+            "coefficients must be a tensor of shape (n, n_modes + 1) (one row per sample), "
+            f"got {getattr(coefficients, 'shape', type(coefficients).__name__)}"
+        )
     n_modes = coefficients.shape[-1] - 1
     if not (is_integer(resolution) and 2 * n_modes < resolution):
         raise ValueError(

@@ -140,3 +140,7 @@ def test_dataset_bad_arguments() -> None:
         solve_periodic_burgers(torch.zeros(7), nu=0.1, t_final=1.0)
     with pytest.raises(ValueError, match="dt must be a positive"):
         solve_periodic_burgers(torch.zeros(8), nu=0.1, t_final=1.0, dt=-1.0)
+    for name in ("nu", "t_final", "dt"):  # a bool is no number (True had run as 1.0)
+        args = {"nu": 0.1, "t_final": 1.0, "dt": 0.1, name: True}
+        with pytest.raises(ValueError, match=f"{name} must be a"):
+            solve_periodic_burgers(torch.zeros(8), **args)

@@ -105,6 +105,50 @@ def test_agrees_with_the_pseudo_spectral_solver() -> None:
     np.testing.assert_allclose(2 * v, cole_hopf_solution(2 * xp - 1, 0.99), rtol=0, atol=1e-9)
 
 
+def _trapezoid(x: float, t: float, nu: float) -> float:
+    """The same two integrals by the trapezoidal rule in y, on x +- D with D**2 / (4 nu t) =
+    1 / (pi nu) + 45 (beyond it the kernel's decay outweighs f's whole range, e**(1/(pi nu)),
+    by e**45) and a spacing of a sixth of the smallest local width of the integrand,
+    1 / sqrt(1 / (2 nu t) + pi / (2 nu)) (the trapezoidal rule's error for a Gaussian of width
+    s at spacing s/6 is about e**(-2 pi**2 36)); log-sum-exp against overflow."""
+    half = math.sqrt(4 * nu * t * (1 / (math.pi * nu) + 45))
+    h = 1 / math.sqrt(1 / (2 * nu * t) + math.pi / (2 * nu)) / 6
+    y = x + np.arange(-half, half + h, h)
+    log_f = -((x - y) ** 2) / (4 * nu * t) - np.cos(math.pi * y) / (2 * math.pi * nu)
+    w = np.exp(log_f - log_f.max())
+    return float(-(np.sin(math.pi * y) * w).sum() / w.sum())
+
+
+@pytest.mark.parametrize(
+    ("nu", "t", "n"),
+    [
+        (0.003 / math.pi, 0.5, 256),
+        (0.001 / math.pi, 0.5, 1024),
+        (0.0003 / math.pi, 0.05, 256),
+        (NU, 3.0, 1024),
+        (NU, 0.7, 256),
+    ],
+)
+def test_points_off_the_benchmark_that_pass_the_check_are_right(nu, t, n) -> None:
+    """Oracle: the trapezoidal rule in y (an independent quadrature, not Gauss-Hermite)."""
+    for x in (-0.83, -0.4, -0.05, 0.013, 0.3, 0.77):
+        u = float(cole_hopf_solution(x, t, nu=nu, n_quadrature=n))
+        assert abs(u - _trapezoid(x, t, nu)) < 1e-12, x
+
+
+@pytest.mark.parametrize(
+    ("nu", "t", "n"),
+    [(0.0003 / math.pi, 0.5, 256), (0.0003 / math.pi, 0.5, 4096), (NU, 30.0, 256), (NU, 3.0, 256)],
+)
+def test_points_the_rule_does_not_resolve_are_refused(nu, t, n) -> None:
+    """The first three were returned 0.16, 0.06 and 4e-3 off the trapezoidal oracle without a
+    word: the peak of the integrand lay past the nodes (small nu) or between them (large t).
+    The last is right to 1e-15 but its half rule is not (2e-10): refused, 1024 nodes pass."""
+    x = np.array([-0.83, -0.4, 0.3])
+    with pytest.raises(ValueError, match=f"n_quadrature={n} Gauss-Hermite nodes do not resolve"):
+        cole_hopf_solution(x, t, nu=nu, n_quadrature=n)
+
+
 def test_quadrature_converges() -> None:
     """Gauss-Hermite with 200 and 256 nodes agree to round-off on the space-time grid."""
     x, t = np.meshgrid(np.linspace(-1, 1, 64), np.linspace(0, 0.99, 20))
@@ -135,7 +179,8 @@ def test_broadcasting_and_chunking() -> None:
         ({"t": -0.1}, "t must be finite and >= 0"),
         ({"x": np.nan}, "x must be finite"),
         ({"nu": 0.0}, "nu must be a positive"),
-        ({"n_quadrature": 1}, "n_quadrature must be an int >= 2"),
+        ({"n_quadrature": 7}, "n_quadrature must be an int >= 8"),
+        ({"nu": True}, "nu must be a positive"),  # a bool is no viscosity
         ({"chunk": 0}, "chunk must be a positive int"),
     ],
 )

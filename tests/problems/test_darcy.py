@@ -68,6 +68,9 @@ def test_bad_coefficients() -> None:
             solve_darcy(np.full((5, 5), scale))
     with pytest.raises(ValueError, match="f must be finite"):
         solve_darcy(np.ones((5, 5)), float("nan"))
+    # a row of f had been broadcast over the grid, as if constant along x
+    with pytest.raises(ValueError, match=r"f must be a constant or of a's shape \(5, 5\)"):
+        solve_darcy(np.ones((5, 5)), np.ones(5))
 
 
 def test_scaling_a_and_f_together_leaves_u() -> None:
@@ -124,6 +127,19 @@ def test_dataset_bad_arguments() -> None:
         darcy_dataset(1, 9, seed=0, fine_resolution=33, dtype=torch.int32)
     with pytest.raises(ValueError, match="seed must be a non-negative int"):
         darcy_dataset(1, 9, seed=-1, fine_resolution=33)
+    with pytest.raises(ValueError, match="forcing must be a finite float"):
+        darcy_dataset(1, 9, seed=0, fine_resolution=33, forcing="2")
+    with pytest.raises(ValueError, match="a_high must be a positive"):  # True is no 1.0
+        darcy_dataset(1, 9, seed=0, fine_resolution=33, a_high=True)
+
+
+def test_dataset_permeabilities_are_the_float64_values_asked_for() -> None:
+    """Oracle: the Python floats 0.1 and 0.03 themselves. They had gone through float32
+    (torch.where of two Python scalars makes float32) before the float64 solve."""
+    a, _ = darcy_dataset(
+        2, 9, seed=0, fine_resolution=33, a_high=0.1, a_low=0.03, dtype=torch.float64
+    )
+    assert set(a.unique().tolist()) == {0.1, 0.03}
 
 
 def test_solves_on_threads_are_the_serial_solves() -> None:

@@ -158,3 +158,19 @@ def test_bad_field_parameters(kwargs: dict, error: type, message: str) -> None:
 def test_bad_sample_count() -> None:
     with pytest.raises(ValueError, match="n_samples must be a positive int"):
         neumann_1d(FIELD, 0, generator=_gen())
+
+
+def test_one_sample_of_periodic_coefficients_is_refused() -> None:
+    """A 1-D tensor of coefficients had been read as that many samples of one mode each, its
+    values broadcast: refused by name (the docstring's shape is (n, n_modes + 1))."""
+    with pytest.raises(ValueError, match=r"coefficients must be a tensor of shape \(n, n_modes"):
+        periodic_values_1d(torch.ones(5, dtype=torch.complex128), 16)
+
+
+def test_antiderivative_follows_the_points_device() -> None:
+    """Oracle: its sibling cosine_values_1d, which follows the device of the points; the meta
+    device stands in for a GPU (the wavenumbers had been made on the CPU)."""
+    c = torch.ones(2, 4, dtype=torch.float64, device="meta")
+    y = torch.linspace(0, 1, 3, dtype=torch.float64, device="meta")
+    assert cosine_values_1d(c, y).device.type == "meta"
+    assert cosine_antiderivative_1d(c, y).device.type == "meta"
