@@ -77,8 +77,9 @@ CRITICAL_ZONE_STEPS = 2000
 #: together may differ in these alone. Every other resolved setting (``config.json``:
 #: iterations, lr, adam_eps, optimizer, eval_every, size, device, ...) and the problem's
 #: revision (``request.json``) must be the same, or a ratio would compare settings, not
-#: precisions.
-SWEPT_FIELDS = ("policy", "seed", "backend", "model_precision")
+#: precisions. ``init_scale`` goes with the policy: a ``+scaler`` run records the loss scale it
+#: started from, every other run ``None``.
+SWEPT_FIELDS = ("policy", "seed", "backend", "model_precision", "init_scale")
 
 
 @dataclass(frozen=True, kw_only=True)

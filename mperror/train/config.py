@@ -39,7 +39,7 @@ def _positive_float(value: object, name: str, *, allow_none: bool = False) -> No
         or not math.isfinite(value)
         or value <= 0
     ):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        raise ValueError(f"{name} must be a finite int or float > 0, got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,7 +60,11 @@ class RunConfig(Record):
         init_scale: GradScaler's initial scale (``+scaler`` policies); ``None`` chooses
             ``2**floor(log2(fmt.max / (64 max(1, loss_0))))``, at most ``2**16``, so the
             scaled first loss stays 64 times below the format's largest value (torch's default
-            ``2**16`` exceeds float16's max 65504: with any loss >= 1 step 1 always overflows).
+            ``2**16`` exceeds float16's max 65504, and the gradient seeded into a float16 loss
+            is the scale itself: step 1 always overflows, whatever the loss). The resolved
+            config (``config.json``) records the scale chosen. A given value must be a float32
+            value in float32's normal range (GradScaler stores it in float32), and is refused
+            for a policy without ``+scaler``.
         backend: ``"auto"``, ``"native"`` or ``"emulated"`` (see :mod:`mperror.train.precision`;
             ``"emulated"`` is refused for ``fp32``, which always runs natively).
         model_precision: for problems whose model has precision modes of its own (the Fourier
@@ -96,6 +100,8 @@ class RunConfig(Record):
                 object.__setattr__(self, name, operator.index(value))
         for name in ("lr", "adam_eps", "init_scale"):
             _positive_float(getattr(self, name), name, allow_none=True)
+        if self.init_scale is not None:
+            self._check_init_scale()
         if self.optimizer is not None:
             check_optimizer(self.optimizer)
         if self.backend not in BACKENDS:
@@ -106,6 +112,23 @@ class RunConfig(Record):
             )
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+
+    def _check_init_scale(self) -> None:
+        if not parse(self.policy, backend=self.backend).grad_scaler:
+            raise ValueError(
+                f"init_scale applies to '+scaler' policies only (GradScaler's initial scale); "
+                f"policy {self.policy!r} has no scaler: leave init_scale None"
+            )
+        # GradScaler keeps its scale as a float32 tensor: a value it would round (to 0 or inf
+        # at the ends) is refused, not changed.
+        f32 = torch.finfo(torch.float32)
+        if not (f32.tiny <= self.init_scale <= f32.max) or float(
+            torch.tensor(self.init_scale, dtype=torch.float32)
+        ) != float(self.init_scale):
+            raise ValueError(
+                f"init_scale must be a float32 value in [{f32.tiny}, {f32.max}] (GradScaler "
+                f"stores the scale in float32), e.g. a power of two; got {self.init_scale!r}"
+            )
 
     @property
     def run_id(self) -> str:

@@ -81,6 +81,23 @@ class Precision(Record):
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if not isinstance(self.fmt, FloatFormat):
+            raise TypeError(
+                f"fmt must be a FloatFormat (mperror.formats.get(name) makes one), got "
+                f"{type(self.fmt).__name__}"
+            )
+        if not isinstance(self.grad_scaler, bool):
+            raise TypeError(f"grad_scaler must be a bool, got {type(self.grad_scaler).__name__}")
+        if not formats._holds(formats.FP32, self.fmt):
+            raise ValueError(
+                f"fmt must be a format float32 holds (the float32 baseline is the widest), "
+                f"got {self.fmt}"
+            )
+        if (self.kind == "fp32") != (self.fmt == formats.FP32):
+            raise ValueError(
+                f"kind 'fp32' goes with fmt fp32 and only with it, got kind {self.kind!r} and "
+                f"fmt {self.fmt}"
+            )
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.grad_scaler and self.kind != "mixed":

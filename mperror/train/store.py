@@ -393,7 +393,8 @@ def run_study(
 def configs_for(
     problem: str, policies: Sequence[str], seeds: Sequence[int], **settings: object
 ) -> list[RunConfig]:
-    """One :class:`RunConfig` per (policy, seed), every other setting shared.
+    """One :class:`RunConfig` per (policy, seed), every other setting shared (``init_scale``
+    by the ``+scaler`` policies only, the others having no loss scale).
 
     A policy may carry the model's own precision after a slash, ``"fp32/half+tanh"`` being
     ``policy="fp32", model_precision="half+tanh"`` (the run's label, see
@@ -406,8 +407,11 @@ def configs_for(
     for label in policies:
         policy, slash, model = label.partition("/")
         extra = {"model_precision": model} if slash else {}
+        mine = dict(settings)
+        if "init_scale" in mine and not parse(policy).grad_scaler:
+            del mine["init_scale"]
         out += [
-            RunConfig(problem=problem, policy=policy, seed=seed, **extra, **settings)  # type: ignore[arg-type]
+            RunConfig(problem=problem, policy=policy, seed=seed, **extra, **mine)  # type: ignore[arg-type]
             for seed in seeds
         ]
     return out

@@ -76,7 +76,7 @@ class RunSummary(Record):
             (the statistic Hayford et al. report as 97% for pure float16 at 10,000 steps).
         unchanged_at: that share at steps 100, 1,000, 10,000 (those the run reached), each the
             mean over the ten steps ending there.
-        lost_final: mean share of weights whose nonzero update was lost, last tenth (steps
+        lost_final: mean share of all weights whose nonzero update was lost, last tenth (steps
             GradScaler skipped requested no update and are left out).
         theta_norm_initial, theta_norm_final: the weight norm before the first step and after
             the last (NaN for a diverged run).

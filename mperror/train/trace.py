@@ -27,7 +27,7 @@ COLUMNS: dict[str, str] = {
     "cosine_bound": "2 delta / (g + delta), delta = u L_k ||theta_k|| (every cosine_every)",
     "grad_error": "||g~_k - g_k|| (every cosine_every)",
     "delta": "u L_k ||theta_k||, Theorem 1's perturbation bound (every cosine_every)",
-    "lost_fraction": "share of weights with a nonzero update that did not change (NaN if skipped)",
+    "lost_fraction": "share of all weights whose nonzero update was lost (NaN if skipped)",
     "unchanged_fraction": "share of all weights that did not change in step k",
     "nonfinite": "1 if the loss or a gradient was inf or NaN",
     "skipped": "1 if GradScaler skipped the step",

@@ -27,7 +27,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -181,7 +181,10 @@ def train(
     cfg = config.resolved(instance.defaults)
     precision = parse(cfg.policy, backend=cfg.backend)
     with _fp32_pinned(device):
-        trace, diverged, final = _loop(cfg, precision, instance, device, progress, checkpoint)
+        trace, diverged, final, scale = _loop(
+            cfg, precision, instance, device, progress, checkpoint
+        )
+        cfg = replace(cfg, init_scale=scale)  # the scale chosen, where one was
         metrics = getattr(instance, "final_metrics", None)
         extra = metrics(instance.model) if metrics is not None else {}
     summary = summarise(
@@ -234,10 +237,11 @@ def _loop(
     device: torch.device,
     progress: bool,
     checkpoint: Callable[[RunConfig, Trace], None] | None,
-) -> tuple[Trace, bool, tuple[float, float]]:
-    """The trace, whether the weights became non-finite (training stops there), and the test
+) -> tuple[Trace, bool, tuple[float, float], float | None]:
+    """The trace, whether the weights became non-finite (training stops there), the test
     error and weight norm of the weights training ended with (after the last step; a trace row
-    measures the weights its step starts from). Both NaN for a diverged run."""
+    measures the weights its step starts from; both NaN for a diverged run), and GradScaler's
+    initial scale (``None`` without a scaler)."""
     model = instance.model.to(precision.param_dtype)
     params = [p for p in model.parameters() if p.requires_grad]
     matrices = [p for p in params if p.ndim >= 2]
@@ -249,9 +253,10 @@ def _loop(
     meter.store()
     tracker = SecantTracker(matrices)
     generator = torch.Generator(device).manual_seed(cfg.seed)
-    scaler = None
+    scaler = scale = None
     if precision.grad_scaler:
         scale = cfg.init_scale or initial_scale(shadow.gradient()[0], precision.fmt.max)
+        cfg = replace(cfg, init_scale=scale)  # what checkpoints see too
         scaler = torch.amp.GradScaler(device.type, init_scale=scale)
         # Create the scale tensor now, outside any emulation, which would round it to fmt.
         scaler.scale(torch.ones((), device=device))
@@ -353,7 +358,7 @@ def _loop(
     finally:
         bar.close()
     final = (math.nan, math.nan) if diverged else (shadow.test_error(), _norm(params))
-    return trace, diverged, final
+    return trace, diverged, final, scale
 
 
 def _compare_gradients(

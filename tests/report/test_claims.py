@@ -22,6 +22,7 @@ from mperror.report.claims import (
     FROZEN_MIN_STEPS,
     MATCH_FACTOR,
     TRAINED_MAX,
+    check_comparable,
     check_current,
 )
 from mperror.train import RunConfig, StoredRun, Trace, train
@@ -556,6 +557,20 @@ def test_runs_with_other_settings_are_refused(template, change, named) -> None:
     with pytest.raises(ValueError, match="burgers-fp32-seed0") as error:
         evaluate(runs)
     assert "burgers-fp16-seed0" in str(error.value) and named in str(error.value)
+
+
+def test_a_scaler_run_is_judged_beside_runs_without_one(template) -> None:
+    """A '+scaler' run's config records the loss scale it chose (512, say), every other run
+    None: the initial scale goes with the policy, so the two are still comparable."""
+    runs = [
+        _run(template, "burgers", "fp32", run_id="burgers-fp32-seed0"),
+        _with_config(
+            _run(template, "burgers", "mixed-fp16", run_id="burgers-mixed-fp16_scaler-seed0"),
+            policy="mixed-fp16+scaler",
+            init_scale=512.0,
+        ),
+    ]
+    check_comparable(runs)
 
 
 def test_runs_of_another_problem_revision_are_refused(template) -> None:

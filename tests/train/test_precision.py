@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mperror import formats
 from mperror.train import RunConfig
 from mperror.train.precision import Precision, examples, parse
 
@@ -103,3 +104,21 @@ def test_fp32_with_the_emulated_backend_is_refused(policy: str) -> None:
         RunConfig(problem="regression", policy=policy, backend="emulated")
     assert parse(policy, backend="native").resolve("cpu").backend == "native"
     assert parse(policy).resolve("cpu").backend == "native"
+
+
+@pytest.mark.parametrize(
+    ("fields", "error", "match"),
+    [
+        ({"fmt": "fp16"}, TypeError, "fmt must be a FloatFormat"),  # failed later on .name
+        ({"grad_scaler": "no"}, TypeError, "grad_scaler must be a bool"),  # "no" is truthy
+        ({"fmt": formats.FP64}, ValueError, "fmt must be a format float32 holds"),
+        ({"kind": "mixed", "fmt": formats.FP32}, ValueError, "kind 'fp32' goes with fmt fp32"),
+        ({"kind": "fp32", "fmt": formats.FP16}, ValueError, "kind 'fp32' goes with fmt fp32"),
+    ],
+)
+def test_precision_fields_parse_would_refuse_are_refused(fields, error, match) -> None:
+    """Oracle: parse's own refusals; the record made directly must not hold what parse would
+    never make."""
+    args = {"name": "mixed-fp16", "kind": "mixed", "fmt": formats.FP16, **fields}
+    with pytest.raises(error, match=match):
+        Precision(**args)

@@ -435,3 +435,10 @@ def test_load_runs_says_a_file_is_a_file(tmp_path) -> None:
         load_runs(tmp_path / "afile")
     with pytest.raises(ValueError, match="does not exist"):
         load_runs(tmp_path / "none")
+
+
+def test_configs_for_gives_init_scale_to_scaler_policies_only() -> None:
+    """A policy without '+scaler' has no loss scale: RunConfig refuses init_scale there, so a
+    study of fp32 beside mixed-fp16+scaler gives the scale to the scaler run alone."""
+    configs = store.configs_for("regression", ["fp32", "mixed-fp16+scaler"], [0], init_scale=8.0)
+    assert [c.init_scale for c in configs] == [None, 8.0]

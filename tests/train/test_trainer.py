@@ -232,6 +232,33 @@ def test_grad_scaler_skips_an_overflowing_first_step() -> None:
     assert [math.isnan(v) for v in t["lost_fraction"]] == skipped
 
 
+def test_the_resolved_config_records_the_scale_chosen() -> None:
+    """Oracle: the rule (initial_scale) on the float32 first loss, and the trace's first
+    loss_scale: the resolved config (config.json) must name the scale the run used, not None;
+    a run without a scaler has none."""
+    result = train(RunConfig(problem="regression", policy="mixed-fp16+scaler", iterations=2))
+    assert result.config.init_scale == result.trace["loss_scale"][0]
+    plain = train(RunConfig(problem="regression", policy="mixed-fp16", iterations=2))
+    assert plain.config.init_scale is None
+
+
+@pytest.mark.parametrize(
+    ("policy", "scale", "match"),
+    [
+        # GradScaler stores its scale in float32: 1e-46 would become 0 (unscaling by 1/0 made
+        # NaN gradients that counted as a step taken) and 1e39 failed inside torch.
+        ("mixed-fp16+scaler", 1e-46, "init_scale must be a float32 value"),
+        ("mixed-fp16+scaler", 1e39, "init_scale must be a float32 value"),
+        ("mixed-fp16+scaler", 0.1, "init_scale must be a float32 value"),  # rounds in float32
+        ("mixed-fp16", 1024.0, "init_scale applies to '.scaler' policies only"),
+        ("fp32", 1024.0, "init_scale applies to '.scaler' policies only"),
+    ],
+)
+def test_init_scale_that_would_be_changed_or_ignored_is_refused(policy, scale, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        RunConfig(problem="regression", policy=policy, init_scale=scale)
+
+
 @pytest.mark.parametrize("iterations", [1, 3])
 def test_weights_gone_non_finite_end_the_run_as_diverged(iterations: int) -> None:
     """Oracle: Adam's first step moves every weight with a nonzero gradient by about lr, and
@@ -257,7 +284,7 @@ def test_initial_scale_rule() -> None:
         ({"problem": "burger"}, "did you mean 'burgers'"),
         ({"policy": "fp8"}, "unknown policy"),
         ({"iterations": 0}, "iterations must be an int >= 1"),
-        ({"lr": -1.0}, "lr must be a finite number > 0"),
+        ({"lr": -1.0}, "lr must be a finite int or float > 0"),
         ({"size": "huge"}, "size must be one of"),
         ({"device": "tpu"}, "device must be"),
         ({"seed": -1}, "seed must be a non-negative int"),
