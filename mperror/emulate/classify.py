@@ -49,6 +49,9 @@ _MATMUL = {
     "_scaled_dot_product_flash_attention_for_cpu",
     "_scaled_dot_product_flash_attention_for_cpu_backward", "linear", "linear_backward",
     "mkldnn_rnn_layer", "mkldnn_rnn_layer_backward", "_trilinear",
+    # the fused RNN layers of cuDNN and MIOpen (nn.LSTM, nn.GRU, nn.RNN on a GPU), here and not
+    # by their random-tag (dropout), which made them sources: run on unrounded inputs
+    "_cudnn_rnn", "_cudnn_rnn_backward", "miopen_rnn", "miopen_rnn_backward",
 }  # fmt: skip
 
 _FFT = {"_fft_r2c", "_fft_c2c", "_fft_c2r"}
@@ -128,6 +131,12 @@ _REDUCTION = {
     "_weight_norm_interface", "_weight_norm_interface_backward", "_safe_softmax", "histc",
     "segment_reduce", "_segment_reduce_backward", "_upsample_lanczos2d_aa",
     "_upsample_lanczos2d_aa_backward",
+    # batch norm as cuDNN, MIOpen and the CUDA kernels of SyncBatchNorm and the running
+    # statistics compute it; bincount sums its weights
+    "cudnn_batch_norm", "cudnn_batch_norm_backward", "miopen_batch_norm",
+    "miopen_batch_norm_backward", "batch_norm_stats", "batch_norm_update_stats",
+    "batch_norm_gather_stats", "batch_norm_gather_stats_with_counts",
+    "batch_norm_backward_reduce", "bincount",
 }  # fmt: skip
 
 # Operators that write to arguments their schema does not mark as written (batch norm's
@@ -147,7 +156,9 @@ _ELEMENTWISE = {
     "hardswish", "hardswish_backward", "hardsigmoid_backward", "elu_backward",
     "leaky_relu_backward", "log_sigmoid_forward", "log_sigmoid_backward", "softplus_backward",
     "glu", "glu_backward", "rrelu_with_noise_backward", "_add_relu", "_masked_scale",
-    "floor_divide", "mish_backward",
+    "floor_divide", "mish_backward", "batch_norm_elemt", "batch_norm_backward_elemt",
+    "_thnn_fused_lstm_cell", "_thnn_fused_lstm_cell_backward_impl", "_thnn_fused_gru_cell",
+    "_thnn_fused_gru_cell_backward",
 }  # fmt: skip
 
 

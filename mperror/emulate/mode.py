@@ -372,8 +372,12 @@ _AUTOCAST_FP32_FUNCTIONS = (
     "hinge_embedding_loss", "margin_ranking_loss", "triplet_margin_loss", "rms_norm",
     "layer_norm", "group_norm", "cross_entropy", "nll_loss", "mse_loss", "smooth_l1_loss",
     "huber_loss", "soft_margin_loss", "multilabel_margin_loss", "multi_margin_loss",
-    "binary_cross_entropy_with_logits", "normalize", "cdist", "pdist",
+    "binary_cross_entropy_with_logits", "normalize", "cdist", "pdist", "norm", "nuclear_norm",
+    "frobenius_norm",
 )  # fmt: skip
+# linalg_matrix_norm (the fp32 list) is composite: its check refuses half inputs before any
+# operator reaches the emulator, as torch.linalg.norm's and torch.norm's matrix paths do
+_AUTOCAST_FP32_LINALG = ("matrix_norm", "norm")
 
 
 def _functions(names: tuple[str, ...], target: str) -> dict[Any, str]:
@@ -407,6 +411,8 @@ _AUTOCAST_FUNCTIONS: dict[Any, str] = {
         if hasattr(torch.linalg, name)
     },
     **_functions(_AUTOCAST_FP32_FUNCTIONS, "fp32"),
+    **{getattr(torch.linalg, name): "fp32" for name in _AUTOCAST_FP32_LINALG},
+    torch.Tensor.norm: "fp32",
     **_functions(_AUTOCAST_PROMOTE_FUNCTIONS, "promote"),
     **{
         getattr(torch, name): "promote"
@@ -593,9 +599,15 @@ _ROUTED, _NARROW = "routed", "narrow"
 _CAST32 = "cast32"
 
 # Fused kernels torch has for float32 and bfloat16 only (oneDNN's LSTM layer, which nn.LSTM
-# runs on a CPU when oneDNN is enabled): computed in float32 from rounded inputs, their
-# outputs rounded once.
-_FLOAT32_KERNELS = frozenset({"mkldnn_rnn_layer", "mkldnn_rnn_layer_backward"})
+# runs on a CPU when oneDNN is enabled), and the fused RNN layers of cuDNN and MIOpen (a whole
+# layer in one call, like oneDNN's): computed in float32 from rounded inputs, their outputs
+# rounded once.
+_FLOAT32_KERNELS = frozenset(
+    {
+        "mkldnn_rnn_layer", "mkldnn_rnn_layer_backward", "_cudnn_rnn", "_cudnn_rnn_backward",
+        "miopen_rnn", "miopen_rnn_backward",
+    }
+)  # fmt: skip
 # Matmul-class operators on CUDA autocast's "promote" list or on none (bilinear's _trilinear):
 # under storage="autocast" they run on the dtypes they are given, their inputs not cast.
 _PROMOTED = frozenset({"dot", "vdot", "_trilinear"})

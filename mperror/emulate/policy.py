@@ -192,6 +192,8 @@ class Policy(Record):
             raise ValueError(f"compute must be one of {_COMPUTE}, got {self.compute!r}")
         if self.storage not in _STORAGE:
             raise ValueError(f"storage must be one of {_STORAGE}, got {self.storage!r}")
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a str, got {type(self.name).__name__}")
         object.__setattr__(self, "keep_fp32", _op_names(self.keep_fp32, "keep_fp32"))
         if self.keep_fp32_backward is not None:
             names = _op_names(self.keep_fp32_backward, "keep_fp32_backward")
@@ -269,7 +271,12 @@ def _op_names(value: Any, field: str) -> tuple[str, ...]:
     bad = [repr(n) for n in names if not isinstance(n, str) or not n]
     if bad:
         raise TypeError(f"{field} must hold non-empty op names (str), got {', '.join(bad)}")
-    unknown = [n for n in names if not hasattr(torch.ops.aten, n)]
+    # getattr, not hasattr: the namespace has attributes that are no operators ("name")
+    unknown = [
+        n
+        for n in names
+        if not isinstance(getattr(torch.ops.aten, n, None), torch._ops.OpOverloadPacket)
+    ]
     if unknown:
         raise ValueError(
             f"{field} names must be ATen operators (torch.ops.aten.NAME); unknown: "
@@ -339,11 +346,13 @@ def _kernel_of(name: str) -> str | None:
 # under CUDA autocast their inputs are float32 tensors and their backward runs in float32 too.
 # Entries that are composite on every backend (cosine_similarity, l1_loss, kl_div,
 # poisson_nll_loss, cosine_embedding_loss, hinge_embedding_loss, margin_ranking_loss,
-# triplet_margin_loss, frobenius_norm, nuclear_norm) are seen as their parts: the parts on this
-# list run in float32, the rest on the dtypes they are given; under storage="autocast" the
-# emulator also casts the inputs of these composites (and of rms_norm, a composite on CPU in
-# torch 2.13: pow, mean, add, rsqrt, mul; _fused_rms_norm, listed, where a backend has it) to
-# float32 before they run, as autocast does (mode.py's _AUTOCAST_FUNCTIONS).
+# triplet_margin_loss, frobenius_norm, nuclear_norm, linalg_matrix_norm) are seen as their
+# parts: the parts on this list run in float32, the rest on the dtypes they are given; under
+# storage="autocast" the emulator also casts the inputs of these composites (and of
+# torch.linalg.norm and torch.norm, whose matrix paths run linalg_matrix_norm and
+# nuclear_norm; and of rms_norm, a composite on CPU in torch 2.13: pow, mean, add, rsqrt, mul;
+# _fused_rms_norm, listed, where a backend has it) to float32 before they run, as autocast
+# does (mode.py's _AUTOCAST_FUNCTIONS).
 _AUTOCAST_FP32_FORWARD = (
     # AT_FORALL_FP32
     "acos", "asin", "cosh", "erfinv", "exp", "expm1", "log", "log10", "log2", "log1p",

@@ -609,6 +609,47 @@ def test_autocast_keeps_cdist_in_float32_at_every_size() -> None:
         assert d.dtype == torch.float32 and torch.all(d == 1 + 2.0**-11), rows
 
 
+@pytest.mark.parametrize(
+    "norm",
+    [
+        lambda h: torch.linalg.matrix_norm(h, ord=2),
+        lambda h: torch.linalg.matrix_norm(h, ord="nuc"),
+        lambda h: torch.linalg.norm(h, ord=2),
+        lambda h: h.norm(p="nuc"),
+        lambda h: torch.norm(h, p="fro"),
+    ],
+)
+def test_autocast_runs_matrix_norms_in_float32(norm) -> None:
+    """Oracle: torch's CUDA autocast fp32 list (linalg_matrix_norm, nuclear_norm), which casts
+    a half input to float32: the norm of the half values computed in float32, bit for bit.
+    These are composites whose own check refuses half inputs before any operator reaches the
+    emulator, so the emulator must cast at the function, as autocast does."""
+    torch.manual_seed(0)
+    h = torch.randn(6, 5).half()
+    with emulate(autocast("fp16")):
+        result = norm(h)
+    expected = norm(h.float())
+    assert result.dtype == torch.float32
+    assert torch.equal(result, expected)
+
+
+def test_batch_norm_running_statistics_are_reductions() -> None:
+    """Oracle: the exact mean, 1 + 2**-11 (eight rows of 1 and eight of 1 + 2**-10, the latter
+    a bf16 and fp32 value's sum): a reduction in fp32 keeps it, the elementwise bf16 format
+    would round it to 1 (it had been rounded so, as an unclassified operator)."""
+    x = torch.ones(16, 3)
+    x[8:] += 2.0**-10
+    policy = mperror.emulate.Policy(elementwise="bf16", matmul="bf16", reduction="fp32", fft="bf16")
+    with emulate(policy) as em:
+        mean, _ = torch.batch_norm_update_stats(x, None, None, 0.1)
+        counts = torch.bincount(
+            torch.tensor([0, 0, 0]), weights=torch.tensor([1.0, 2**-10, 2**-10])
+        )
+    assert torch.equal(mean, torch.full((3,), 1 + 2.0**-11))
+    assert counts.item() == 1 + 2.0**-9  # bf16 would give 1 + 2**-7 or 1
+    assert em.report().unclassified == ()
+
+
 def test_autocast_rounds_what_its_dtypes_hold() -> None:
     """Oracles: fp16's spacing at 1 is 2**-10 (1 + 2**-12 rounds to 1, float32 keeps it), and
     e4m3fn's values are what mperror.round leaves unchanged. A write into a half tensor rounds
@@ -1050,11 +1091,18 @@ def test_policy_validation_and_format_arguments() -> None:
         ({"matmul"}, r"'matmul' \(it runs as its parts\)"),
         # the in-place variant shares the functional operator's entry: it had been ignored
         ({"exp_"}, r"'exp_' \(name 'exp'\)"),
+        # attributes of torch.ops.aten that are no operators had failed with AttributeError
+        ({"name"}, "unknown: 'name'"),
+        ({"__init__"}, "unknown: '__init__'"),
     ]:
         with pytest.raises(ValueError, match=message):
             mperror.emulate.Policy(
                 elementwise="fp16", matmul="fp16", reduction="fp16", fft="fp16", keep_fp32=names
             )
+    with pytest.raises(TypeError, match="name must be a str"):  # str(policy) had failed
+        mperror.emulate.Policy(
+            elementwise="fp16", matmul="fp16", reduction="fp16", fft="fp16", name=5
+        )
     with pytest.raises(TypeError, match="policy"):
         emulate(3)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="generator"):
@@ -1099,6 +1147,18 @@ def test_classification_of_representative_operators() -> None:
         aten.adaptive_max_pool2d_backward.default: OpClass.REDUCTION,  # windows may overlap
         aten.linear.out: OpClass.MATMUL,
         aten._foreach_norm.Scalar: OpClass.REDUCTION,  # clip_grad_norm_'s norm where foreach runs
+        # batch norm's kernels beyond native_batch_norm (cuDNN's, the running statistics,
+        # SyncBatchNorm's) are normalisation layers, sums inside; they had no class
+        aten.cudnn_batch_norm.default: OpClass.REDUCTION,
+        aten.batch_norm_update_stats.default: OpClass.REDUCTION,
+        aten.batch_norm_stats.default: OpClass.REDUCTION,
+        aten.batch_norm_elemt.default: OpClass.ELEMENTWISE,
+        # cuDNN's fused RNN layer: matmul-class like oneDNN's (it had been a source, by its
+        # dropout's random tag, and ran on unrounded inputs)
+        aten._cudnn_rnn.default: OpClass.MATMUL,
+        aten._cudnn_rnn_backward.default: OpClass.MATMUL,
+        aten._thnn_fused_lstm_cell.default: OpClass.ELEMENTWISE,  # gates given, no matmul
+        aten.bincount.default: OpClass.REDUCTION,  # sums its weights
     }
     for op, cls in expected.items():
         assert classify(op).op_class is cls, op
@@ -1293,6 +1353,25 @@ def test_a_fused_lstm_layer_runs_in_float32_and_its_outputs_are_rounded() -> Non
     assert em.report().op_classes["aten.mkldnn_rnn_layer.default"] == "matmul/float32 kernel"
     assert x.grad is not None and torch.equal(x.grad, rounded(x.grad))
     reference = torch.nn.LSTM(4, 8, batch_first=True)
+    with torch.no_grad():
+        for name, p in lstm.named_parameters():
+            getattr(reference, name).copy_(rounded(p))
+        expected = rounded(reference(rounded(x))[0])
+    assert torch.equal(out.detach(), expected)
+
+
+@pytest.mark.gpu
+def test_a_cudnn_lstm_layer_runs_in_float32_and_its_outputs_are_rounded() -> None:
+    """As for oneDNN's layer above, on CUDA, where nn.LSTM runs cuDNN's _cudnn_rnn: Oracle:
+    torch's LSTM on fp16-rounded weights and input, its output rounded to fp16."""
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(4, 8, batch_first=True).cuda()
+    x = torch.randn(2, 5, 4, device="cuda", requires_grad=True)
+    with emulate("fp16") as em:
+        out, _ = lstm(x)
+        out.sum().backward()
+    assert em.report().op_classes["aten._cudnn_rnn.default"] == "matmul/float32 kernel"
+    reference = torch.nn.LSTM(4, 8, batch_first=True).cuda()
     with torch.no_grad():
         for name, p in lstm.named_parameters():
             getattr(reference, name).copy_(rounded(p))
