@@ -60,7 +60,7 @@ from torch import nn
 
 import mperror.emulate
 from mperror import formats
-from mperror._checks import is_integer
+from mperror._checks import is_integer, is_real
 from mperror.formats import FloatFormat, as_format
 
 if TYPE_CHECKING:
@@ -140,7 +140,9 @@ _SHARE_TOLERANCE = 1e-12
 @dataclass(frozen=True)
 class PrecisionSchedule:
     """Precision modes over training: ``stages`` are ``(mode, share)`` pairs whose shares sum
-    to 1, e.g. Tu et al.'s ``(("half", 0.25), ("mixed", 0.5), ("full", 0.25))``.
+    to 1, e.g. Tu et al.'s ``(("half", 0.25), ("mixed", 0.5), ("full", 0.25))``. Step ``k`` of
+    ``n`` runs in the mode at ``k / n``: a run of fewer steps than a stage needs skips it (the
+    default schedule reaches ``full`` only from 4 steps on).
 
     >>> PrecisionSchedule().mode_at(0.3), PrecisionSchedule().mode_at(0.8)
     ('mixed', 'full')
@@ -149,9 +151,18 @@ class PrecisionSchedule:
     stages: tuple[tuple[str, float], ...] = (("half", 0.25), ("mixed", 0.5), ("full", 0.25))
 
     def __post_init__(self) -> None:
-        if not self.stages or any(m not in MODES or not s > 0 for m, s in self.stages):
+        def stage_ok(stage: object) -> bool:
+            if not isinstance(stage, tuple) or len(stage) != 2:
+                return False
+            mode, share = stage
+            return mode in MODES and is_real(share) and math.isfinite(share) and share > 0
+
+        if not isinstance(self.stages, tuple) or not self.stages:
+            raise ValueError(f"stages must be a non-empty tuple of pairs, got {self.stages!r}")
+        if not all(stage_ok(stage) for stage in self.stages):
             raise ValueError(
-                f"stages must be (mode, share > 0) pairs with mode in {MODES}, got {self.stages!r}"
+                f"stages must be (mode, share) pairs with mode in {MODES} and share a finite "
+                f"float > 0, got {self.stages!r}"
             )
         total = math.fsum(s for _, s in self.stages)
         if abs(total - 1.0) > _SHARE_TOLERANCE:
@@ -162,8 +173,8 @@ class PrecisionSchedule:
         to the next stage. Ends are the running sums of the shares, compared within the 1e-12
         the shares' total is allowed: decimal shares split where their decimals say (0.1 + 0.2
         is 0.30000000000000004 in float64, and 3/10 of training is the third stage's start)."""
-        if not 0.0 <= fraction <= 1.0:
-            raise ValueError(f"fraction must lie in [0, 1], got {fraction!r}")
+        if not (is_real(fraction) and 0.0 <= fraction <= 1.0):
+            raise ValueError(f"fraction must be a float in [0, 1], got {fraction!r}")
         shares = [share for _, share in self.stages]
         for i, (mode, _) in enumerate(self.stages):
             if fraction < math.fsum(shares[: i + 1]) - _SHARE_TOLERANCE:
@@ -522,6 +533,7 @@ class FNO(nn.Module):
         out_channels = _count("out_channels", out_channels)
         g = torch.Generator().manual_seed(0) if generator is None else generator
         self.dim = dim
+        self.in_channels = in_channels
         self.lift = self._pointwise(in_channels + dim, width, g)
         self.spectral = nn.ModuleList(
             SpectralConv(width, width, modes, generator=g) for _ in range(layers)
@@ -583,9 +595,15 @@ class FNO(nn.Module):
         return torch.stack(mesh).expand(x.shape[0], self.dim, *shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != self.dim + 2:
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise TypeError(
+                f"x must be a real floating tensor, got "
+                f"{x.dtype if isinstance(x, torch.Tensor) else type(x).__name__}"
+            )
+        if x.dim() != self.dim + 2 or x.shape[1] != self.in_channels:
             raise ValueError(
-                f"x must be (batch, channels, *grid) with a {self.dim}-D grid, got {tuple(x.shape)}"
+                f"x must be (batch, {self.in_channels}, *grid) with a {self.dim}-D grid (the "
+                f"model's in_channels={self.in_channels}), got {tuple(x.shape)}"
             )
         v = self.lift(torch.cat([x, self._grid(x)], dim=1))
         overflowed = False

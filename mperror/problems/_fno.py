@@ -85,9 +85,12 @@ class FNOInstance(ProblemInstance):
         assert isinstance(model, FNO)
         metrics = {"overflow_events": float(model.overflow_events)}
         before = model.overflow_events
-        for factor, resolution in zip((1, 2, 4), sorted(self.test), strict=True):
-            metrics[f"test_error_{factor}x"] = self._error(model, resolution)
-        metrics["eval_overflow_events"] = float(model.overflow_events - before)
+        try:
+            for factor, resolution in zip((1, 2, 4), sorted(self.test), strict=True):
+                metrics[f"test_error_{factor}x"] = self._error(model, resolution)
+            metrics["eval_overflow_events"] = float(model.overflow_events - before)
+        finally:  # the model's counter stays the training's
+            model.overflow_events = before
         metrics["spectral_input_max"] = model.spectral_input_max
         metrics["fft_points"] = float(math.prod(self.inputs.shape[2:]))
         metrics["fft_points_max"] = float(math.prod(self.test[max(self.test)][0].shape[2:]))

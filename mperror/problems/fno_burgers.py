@@ -87,13 +87,16 @@ class FNOBurgersInstance(FNOInstance):
         for layer in model.spectral:
             layer.input_max = 0.0
         before = model.overflow_events
-        with torch.no_grad():
-            model(self.stress.to(param_dtype(model)))
-        metrics["stress_overflow_events"] = float(model.overflow_events - before)
-        metrics["stress_input_max"] = model.spectral_input_max
+        try:
+            with torch.no_grad():
+                model(self.stress.to(param_dtype(model)))
+            metrics["stress_overflow_events"] = float(model.overflow_events - before)
+            metrics["stress_input_max"] = model.spectral_input_max
+        finally:  # the stress input is not the model's data: its counters stay the training's
+            model.overflow_events = before
+            for layer, value in zip(model.spectral, saved, strict=True):
+                layer.input_max = value
         metrics["stress_points"] = float(self.stress.shape[-1])
-        for layer, value in zip(model.spectral, saved, strict=True):
-            layer.input_max = value
         return metrics
 
 

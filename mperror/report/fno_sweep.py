@@ -715,16 +715,25 @@ class AliasedRecord(Record):
 
 
 def aliased_worst_case(ns: Sequence[int] = QUICK_NS_1D, w: int = 1) -> list[AliasedRecord]:
-    """:class:`AliasedRecord` per ``n`` (1-D, centred grid): the aliased worst case measured.
+    """:class:`AliasedRecord` per ``n`` (1-D, centred grid): the aliased worst case measured
+    (``w`` and ``2 w`` must not be multiples of any ``n``: there the example is not tight).
 
     >>> r = aliased_worst_case(ns=(16,))[0]
     >>> round(r.error, 12), r.holds  # M / 2 = 1/2, whatever n
     (0.5, True)
     """
     sizes = _check_ns(ns)
-    if not is_integer(w) or w < 0:
-        raise ValueError(f"w must be an int >= 0, got {w!r}")
+    if not is_integer(w) or w < 1:
+        raise ValueError(f"w must be an int >= 1, got {w!r}")
     w = operator.index(w)
+    # The example is the tight case only where w and -w alias to two distinct nonzero bins:
+    # w = 0 (mod n) samples sin at its zeros (error 0); 2 w = 0 (mod n) folds both into one
+    # bin (error M).
+    folded = [n for n in sizes if w % n == 0 or (2 * w) % n == 0]
+    if folded:
+        raise ValueError(
+            f"w={w} is no worst case at n in {folded}: w and 2 w must not be multiples of n"
+        )
     out = []
     for n in sizes:
         x = (np.arange(n) + 0.5) / n

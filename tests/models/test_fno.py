@@ -222,6 +222,13 @@ def test_schedule() -> None:
         PrecisionSchedule((("quarter", 1.0),))
     with pytest.raises(ValueError, match="fraction"):
         s.mode_at(1.5)
+    # a bool share, a str share, a three-part stage: accepted, or torch/Python errors before
+    for stages in ((("half", True),), (("half", "1"),), (("half", 0.5, 1), ("full", 0.5))):
+        with pytest.raises(ValueError, match="stages must be"):
+            PrecisionSchedule(stages)
+    for fraction in (True, "0.5"):
+        with pytest.raises(ValueError, match="fraction must be a float"):
+            s.mode_at(fraction)
     # decimal shares: 0.1 + 0.2 is 0.30000000000000004 in float64, and 3 of 10 steps had
     # counted as the second stage (three steps of it, six of the last, not two and seven)
     decimal = PrecisionSchedule((("half", 0.1), ("mixed", 0.2), ("full", 0.7)))
@@ -265,8 +272,15 @@ def test_bad_input() -> None:
     model = _model()
     with pytest.raises(ValueError, match="keeps at most 2 modes"):
         model(torch.zeros(1, 1, 4))  # 4 points keep frequencies 0, 1 < 4/2; the layer has 5
-    with pytest.raises(ValueError, match="batch, channels"):
+    with pytest.raises(ValueError, match=r"x must be \(batch, 1, \*grid\) with a 1-D grid"):
         model(torch.zeros(1, 16))
+    # 3 channels for 1: torch's error had counted the appended grid channel (4 for 2)
+    with pytest.raises(ValueError, match="in_channels=1"):
+        model(torch.zeros(2, 3, 16))
+    with pytest.raises(TypeError, match=r"x must be a real floating tensor, got torch\.int64"):
+        model(torch.zeros(2, 1, 16, dtype=torch.int64))  # had run, float32 out
+    with pytest.raises(TypeError, match="x must be a real floating tensor, got list"):
+        model([[0.0] * 16])
     with pytest.raises(TypeError, match="no FFT for it"):
         model.half()(torch.zeros(1, 1, 16, dtype=torch.float16))
     with pytest.raises(ValueError, match="backend='native' needs CUDA"):

@@ -141,6 +141,22 @@ def test_precision_hooks() -> None:
     assert metrics["test_error_1x"] == pytest.approx(inst.test_error(inst.model), rel=1e-12)
 
 
+def test_final_metrics_leave_the_training_overflow_count() -> None:
+    """Oracle: no training step runs between two calls, so the second must report the first's
+    counts. Lift weights scaled by 20 make the half FFT's input large enough to overflow
+    (M > 2 at the 2**15 stress points); the evaluation and stress passes had been added to the
+    model's training counter, and a second call reported them as training events."""
+    inst = problems.get("fno-burgers").build("quick", seed=0)
+    inst.set_model_precision("half")
+    with torch.no_grad():
+        inst.model.lift.weight.mul_(20.0)
+    first = inst.final_metrics(inst.model)
+    assert first["stress_overflow_events"] == 1  # the case is one that overflows
+    second = inst.final_metrics(inst.model)
+    assert inst.model.overflow_events == 0
+    assert second == pytest.approx(first, nan_ok=True)
+
+
 def test_training_with_a_model_precision() -> None:
     """The trainer validates the mode first, sets it on the model, evaluates the shadow in full
     precision and puts the problem's final metrics into the summary."""

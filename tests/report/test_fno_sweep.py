@@ -328,3 +328,12 @@ def test_aliased_worst_case_errs_by_half_its_amplitude() -> None:
     for r in records:
         assert r.error == pytest.approx(0.5, abs=1e-12) and r.holds and r.bound >= r.error
         assert r.bound == pytest.approx(0.25 * (2 * math.pi * (r.n + 1) + 2 * math.pi) / r.n)
+
+
+@pytest.mark.parametrize(("w", "n"), [(16, 16), (8, 16), (32, 64)])
+def test_aliased_worst_case_refuses_w_where_it_is_no_worst_case(w, n) -> None:
+    """Oracle: hand derivation. w = 0 (mod n) samples the sine at its zeros (error 0, not
+    M/2); 2 w = 0 (mod n) folds w and -w into one bin (error M). Both had been recorded as
+    the tight case."""
+    with pytest.raises(ValueError, match=rf"w={w} is no worst case at n in \[{n}\]"):
+        fno_sweep.aliased_worst_case(ns=(n,), w=w)
