@@ -8,11 +8,14 @@ format, before the emulator stores them in the caller's dtype.
 Matrix products (``mm``, ``bmm``, ``mv``, ``dot``, ``addmm``, ``baddbmm``, ``addmv``): the
 inputs are rounded to the matmul format ``F`` (as autocast casts them); the products are summed
 by the accumulation model into its format ``A`` (:func:`mperror.ops.matmul` with output format
-``A``); then ``alpha * P + beta * bias`` is evaluated in float64 and rounded once to ``F``: the
-bias joins in the accumulator, as a GEMM with ``beta`` does, and the result leaves in ``F``.
-Complex products run as four real ones, ``(ArBr - AiBi) + i (ArBi + AiBr)``, each accumulated
-by the model, combined in float64 and rounded once (how half-precision complex contractions run
-as real einsums).
+``A``); then ``alpha * P + beta * bias`` is rounded once to ``F``: the bias joins in the
+accumulator, as a GEMM with ``beta`` does, and the result leaves in ``F``. The products
+``alpha * P`` and ``beta * bias`` are float64 (exact for powers of two such as 1), their sum
+exact until the one rounding (round to odd at 53 bits first, which a format of at most 51 bits
+then rounds as it would the exact sum). Complex products run as four real ones,
+``(ArBr - AiBi) + i (ArBi + AiBr)``, each accumulated by the model, combined in the same way
+and rounded once (how half-precision complex contractions run as real einsums); a complex bias
+then adds to that combination rounded to odd (exact unless both sums are inexact).
 
 Sums and means (``sum``, ``mean``): the inputs, not rounded to ``F`` first (as without a
 model), summed by the model into ``A`` (:func:`mperror.ops.sum` with output format fp64; its
@@ -23,8 +26,11 @@ accumulator holds values of ``A``: in recursive order the first term enters it r
 FFTs (``_fft_r2c``, ``_fft_c2c``, ``_fft_c2r``, which every ``torch.fft`` function runs as):
 the staged radix-2 transforms of :mod:`mperror.ops.fourier`, every butterfly stage rounded to
 the FFT format, one dimension after another, unnormalised; then the normalisation factor
-(rounded to ``F``) multiplies the result, which is rounded once more, after the transform as
-cuFFT does (so an unnormalised intermediate beyond ``F.max`` overflows, whatever ``norm`` says).
+(``1/N`` or ``1/sqrt(N)`` of the whole size, in float64, not rounded to ``F``) multiplies the
+result, which is rounded once more, after the transform as cuFFT does (so an unnormalised
+intermediate beyond ``F.max`` overflows, whatever ``norm`` says). Inputs that are not values of
+``F`` are rounded to it to nearest even, as :func:`mperror.ops.fft` rounds its input, whatever
+the policy's mode (a padding operator before the transform rounds with the mode).
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import torch
 import mperror.ops
 import mperror.rounding
 from mperror.formats import FP64, FloatFormat, _holds
-from mperror.ops import Accumulation
+from mperror.ops import Accumulation, _common
 from mperror.rounding import RoundMode
 
 __all__ = ["MATMULS", "REDUCTIONS", "TRANSFORMS", "accumulation_model"]
@@ -80,7 +86,7 @@ def _real_product(
     return mperror.ops.matmul(a, b, out, accumulate=model, mode=mode, generator=generator)
 
 
-def _product(a, b, model, out, mode, generator) -> torch.Tensor:
+def _product(a, b, model, out, mode, generator, fmt: FloatFormat) -> torch.Tensor:
     if not (a.is_complex() or b.is_complex()):
         return _real_product(a, b, model, out, mode, generator)
     a, b = a.to(torch.complex128), b.to(torch.complex128)
@@ -88,9 +94,28 @@ def _product(a, b, model, out, mode, generator) -> torch.Tensor:
     def prod(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return _real_product(x.contiguous(), y.contiguous(), model, out, mode, generator)
 
-    real = prod(a.real, b.real) - prod(a.imag, b.imag)
-    imag = prod(a.real, b.imag) + prod(a.imag, b.real)
+    real = _to_odd_sum(prod(a.real, b.real), -prod(a.imag, b.imag), mode, fmt)
+    imag = _to_odd_sum(prod(a.real, b.imag), prod(a.imag, b.real), mode, fmt)
     return torch.complex(real, imag)
+
+
+def _to_odd_sum(
+    x: torch.Tensor, y: torch.Tensor, mode: RoundMode, fmt: FloatFormat
+) -> torch.Tensor:
+    """``x + y`` (float64, or complex128 by parts) rounded to odd at 53 bits, which the caller's
+    one rounding to ``fmt`` (at most 51 bits) turns into the exact sum's rounding in every mode
+    (a float64 sum rounded to nearest first would lose a term more than 2**53 below the other
+    before a directed rounding saw it); exact zero sums signed as ``mode`` says. For a wider
+    ``fmt`` (fp64) the float64 sum itself."""
+    if fmt.precision > 51:
+        return x + y
+    if x.is_complex() or y.is_complex():
+        x, y = x.to(torch.complex128), y.to(torch.complex128)
+        parts = (_to_odd_sum(x.real, y.real, mode, fmt), _to_odd_sum(x.imag, y.imag, mode, fmt))
+        return torch.complex(*parts)
+    x, y = torch.broadcast_tensors(x, y)
+    odd, exact = _common.two_sum_to_odd(x, y)
+    return _common.signed_zero_sum(x, y, odd, exact, mode)
 
 
 def matmul(
@@ -110,24 +135,26 @@ def matmul(
     operands = [_wide(round_input(t)) if isinstance(t, torch.Tensor) else t for t in args]
     beta = kwargs.get("beta", 1)
     alpha = kwargs.get("alpha", 1)
+
+    def product_of(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return _product(a, b, model, out, mode, generator, fmt)
+
     if name in ("mm", "bmm"):
-        return _product(operands[0], operands[1], model, out, mode, generator)
+        return product_of(operands[0], operands[1])
     if name == "mv":
-        return _product(operands[0], operands[1][:, None], model, out, mode, generator)[:, 0]
+        return product_of(operands[0], operands[1][:, None])[:, 0]
     if name == "dot":
-        return _product(operands[0][None, :], operands[1][:, None], model, out, mode, generator)[
-            0, 0
-        ]
+        return product_of(operands[0][None, :], operands[1][:, None])[0, 0]
     bias, a, b = operands[0], operands[1], operands[2]
     if name == "addmv":
-        product = _product(a, b[:, None], model, out, mode, generator)[:, 0]
+        product = product_of(a, b[:, None])[:, 0]
     else:  # addmm, baddbmm
-        product = _product(a, b, model, out, mode, generator)
+        product = product_of(a, b)
     if beta == 0:  # torch ignores the bias then, NaN included
         return alpha * product
     if alpha == 0 and name in ("addmm", "addmv"):  # and the product (baddbmm keeps 0 * inf)
         return beta * bias
-    return alpha * product + beta * bias
+    return _to_odd_sum(alpha * product, beta * bias, mode, fmt)
 
 
 def reduction(

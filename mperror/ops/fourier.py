@@ -9,6 +9,10 @@ order (exact); then ``t`` stages each compute every butterfly of the stage,
 in float64 complex arithmetic from ``fmt`` values (the products are exact for ``p <= 26``, so the
 float64 evaluation errs by at most two float64 roundings, about ``2**-52`` relative) and round
 the whole stage's output to ``fmt`` with ``mode`` (real and imaginary parts separately). The
+rounding is of the float64 value, not of the exact butterfly: in a format whose values span
+more than float64's 53 bits (bf16, tf32, fp32; not fp16 or the FP8 formats) a term more than
+``2**53`` below another is lost first, so a directed or odd rounding can be one unit off the
+correctly rounded butterfly, and a nearest one can double-round. The
 twiddle factors ``w = exp(∓2πi j/N)`` are computed in float64 (angles reduced exactly to
 ``[0, π/4]`` by symmetry) and rounded to ``fmt`` once, to nearest even, as a library stores its
 tables; they are cached per ``(N, fmt, device, direction)``.
@@ -24,22 +28,23 @@ FFT does, whenever an intermediate exceeds ``fmt.max``, e.g. for a constant inpu
 ``N |v| > 65504`` in fp16, whatever ``norm`` says. ``scale_first=True`` multiplies the input by
 the factor (and rounds) before the transform instead, which avoids that overflow.
 
-Other sizes use Bluestein's chirp-z algorithm, every step in ``fmt``: with the chirp
-``d_m = exp(±πi m²/N)`` (float64, rounded to ``fmt`` once), ``a = fl(x · conj(d))``, zero-padded
-to ``M``, the least power of two ``>= 2N - 1``; ``A`` = the staged transform of ``a``;
-``P = fl(A · B)`` with ``B = fl(DFT_M(b) / M)`` precomputed in float64 and rounded once (``b``
-the chirp wrapped around); ``q`` = the staged unnormalised inverse of ``P``; ``X = fl(q[:N] ·
-conj(d))``. No half FFT library supports these sizes (cuFFT's half FFT needs powers of two), so
-this is a model of the arithmetic only. Its intermediates are not the radix-2 transform's: the
-overflow threshold above (``N |v| > 65504`` for a constant input in fp16) is exact for powers of
-two only, and a Bluestein size may overflow just below it (N = 100, ``v = 655``: the rounding
+Other sizes use Bluestein's chirp-z algorithm, every step in ``fmt``: with the chirp ``d_m =
+exp(±πi m²/N)`` (float64, rounded to ``fmt`` once), ``a = fl(x · conj(d))``, zero-padded to ``M``,
+the least power of two ``>= 2N - 1``; ``A`` = the staged transform of ``a``; ``P = fl(A · B)`` with
+``B = fl(DFT_M(b) / M)`` precomputed in float64 and rounded once (``b`` the chirp wrapped around;
+the float64 DFT's error, about ``1e-16 max|B|``, stays where an exact entry is 0 and the format
+reaches that far, as bf16 and fp32 do); ``q`` = the staged unnormalised inverse of ``P``; ``X =
+fl(q[:N] · conj(d))``. No half FFT library supports these sizes (cuFFT's half FFT needs powers of
+two), so this is a model of the arithmetic only. Its intermediates are not the radix-2 transform's:
+the overflow threshold above (``N |v| > 65504`` for a constant input in fp16) is exact for powers
+of two only, and a Bluestein size may overflow just below it (N = 100, ``v = 655``: the rounding
 errors of the chirp products carry an intermediate past 65520).
 
 ``rfft`` is the complex transform of the real input, first ``N//2 + 1`` bins. ``irfft`` extends
 its input to the full Hermitian spectrum (imaginary parts of the zero and Nyquist bins dropped, as
 torch does), runs the staged inverse transform and returns the real part, then scales. ``fftn``
-runs the unnormalised 1-D transforms along each dimension in turn and scales once by the product
-of the factors.
+runs the unnormalised 1-D transforms along each dimension in turn and scales once, by the
+factor of the whole size ``N = ∏ n_i`` (``1/N`` or ``1/sqrt(N)`` in float64).
 
 Accuracy (Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed., Thm 24.2): for the
 radix-2 transform, ``||ŷ - y||_2 / ||y||_2 <= t η / (1 - t η)`` with ``η = μ + γ_4 (√2 + μ)``, ``μ``
@@ -47,8 +52,9 @@ the twiddle error, ``t = log2 N``. This model's stage error (one rounding per co
 exact butterfly with rounded twiddles, ``<= √2 (μ + u (1 + μ))`` times the stage's norm) is within
 the theorem's per-stage allowance ``√2 η``, so the bound holds here, up to the float64 evaluation.
 
-Non-finite values propagate as in the textbook complex product (``inf * 0`` is NaN), so an
-overflow shows as ``inf`` and NaN. ``fmt = fp64`` is plain float64 arithmetic (round to nearest
+Non-finite values propagate as torch's complex128 arithmetic gives them, so an overflow shows
+as ``inf`` or NaN (a product with an infinite part can come out NaN in both parts, where the
+textbook product keeps an ``inf``). ``fmt = fp64`` is plain float64 arithmetic (round to nearest
 only). Outputs are complex64 for float16/bfloat16/float32/complex64 inputs and complex128 for
 float64/complex128 (irfft: float32 or float64), which must hold ``fmt``. No autograd graph.
 """
@@ -343,7 +349,9 @@ def _transform(
     z: torch.Tensor, dims: Sequence[int], setting: _Setting, inverse: bool
 ) -> torch.Tensor:
     """Normalised staged transform of ``z`` (values of fmt) over ``dims``."""
-    factor = math.prod(setting.factor(z.shape[d], inverse) for d in dims)
+    # One factor for the whole size, as torch and the emulated torch.fft compute it: the
+    # product of per-dimension factors is not it (1/sqrt(2) 1/sqrt(8) is 0.25 less an ulp).
+    factor = setting.factor(math.prod(z.shape[d] for d in dims), inverse)
     if setting.scale_first:
         z = setting.scale(z, factor)
     for d in dims:

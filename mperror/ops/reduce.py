@@ -27,7 +27,8 @@ dot and matrix products whether the products are rounded. With output format ``F
   2020): products exact; the ``k`` products of each chunk summed recursively in ``A``
   (``u_1 = p_1`` exactly, ``u_i = fl_A(u_{i-1} + p_i)``, a lone product rounded once), then
   the chunk sums accumulated recursively in ``A``, ``C_j = fl_A(C_{j-1} + u^{(j)})``: at most
-  ``(k - 1) + (ceil(n/k) - 1)`` roundings per term in ``A``. ``A`` defaults to fp32 here (as on
+  ``(k - 1) + (ceil(n/k) - 1)`` roundings per term in ``A``, one more where a product is not a
+  value of ``A`` (a lone product's own rounding). ``A`` defaults to fp32 here (as on
   tensor cores). The paper leaves the order inside a block FMA open (its bounds cover any
   order); this model fixes one. Real tensor cores align and truncate instead of rounding
   (Fasi, Higham, Mikaitis and Pranesh, PeerJ CS 2021), so this is a model of the analysis,

@@ -148,6 +148,30 @@ def test_complex_products_run_as_four_real_ones() -> None:
     assert torch.equal(c.to(torch.complex128), rounded(torch.complex(real, imag), "fp16"))
 
 
+@pytest.mark.parametrize("mode", ["toward_positive", "toward_negative", "odd"])
+def test_a_bias_far_below_the_product_reaches_a_directed_rounding(mode: str) -> None:
+    """Oracle: hand rounding of the exact 1 + 2**-100 in bf16 (toward_positive and odd give
+    1 + 2**-7, toward_negative 1), which mperror.ops.add also gives. The float64 sum, rounded
+    to nearest first, had dropped the bias: 1 in every mode."""
+    a, b, bias = torch.ones(1, 1), torch.ones(1, 1), torch.tensor([[2.0**-100]])
+    with emulate(pure("bf16", mode=mode, accumulation="fp32")):
+        got = torch.addmm(bias, a, b).item()
+    expected = 1.0 if mode == "toward_negative" else 1 + 2.0**-7
+    assert got == expected
+    assert got == mperror.ops.add(torch.ones(1), bias[0], "bf16", mode).item()
+
+
+def test_complex_parts_combine_exactly_before_a_directed_rounding() -> None:
+    """Oracle: hand rounding. (1 + i)(1 + 2**-60 i) = (1 - 2**-60) + (1 + 2**-60) i exactly;
+    toward_negative in bf16 gives 1 - 2**-8 and 1. The parts' float64 sums, rounded to
+    nearest first, were 1 and 1."""
+    a = torch.tensor([[1 + 1j]], dtype=torch.complex64)
+    b = torch.tensor([[1 + 2.0**-60 * 1j]], dtype=torch.complex64)
+    with emulate(pure("bf16", mode="toward_negative", accumulation="fp32")):
+        c = (a @ b).item()
+    assert c == complex(1 - 2.0**-8, 1.0)
+
+
 def test_staged_ffts_are_mperror_ops_transforms() -> None:
     """Oracle: mperror.ops.rfft / irfft called directly (norm "backward": unscaled forward, 1/n
     after the inverse, as cuFFT applies it)."""

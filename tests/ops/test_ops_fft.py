@@ -407,3 +407,13 @@ def test_stage_rounding_shortcut_is_exact(name: str, mode: str) -> None:
         bits, want = got.view(torch.int32), expected.view(torch.int32)
         same = (bits == want) | (got.isnan() & expected.isnan())
         assert bool(same.all()), x[~same][:5].tolist()
+
+
+@pytest.mark.parametrize("mode", ["toward_zero", "toward_negative", "nearest_even"])
+def test_fftn_ortho_scales_by_the_factor_of_the_whole_size(mode: str) -> None:
+    """Oracle: hand arithmetic. The DC bin of ones on a 2 x 8 grid is 16, times 1/sqrt(16) =
+    1/4: 4 exactly, in every mode. The product of the per-dimension factors 1/sqrt(2) and
+    1/sqrt(8) is 0.25 less a float64 ulp, which toward_zero had turned into 4 less an fp16
+    ulp; torch and the emulated torch.fft.fftn scale by 1/sqrt(16)."""
+    dc = ops.fftn(torch.ones(2, 8), "fp16", norm="ortho", mode=mode)[0, 0]
+    assert dc.item() == 4.0
