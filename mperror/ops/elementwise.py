@@ -97,6 +97,11 @@ def _setup(
         _common.check_product_format(fmt)
         native = False
     values = list(checked.values())
+    try:
+        torch.broadcast_shapes(*(t.shape for t in values))
+    except RuntimeError:
+        shapes = ", ".join(f"{name} {tuple(t.shape)}" for name, t in checked.items())
+        raise ValueError(f"{op}: the operands' shapes do not broadcast: {shapes}") from None
     dtype = values[0].dtype
     for t in values[1:]:
         dtype = torch.promote_types(dtype, t.dtype)

@@ -377,6 +377,11 @@ def test_bad_arguments_raise() -> None:
         ops.add(x, x, "fp16", "nearest")
     with pytest.raises(ValueError, match="unknown format"):
         ops.add(x, x, "fp7")
+    # torch's own broadcasting error had named "tensor a" and "tensor b"
+    with pytest.raises(ValueError, match=r"mul: the operands' shapes do not broadcast: x \(2,\)"):
+        ops.mul(x, torch.ones(3), "fp16")
+    with pytest.raises(ValueError, match=r"fma: .* z \(4,\)"):
+        ops.fma(x, x, torch.ones(4), "fp16")
 
 
 @pytest.mark.gpu
