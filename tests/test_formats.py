@@ -248,3 +248,24 @@ def test_helpers_refuse_what_they_cannot_do() -> None:
         formats.E4M3FN.spacing(torch.ones(2, dtype=torch.float8_e4m3fn))
     with pytest.raises(ValueError, match="max_finite must be a finite float"):
         FloatFormat(precision=4, emax=8, max_finite=10**400)
+
+
+# From a mutation review: behaviours no test pinned.
+_NOSUB = FloatFormat(precision=4, emax=7, subnormals=False)  # emin = -6
+
+
+def test_spacing_at_the_smallest_normal_without_subnormals() -> None:
+    """Oracle: hand count. Without subnormals the next value above 2**-6 is 2**-6 (1 + 2**-3)."""
+    assert _NOSUB.spacing(torch.tensor([2.0**-6], dtype=torch.float64)).item() == 2.0**-9
+
+
+def test_spacing_beyond_max_keeps_the_top_binade() -> None:
+    """Oracle: the docstring (beyond emax the top binade's spacing is kept): fp16's top
+    binade [2**15, 2**16) has spacing 2**(15 - 10) = 32."""
+    assert formats.FP16.spacing(torch.tensor([2.0**17], dtype=torch.float64)).item() == 32.0
+
+
+def test_exponent_bits_of_a_one_bit_format_with_inf_and_no_nan() -> None:
+    """Oracle: hand count of the codes: zero, two binades (0.5, 1) and inf are four exponent
+    codes, two bits."""
+    assert FloatFormat(precision=1, emin=-1, emax=0, has_nan=False).exponent_bits == 2

@@ -700,3 +700,71 @@ def test_complex_and_bool_arrays_are_refused() -> None:
     ):
         with pytest.raises(TypeError, match="x must be a real"):
             recursive_sum_bound(values, "fp16")
+
+
+# From a mutation review: inputs near the limits that no test had used.
+_NOSUB = FloatFormat(precision=4, emax=7, subnormals=False)  # emin = -6
+
+
+def test_sum_and_matmul_bounds_cover_underflow_without_subnormals() -> None:
+    """Oracle: Fraction arithmetic and round_scalar. In a format without subnormals
+    1.625 * 2**-6 - 1.125 * 2**-6 = 2**-7 is a tie between 0 and 2**-6: an error of 2**-7
+    that only the bounds' underflow term covers (every other test format has subnormals)."""
+    x = [1.625 * 2.0**-6, -1.125 * 2.0**-6]
+    exact = Fraction(x[0]) + Fraction(x[1])
+    error = abs(Fraction(round_scalar(exact, _NOSUB)) - exact)
+    assert error == Fraction(2) ** -7
+    assert Fraction(recursive_sum_bound(x, _NOSUB).bound) >= error
+    assert Fraction(matmul_bound([x], [[1.0], [1.0]], _NOSUB).max) >= error
+
+
+def test_matmul_bound_covers_products_just_below_the_smallest_normal() -> None:
+    """Oracle: Fraction arithmetic and round_scalar. For fp16 values y in [2**-8, 2**-7] the
+    product y * y lies in [2**-16, 2**-14], on the subnormal grid of spacing 2**-24, where
+    the relative error reaches 2u: every one of the 1025 cases must lie within the bound."""
+    for k in range(1025):
+        y = 2.0**-8 * (1 + k / 1024)
+        exact = Fraction(y) ** 2
+        error = abs(Fraction(round_scalar(exact, FP16)) - exact)
+        assert Fraction(matmul_bound([[y]], [[y]], FP16).max) >= error, y
+
+
+def test_block_fma_bound_covers_the_rounding_of_subnormal_inputs() -> None:
+    """Oracle: round_scalar. 2**-20 + 0.49 * 2**-24 rounds to fp16's subnormal grid with an
+    error near 2**-25, far above u |a|: the bound's absolute term must cover it."""
+    a = 2.0**-20 + 0.49 * 2.0**-24
+    error = abs(Fraction(round_scalar(Fraction(a), FP16)) - Fraction(a))
+    assert Fraction(block_fma_bound([[a]], [[1.0]], 1).max) >= error > 0
+
+
+def test_sum_bounds_are_infinite_where_rounding_can_overflow_near_max() -> None:
+    """Oracle: the fp16 recursive sum by round_scalar. 32800 + 16 + 32688 is exactly 65504
+    (fp16's max), but 32800 + 16 ties up to 32832 and the sum overflows: the bounds must not
+    be finite (the overflow tests had used sums far past the limit)."""
+    xs = [32800.0, 16.0, 32688.0]
+    s = xs[0]
+    for x in xs[1:]:
+        s = round_scalar(Fraction(s) + Fraction(x), FP16)
+    assert sum(xs) == 65504.0 and math.isinf(s)
+    assert recursive_sum_bound(xs, FP16).bound == math.inf
+    assert blocked_sum_bound(xs, FP16, 3, outer_fmt="fp32").bound == math.inf
+
+
+def test_probabilistic_dot_bound_has_the_underflow_growth_factor() -> None:
+    """Oracle: the bound's formula (theory/T-prob.md), gamma_tilde sum |x y| plus the
+    underflow term 2**-25 (1 + u)**(n - 1), to 1e-12: dropping the factor changes it by a
+    relative (n - 1) u."""
+    n = 1000
+    x = [2.0**-13] + [1.0] * (n - 1)
+    y = [2.0**-13] + [2.0**-4] * (n - 1)
+    weight = float(sum(abs(Fraction(a) * Fraction(b)) for a, b in zip(x, y, strict=True)))
+    expected = gamma_tilde(n, FP16, 6.0) * weight + 2.0**-25 * (1 + 2.0**-11) ** (n - 1)
+    assert dot_bound_probabilistic(x, y, FP16, 6.0).bound == pytest.approx(expected, rel=1e-12)
+
+
+def test_block_fma_products_that_fit_the_accumulator_are_exact() -> None:
+    """Oracle: hand arithmetic. Products of two 12-bit values have at most 24 bits, fp32
+    values: with exact inputs nothing is rounded, so the bound is 0."""
+    fi = FloatFormat(precision=12, emax=15)
+    x = [[1 + 2.0**-11]]
+    assert block_fma_bound(x, x, 1, fmt=fi, acc_fmt="fp32", convert_inputs=False).max == 0.0

@@ -315,3 +315,19 @@ def test_overflow_condition_is_exact_for_any_size() -> None:
     float64 product had raised OverflowError converting N); 2**1100 points of 2**-1100 make 1."""
     assert fftb.fft_overflows(1024**110, 1.0, "fp32")
     assert not fftb.fft_overflows(2**1100, 2.0**-1100, "fp16")
+
+
+# From a mutation review: edges no test had pinned.
+
+
+def test_forward_mode_bound_of_a_zero_input_is_zero() -> None:
+    """Oracle: the transform of zeros is computed exactly, whatever the factor (infinite for
+    e5m2 at N = 4: a NaN had been possible from inf * 0)."""
+    assert fftb.fft_forward_mode_bound(4, 0.0, "e5m2").bound == 0.0
+
+
+def test_forward_mode_bound_is_vacuous_where_its_factor_reaches_one() -> None:
+    """Oracle: the relative factor itself: vacuous exactly when it is >= 1 (bf16 at 2**20)."""
+    r = fftb.fft_forward_mode_bound(2**19, 1.0, "bf16")
+    assert (fftb.fft_relative_factor(2**19, "bf16") >= 1) == r.vacuous
+    assert fftb.fft_forward_mode_bound(2**20, 1.0, "bf16").vacuous

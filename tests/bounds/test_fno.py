@@ -532,3 +532,57 @@ def test_crossover_edge_cases() -> None:
     assert math.isinf(fno.fft_precision_bound(2**10, 110, 1.0, "fp32").bound)  # had raised
     far = fno.crossover_resolution(1e300, 1e-300, "fp64")
     assert far.resolution == math.inf and far.log2_resolution > 1024
+
+
+# From a mutation review: defaults, overflow checks and thresholds no test had pinned.
+
+
+def test_layer_bound_default_weight_abs_norm_is_sqrt_min_channels_times_r() -> None:
+    """Oracle: the docstring's default, sqrt(min(c_in, c_out)) r = 2 for 6 and 4 channels."""
+    common = {"c_in": 6, "c_out": 4, "kept_modes": 9, "weight_norm": 1.0}
+    default = fno.fourier_layer_bound(64, 1, 1.0, "fp16", **common).bound
+    assert (
+        default == fno.fourier_layer_bound(64, 1, 1.0, "fp16", weight_abs_norm=2.0, **common).bound
+    )
+
+
+@pytest.mark.parametrize(
+    ("n", "modes", "r", "r_abs"), [(1, 1, 60000.0, 66000.0), (16, 9, 30000.0, 30000.0)]
+)
+def test_layer_bound_is_infinite_where_the_layer_can_overflow(n, modes, r, r_abs) -> None:
+    """Oracle: hand arithmetic against fp16's max 65504: the contraction's absolute sum
+    (1 + u) 66000 and the output's sqrt(9) 30000 = 90000 both pass it."""
+    bound = fno.fourier_layer_bound(
+        n, 1, 1.0, "fp16", c_in=1, c_out=1, kept_modes=modes, weight_norm=r, weight_abs_norm=r_abs
+    )
+    assert bound.bound == math.inf
+
+
+def test_discretisation_bound_at_exactly_2m_is_vacuous() -> None:
+    """Oracle: hand arithmetic, c_1 L / n = 8 / 4 = 2 = 2 M: no better than the trivial
+    bound |c| + |c_n| <= 2 M, so vacuous (>=)."""
+    r = fno.discretisation_bound(1, 0, 8.0, 1.0)
+    assert r.bound == 2.0 and r.vacuous
+
+
+def test_layer_bound_vacuous_at_r_sqrt_c_in_m() -> None:
+    """Oracle: the docstring's threshold, r sqrt(c_in) M = 1 * 2 * 1 for c_in = 4."""
+    common = {"c_in": 4, "c_out": 4, "kept_modes": 1, "weight_norm": 1.0}
+    r = fno.fourier_layer_bound(1, 1, 1.0, "fp16", input_error=1.5, **common)
+    assert r.bound >= 2.0 and r.vacuous
+
+
+def test_crossover_stays_below_where_the_fft_overflows() -> None:
+    """Oracle: the public bounds at the reported resolution and at half of it (L = 1e4 puts
+    the crossing where the 2-D FFT's headroom matters; the bracket test used L = 2)."""
+    p = fno.crossover_resolution(1e4, 1.0, "fp16", d=2).power_of_two
+    assert (
+        fno.fft_precision_bound(p, 2, 1.0, "fp16").bound
+        >= fno.discretisation_bound(p, (0, 0), 1e4, 1.0, 2).bound
+    )
+    if p > 1:
+        half = p // 2
+        assert (
+            fno.fft_precision_bound(half, 2, 1.0, "fp16").bound
+            < fno.discretisation_bound(half, (0, 0), 1e4, 1.0, 2).bound
+        )

@@ -572,3 +572,29 @@ def test_huge_norms_give_the_limits_not_nan() -> None:
     want = Fraction(1e-270) ** 2 / (2 * Fraction(1e-313))
     assert guaranteed_decrease(1e-270, 0.0, 1e-313, sharp=True) == float(want)
     assert guaranteed_decrease(1e10, 0.0, 1e308) == float(Fraction(1e10) ** 2 / Fraction(1e308) / 2)
+
+
+# From a mutation review: edges no test had pinned.
+
+
+def test_gradient_at_exactly_the_critical_norm_makes_progress() -> None:
+    """Oracle: Theorem 1's statement, g >= the critical norm (not >): progress guaranteed."""
+    c = critical_gradient_norm(1.0, 1.0, "fp16", sharp=True)
+    result = check_descent([c], [1.0], [1.0], [1.0], "fp16", sharp=True)
+    assert result.regime[0].value == "progress guaranteed"
+
+
+def test_a_zero_guaranteed_decrease_is_vacuous() -> None:
+    """Oracle: the docstring, a bound that guarantees no decrease is vacuous (<= 0)."""
+    assert descent_bound(1.0, 1.0, 1.0, sharp=True).vacuous
+
+
+def test_lost_update_toward_zero_from_the_smallest_normal_without_subnormals() -> None:
+    """Oracle: mperror.round of w + delta. Without subnormals the value below 2**emin is 0, so
+    the gap toward zero is 2**emin itself: -0.45 * 2**-6 is lost, -0.55 * 2**-6 is not."""
+    nosub = FloatFormat(precision=4, emax=7, subnormals=False)
+    w = torch.tensor([2.0**-6, 2.0**-6], dtype=torch.float64)
+    delta = torch.tensor([-0.45 * 2.0**-6, -0.55 * 2.0**-6], dtype=torch.float64)
+    expected = (mperror.round(w + delta, nosub) == w).tolist()
+    assert expected == [True, False]
+    assert lost_updates(w, delta, nosub).tolist() == expected

@@ -154,3 +154,57 @@ def test_meter_a_skipped_step_loses_nothing(fmt) -> None:
     with meter.step(), torch.no_grad():
         param -= param.grad  # 1 - 2**-12 is lost to fp16 storage (and kept in float32)
     assert meter.last.updated == 2 and meter.last.lost == (1 if fmt else 0)
+
+
+# From a mutation review: modes and meter cases no test had used.
+
+
+def test_store_rounds_by_the_mode_given() -> None:
+    """Oracle: hand rounding, 1 + 2**-20 toward positive in fp16 is 1 + 2**-10."""
+    p = torch.nn.Parameter(torch.full((1,), 1 + 2.0**-20))
+    store_([p], "fp16", "toward_positive")
+    assert p.item() == 1 + 2.0**-10
+
+
+def test_meter_counts_updates_made_without_a_gradient() -> None:
+    """Oracle: the docstring, an update is any change the step asked for (weight decay or
+    momentum with a zero gradient); 1 - 2**-13 rounds back to 1 in fp16: one update, lost."""
+    p = torch.nn.Parameter(torch.ones(1))
+    meter = LostUpdateMeter([p], "fp16")
+    p.grad = torch.zeros(1)
+    with meter.step(), torch.no_grad():
+        p -= 2.0**-13
+    assert (meter.last.updated, meter.last.lost) == (1, 1)
+
+
+def test_a_step_that_float32_loses_entirely_is_not_a_skipped_step() -> None:
+    """Oracle: float32 arithmetic, 1 - 2**-30 is 1: both updates asked for, both lost (finite
+    gradients, so not a step GradScaler skipped)."""
+    p = torch.nn.Parameter(torch.ones(2))
+    meter = LostUpdateMeter([p])
+    p.grad = torch.tensor([2.0**-30, 2.0**-30])
+    with meter.step(), torch.no_grad():
+        p -= p.grad
+    assert (meter.last.updated, meter.last.lost) == (2, 2)
+
+
+def test_unchanged_and_lost_fractions_by_hand() -> None:
+    """Oracle: hand count over four fp16 weights: two zero updates, one lost (2**-30), one
+    made (1.0): three unchanged of four, one lost of four."""
+    p = torch.nn.Parameter(torch.ones(4))
+    meter = LostUpdateMeter([p], "fp16")
+    p.grad = torch.tensor([0.0, 0.0, 2.0**-30, 1.0])
+    with meter.step(), torch.no_grad():
+        p -= p.grad
+    assert meter.last.unchanged_fraction == 0.75 and meter.last.fraction == 0.25
+
+
+def test_a_skipped_step_with_one_non_finite_gradient_counts_nothing() -> None:
+    """Oracle: GradScaler's rule, one non-finite gradient skips the whole step: nothing was
+    asked for, so nothing is updated or lost in either parameter."""
+    p, q = torch.nn.Parameter(torch.ones(1)), torch.nn.Parameter(torch.ones(1))
+    meter = LostUpdateMeter([p, q], "fp16")
+    p.grad, q.grad = torch.tensor([math.inf]), torch.tensor([1.0])
+    with meter.step():
+        pass
+    assert (meter.last.updated, meter.last.lost) == (0, 0)

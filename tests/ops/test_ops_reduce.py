@@ -493,3 +493,9 @@ def test_matmul_blocks_stay_within_their_cap(monkeypatch) -> None:
         got = ops.matmul(a, b, "fp16", accumulate="fp32")
         assert torch.equal(got, want)
         assert len(sizes) > 1 and max(sizes) <= 50, sizes
+
+
+def test_blocked_sum_of_negative_zeros_is_negative_zero() -> None:
+    """Oracle: IEEE 754, (-0) + (-0) = -0; a block longer than the input must not add a +0."""
+    got = ops.sum(torch.tensor([-0.0, -0.0], dtype=torch.float64), "fp16", order="blocked", block=3)
+    assert got.item() == 0 and math.copysign(1.0, got.item()) == -1.0
