@@ -15,8 +15,9 @@ exact until the one rounding (round to odd at 53 bits first, which a format of a
 then rounds as it would the exact sum). Complex products run as four real ones,
 ``(ArBr - AiBi) + i (ArBi + AiBr)``, each accumulated by the model, combined in the same way
 and rounded once (how half-precision complex contractions run as real einsums); a complex bias
-then adds to that combination as rounded to odd (two roundings to odd where the combination was
-inexact).
+then adds to that combination as rounded to odd: two roundings to odd where the combination was
+inexact, which can leave a directed rounding one unit of ``F`` off (the exact three-term sum
+is not formed).
 
 Sums and means (``sum``, ``mean``): the inputs, not rounded to ``F`` first (as without a
 model), summed by the model into ``A`` (:func:`mperror.ops.sum` with output format fp64; its

@@ -508,9 +508,10 @@ def fftn(
     scale_first: bool = False,
 ) -> torch.Tensor:
     """Staged N-D transform in ``fmt`` (as :func:`torch.fft.fftn`): the unnormalised 1-D
-    transforms along each of ``dim`` in turn, then one scaling by the product of the factors
-    (``1/N``, ``N`` the product of the lengths, for ``norm="forward"``). As in torch, ``s`` and
-    ``dim`` may be single ints, and a size of -1 in ``s`` keeps that dimension's length.
+    transforms along each of ``dim`` in turn, then one scaling by the factor of the whole size
+    (``1/N`` or ``1/sqrt(N)``, ``N`` the product of the lengths, as ``norm`` says). As in
+    torch, ``s`` and ``dim`` may be single ints, and a size of -1 in ``s`` keeps that
+    dimension's length.
 
     >>> fftn(torch.ones(2, 4), "bf16")
     tensor([[8.+0.j, 0.+0.j, 0.+0.j, 0.+0.j],

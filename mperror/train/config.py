@@ -42,6 +42,22 @@ def _positive_float(value: object, name: str, *, allow_none: bool = False) -> No
         raise ValueError(f"{name} must be a finite int or float > 0, got {value!r}")
 
 
+def _as_used(data: dict[str, Any]) -> object:
+    """A stored config's ``init_scale`` as its run used it (see :meth:`RunConfig.from_dict`);
+    anything unreadable is left for the constructor to refuse by name."""
+    scale = data.get("init_scale")
+    if scale is None or isinstance(scale, bool) or not isinstance(scale, (int, float)):
+        return scale
+    try:
+        scaler = parse(data["policy"], backend=data.get("backend", "auto")).grad_scaler
+    except (KeyError, TypeError, ValueError):
+        return scale
+    if not scaler:
+        return None
+    stored = float(torch.tensor(scale, dtype=torch.float32))
+    return stored if math.isfinite(stored) and stored > 0 else scale
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunConfig(Record):
     """One training run.
@@ -165,9 +181,14 @@ class RunConfig(Record):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        """The config ``to_dict`` wrote; unknown keys are refused by name."""
+        """The config ``to_dict`` wrote; unknown keys are refused by name.
+
+        A config written before ``init_scale`` was checked reads as the run used it: on a
+        policy without ``+scaler`` (the run ignored it) as ``None``, on a ``+scaler`` policy as
+        the float32 value GradScaler stored.
+        """
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown RunConfig fields {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        return cls(**{**data, "init_scale": _as_used(data)})

@@ -236,12 +236,18 @@ def _request(config: RunConfig) -> dict[str, object]:
 
 def _normalised(request: dict[str, object]) -> dict[str, object]:
     """``request`` with its policy as :func:`parse` names it (``"FP32"`` and ``"mixed-fp32"``
-    are ``"fp32"``): two requests that differ in spelling alone are the same request."""
+    are ``"fp32"``): two requests that differ in spelling alone are the same request. An
+    ``init_scale`` on a policy without a scaler (older versions accepted and ignored it) is
+    ``None``."""
     try:
         policy, backend = request["policy"], request.get("backend", "auto")
-        return {**request, "policy": parse(policy, backend=backend).name}  # type: ignore[arg-type]
+        parsed = parse(policy, backend=backend)  # type: ignore[arg-type]
     except (KeyError, TypeError, ValueError):  # a damaged request.json: compared as it stands
         return dict(request)
+    out = {**request, "policy": parsed.name}
+    if not parsed.grad_scaler and "init_scale" in out:  # no scaler: ignored (older versions)
+        out["init_scale"] = None
+    return out
 
 
 def _difference(path: Path, config: RunConfig) -> str | None:

@@ -442,3 +442,18 @@ def test_configs_for_gives_init_scale_to_scaler_policies_only() -> None:
     study of fp32 beside mixed-fp16+scaler gives the scale to the scaler run alone."""
     configs = store.configs_for("regression", ["fp32", "mixed-fp16+scaler"], [0], init_scale=8.0)
     assert [c.init_scale for c in configs] == [None, 8.0]
+
+
+def test_configs_written_before_init_scale_was_checked_read_as_their_runs_used_them() -> None:
+    """Oracle: what the run did. Older versions accepted init_scale on a policy without a
+    scaler and ignored it (None), and GradScaler stored a scaler's value in float32
+    (1000.1 -> 1000.0999755859375); such config.json files had become unreadable, and their
+    requests differed from the same request made now."""
+    base = {"problem": "regression", "seed": 0}
+    plain = RunConfig.from_dict({**base, "policy": "fp32", "init_scale": 1024.0})
+    assert plain.init_scale is None
+    scaled = RunConfig.from_dict({**base, "policy": "mixed-fp16+scaler", "init_scale": 1000.1})
+    assert scaled.init_scale == 1000.0999755859375
+    old_request = {**RunConfig(policy="fp32", **base).to_dict(), "init_scale": 1024.0}
+    now = RunConfig(policy="fp32", **base).to_dict()
+    assert store._normalised(old_request) == store._normalised(now)
