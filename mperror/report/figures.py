@@ -78,13 +78,22 @@ def critical_zone(runs: Sequence[StoredRun], path: Path) -> Path:
 
 
 def cosine(runs: Sequence[StoredRun], path: Path) -> Path:
-    """Observed 1 - cos(g~, g) against its bound 2 delta / (g + delta), one panel per run."""
+    """Observed 1 - cos(g~, g) against its bound 2 delta / (g + delta) (2, the trivial bound,
+    where delta > g), one panel per run. A check with a bound but no finite observation (the
+    summary counts it as failed) is drawn as a red cross on the bound."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 3.6), squeeze=False)
     for ax, run in zip(axes[0], runs, strict=True):
         x, y = _xy(run, "cosine_distance")
         ax.semilogy(x, np.maximum(y, 1e-17), "o", ms=3, label="observed 1 - cos")
-        ax.semilogy(*_xy(run, "cosine_bound"), "-", lw=0.8, label="2δ/(g+δ)")
+        ax.semilogy(*_xy(run, "cosine_bound"), "-", lw=0.8, label="2δ/(g+δ), 2 where δ > g")
+        steps = np.asarray(run.trace["step"])
+        bound = np.asarray(run.trace["cosine_bound"], dtype=np.float64)
+        observed = np.asarray(run.trace["cosine_distance"], dtype=np.float64)
+        failed = np.isfinite(bound) & ~np.isfinite(observed)
+        if failed.any():
+            label = f"no finite observation ({int(failed.sum())}, failed)"
+            ax.semilogy(steps[failed], bound[failed], "x", color="red", ms=6, label=label)
         ax.set_title(f"{run.summary.problem}: {_label(run)}", fontsize=9)
         ax.set_xlabel("iteration")
         ax.legend(fontsize=7)
@@ -107,7 +116,12 @@ def _per_problem(runs: Sequence[StoredRun], column: str, path: Path, ylabel: str
             x, y = _xy(run, column)
             if column == "unchanged_fraction" and len(y) > 20:  # a running mean reads better
                 y = _running_mean(y, max(1, len(y) // 50))
-            (ax.semilogy if log else ax.plot)(x, y, lw=0.8, label=_label(run))
+            line = (ax.semilogy if log else ax.plot)(x, y, lw=0.8, label=_label(run))[0]
+            final = run.summary.final_test_error
+            if column == "test_error" and math.isfinite(final):
+                # measured after the last step (the trace's rows measure each step's start):
+                # the value the table and the claims use
+                ax.plot([run.summary.steps], [final], "o", ms=4, color=line.get_color())
         ax.set_title(problem, fontsize=9)
         ax.set_xlabel("iteration")
         ax.set_ylabel(ylabel)
@@ -150,7 +164,11 @@ def draw_all(runs: Sequence[StoredRun], directory: str | Path) -> dict[str, Path
         return out
     out["loss"] = _per_problem(runs, "loss", directory / "loss.png", "training loss", True)
     out["test_error"] = _per_problem(
-        runs, "test_error", directory / "test_error.png", "relative L2 test error", True
+        runs,
+        "test_error",
+        directory / "test_error.png",
+        "relative L2 test error (dot: after the last step)",
+        True,
     )
     out["frozen"] = _per_problem(
         runs, "unchanged_fraction", directory / "frozen.png", "share of weights unchanged", False

@@ -90,3 +90,52 @@ def test_panels_draw_the_runs_the_critical_zone_claim_judges_by_seed(monkeypatch
     figures.draw_all(runs[:6][::-1], tmp_path)
     assert drawn["critical_zone"] == ["mixed-bf16-0"]
     assert drawn["cosine"] == ["mixed-bf16-0", "mixed-bf16-1", "mixed-bf16-2"]
+
+
+def _drawn(monkeypatch, draw, runs):
+    """The figure ``draw`` makes of ``runs``, kept instead of saved (its axes are checked)."""
+    from mperror.report import figures
+
+    kept = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: kept.append(fig) or path)
+    draw(runs)
+    return kept[0]
+
+
+def test_cosine_figure_marks_checks_without_a_finite_observation(monkeypatch, tmp_path) -> None:
+    """Oracle: the summary's own count (a NaN observation under a finite bound is a failed
+    check). The figure had dropped such rows and showed every plotted point under its bound."""
+    import copy
+    import math
+
+    from mperror.report import figures
+    from mperror.train import RunConfig, StoredRun, train
+
+    result = train(RunConfig(problem="diffusion", policy="mixed-fp16", iterations=4, eval_every=2))
+    trace = copy.deepcopy(result.trace)
+    rows = [i for i, b in enumerate(trace["cosine_bound"]) if math.isfinite(b)]
+    assert rows
+    trace["cosine_distance"][rows[0]] = math.nan
+    run = StoredRun(path=None, config=result.config, trace=trace, summary=result.summary)
+    fig = _drawn(monkeypatch, lambda r: figures.cosine(r, tmp_path / "c.png"), [run])
+    marks = [line for line in fig.axes[0].lines if line.get_label().startswith("no finite")]
+    assert len(marks) == 1 and list(marks[0].get_xdata()) == [trace["step"][rows[0]]]
+    assert list(marks[0].get_ydata()) == [trace["cosine_bound"][rows[0]]]
+
+
+def test_test_error_figure_shows_the_final_error(monkeypatch, tmp_path) -> None:
+    """Oracle: summary.final_test_error at summary.steps, the value the table and the claims
+    use (measured after the last step; the trace's rows measure each step's start, so the
+    curve alone had ended one evaluation early)."""
+    from mperror.report import figures
+    from mperror.train import RunConfig, StoredRun, train
+
+    result = train(RunConfig(problem="regression", policy="fp32", iterations=3, eval_every=2))
+    run = StoredRun(path=None, config=result.config, trace=result.trace, summary=result.summary)
+    fig = _drawn(
+        monkeypatch,
+        lambda r: figures._per_problem(r, "test_error", tmp_path / "t.png", "error", True),
+        [run],
+    )
+    points = [(list(line.get_xdata()), list(line.get_ydata())) for line in fig.axes[0].lines]
+    assert ([result.summary.steps], [result.summary.final_test_error]) in points
