@@ -617,7 +617,7 @@ _FUNCTIONAL, _INPLACE = "functional", "inplace"
 class _Entry:
     """How one operator is handled under one policy (built once per operator)."""
 
-    __slots__ = ("calls", "fmt", "impl", "info", "kind", "round_inputs", "shape")
+    __slots__ = ("calls", "floating", "fmt", "impl", "info", "kind", "round_inputs", "shape")
 
     def __init__(
         self,
@@ -633,6 +633,7 @@ class _Entry:
         self.round_inputs = round_inputs
         self.impl = impl  # computes in place of the operator (same arguments), or None
         self.calls = 0
+        self.floating = False  # an unclassified operator has given a floating result
         # Operators the fast paths handle: functional ones whose output dtype follows their
         # inputs', and in-place methods (self written and returned).
         if info.simple:
@@ -882,17 +883,10 @@ class _Engine:
                     return self._wide(entry.info, fmt, False, func, args, kwargs)
                 return self._autocast_fp32(entry.info, func, args, kwargs)
             if kind is _WIDE:
-                shape = entry.shape
-                compute = func if entry.impl is None else entry.impl
-                if shape is not None:
-                    dtype = _uniform_float(args, kwargs)
-                    if dtype is not None:
-                        if shape is _FUNCTIONAL:
-                            return self._wide_fast(entry, dtype, compute, args, kwargs)
-                        return self._inplace_fast(entry, dtype, compute, args, kwargs)
-                return self._wide(
-                    entry.info, entry.fmt, entry.round_inputs, func, args, kwargs, compute=compute
-                )
+                result = self._wide_entry(entry, func, args, kwargs)
+                if entry.info.op_class is OpClass.UNCLASSIFIED and not entry.floating:
+                    entry.floating = _has_floating(result)
+                return result
             if kind is _DATA:
                 return self._data(entry, func, args, kwargs)
             if kind is _SOURCE:
@@ -909,6 +903,20 @@ class _Engine:
             _ACTIVE.keep_caller = False
 
     # -- handlers ----------------------------------------------------------------------------
+
+    def _wide_entry(self, entry: _Entry, func, args, kwargs):
+        """An operator computed in the working precision, by the fast paths where they apply."""
+        shape = entry.shape
+        compute = func if entry.impl is None else entry.impl
+        if shape is not None:
+            dtype = _uniform_float(args, kwargs)
+            if dtype is not None:
+                if shape is _FUNCTIONAL:
+                    return self._wide_fast(entry, dtype, compute, args, kwargs)
+                return self._inplace_fast(entry, dtype, compute, args, kwargs)
+        return self._wide(
+            entry.info, entry.fmt, entry.round_inputs, func, args, kwargs, compute=compute
+        )
 
     def _wide_fast(self, entry: _Entry, dtype: torch.dtype, func, args, kwargs):
         """The common case: tensors of one real dtype (float32 or float64), nothing mutated;
@@ -1443,7 +1451,7 @@ class _Engine:
                     classes[name] = f"{label}{suffix}"
                 elif label != classes[name]:
                     classes[name] += f"; {label}{suffix}"
-                if cls is OpClass.UNCLASSIFIED:
+                if cls is OpClass.UNCLASSIFIED and entry.floating:  # isin's bools: nothing rounded
                     unclassified.add(name)
         return EmulationReport(
             policy=self.policy.to_dict(),
@@ -1474,6 +1482,15 @@ def _saturated(v: torch.Tensor, fmt: FloatFormat, mode: RoundMode) -> int:
     natural = fmt.replace(max_finite=None, has_inf=True, has_nan=True, overflow=None)
     half = mperror.rounding.round(beyond.double() / 2, natural, mode)
     return int(torch.count_nonzero(half.abs() > fmt.max / 2))
+
+
+def _has_floating(result: Any) -> bool:
+    """Does an operator's result hold a floating or complex tensor?"""
+    if isinstance(result, torch.Tensor):
+        return result.is_floating_point() or result.is_complex()
+    if isinstance(result, (tuple, list)):
+        return any(_has_floating(r) for r in result)
+    return False
 
 
 def _uniform_float(args: tuple, kwargs: dict) -> torch.dtype | None:

@@ -23,8 +23,9 @@ class EmulationReport(Record):
             ``"<class>/float32 kernel"`` for fused kernels torch has no float64 version of,
             computed in float32 from rounded inputs, their outputs rounded once: oneDNN's LSTM
             layer).
-        unclassified: operators the emulator has no class for; each was computed in the
-            working precision and rounded as elementwise.
+        unclassified: operators the emulator has no class for that gave a floating result;
+            each was computed in the working precision and rounded as elementwise (those with
+            integer or bool results only, ``isin``, round nothing and are not listed).
         counted: whether value counts were collected (``emulate(..., count=False)`` skips them);
             the three counts below are 0 when not.
         rounded: real values passed through a rounding to a policy format (results and the

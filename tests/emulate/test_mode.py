@@ -1166,6 +1166,19 @@ def test_classification_of_representative_operators() -> None:
     assert classify(aten.add.out).returns_mutated == (0,)
 
 
+def test_unclassified_operators_without_floating_results_are_not_listed() -> None:
+    """Oracle: the report's definition (operators rounded as elementwise for want of a class).
+    isin gives bools, so nothing of it is rounded; linalg.solve's float result is."""
+    x = torch.tensor([1.0, 2.0, 3.0])
+    with emulate("fp16") as em:
+        torch.isin(x, torch.tensor([2.0]))
+    assert em.report().unclassified == ()
+    assert em.report().op_classes["aten.isin.Tensor_Tensor"] == "unclassified"
+    with emulate("fp16") as em:
+        torch.linalg.solve(torch.eye(2) * 3, torch.ones(2))
+    assert any("linalg" in op for op in em.report().unclassified)
+
+
 def test_common_layers_run_without_unclassified_operators() -> None:
     """Oracle: the emulator's report. Layers of torch.nn that third-party models use, forward
     and backward, leave no operator without a class (each would otherwise be rounded as
