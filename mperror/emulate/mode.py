@@ -123,6 +123,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import mperror.rounding
 from mperror import formats
+from mperror._checks import is_real
 from mperror.emulate import routed
 from mperror.emulate.classify import OpInfo, classify
 from mperror.emulate.policy import _DENSE_KEYS, OpClass, Policy, as_policy
@@ -684,7 +685,7 @@ def _exact_sum(func, name: str, toward_negative: bool) -> Callable:
     def operand(v, like: torch.Tensor):
         if isinstance(v, torch.Tensor):
             return v if v.dtype is torch.float64 else None
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
+        if not is_real(v):
             return None
         if isinstance(v, int) and abs(v) > 2**53:
             return None
@@ -696,8 +697,7 @@ def _exact_sum(func, name: str, toward_negative: bool) -> Callable:
         like = a if isinstance(a, torch.Tensor) else b
         x, y = operand(first, like), operand(second, like)
         exact_factor = (
-            not isinstance(factor, bool)
-            and isinstance(factor, (int, float))
+            is_real(factor)
             and factor != 0
             and math.isfinite(factor)
             and abs(math.frexp(factor)[0]) == 0.5

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import torch
 
-from mperror._checks import is_integer
+from mperror._checks import is_integer, is_real
 from mperror.lipschitz._protocol import LossFn
 
 __all__ = [
@@ -104,7 +104,7 @@ def check_tolerance(value: object, *, zero: bool) -> None:
     """``tol``: None or a real number in [0, 1) (in (0, 1) unless ``zero``)."""
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_real(value):
         raise TypeError(f"tol must be a float or None; got {type(value).__name__}")
     low = value >= 0.0 if zero else value > 0.0
     if not (math.isfinite(value) and low and value < 1.0):
@@ -113,7 +113,7 @@ def check_tolerance(value: object, *, zero: bool) -> None:
 
 
 def check_radius(value: object, *, argument: str = "radius") -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_real(value):
         raise TypeError(f"{argument} must be a float; got {type(value).__name__}")
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{argument} must be finite and > 0; got {value}")

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mperror._checks import is_integer
+from mperror._checks import is_integer, is_real
 from mperror._records import Record
 
 __all__ = [
@@ -69,7 +69,7 @@ class SpectralGRF(Record):
     def __post_init__(self) -> None:
         for name in ("alpha", "tau", "sigma"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if not is_real(value):
                 raise TypeError(f"{name} must be a float, got {type(value).__name__}")
             # tau = 0 would give the constant mode (lambda = 0) infinite variance.
             if not (math.isfinite(value) and value > 0):

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from mperror import problems
-from mperror._checks import is_integer
+from mperror._checks import is_integer, is_real
 from mperror._records import Record
 from mperror.problems._base import TrainDefaults, check_seed, check_size
 from mperror.train.optim import check_optimizer
@@ -33,12 +33,7 @@ def _positive_int(value: object, name: str, *, allow_none: bool = False) -> None
 def _positive_float(value: object, name: str, *, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
+    if not (is_real(value) and math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a finite int or float > 0, got {value!r}")
 
 
@@ -46,7 +41,7 @@ def _as_used(data: dict[str, Any]) -> object:
     """A stored config's ``init_scale`` as its run used it (see :meth:`RunConfig.from_dict`);
     anything unreadable is left for the constructor to refuse by name."""
     scale = data.get("init_scale")
-    if scale is None or isinstance(scale, bool) or not isinstance(scale, (int, float)):
+    if not is_real(scale):  # None, or anything the constructor refuses by name
         return scale
     try:
         scaler = parse(data["policy"], backend=data.get("backend", "auto")).grad_scaler

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from mperror import bounds
+from mperror._checks import is_real
 from mperror._records import Record
 from mperror.train.config import RunConfig
 from mperror.train.precision import Precision
@@ -164,10 +165,6 @@ class RunSummary(Record):
         return cls(**data)
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _integer(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -177,10 +174,10 @@ _KINDS = {
     "str": (lambda v: isinstance(v, str), "a string"),
     "int": (lambda v: _integer(v) and v >= 0, "an int >= 0"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
-    "float": (_number, "a number"),
+    "float": (is_real, "a number"),
     "str | None": (lambda v: v is None or isinstance(v, str), "a string or null"),
     "int | None": (lambda v: v is None or (_integer(v) and v >= 0), "an int >= 0 or null"),
-    "float | None": (lambda v: v is None or _number(v), "a number or null"),
+    "float | None": (lambda v: v is None or is_real(v), "a number or null"),
 }
 
 
@@ -195,7 +192,7 @@ def _checked(name: str, value: object, annotation: str) -> object:
     key_type = {"dict[int, float]": "int", "dict[str, float]": "str"}[annotation]
     if not isinstance(value, dict):
         raise ValueError(f"field {name!r} must be a JSON object, got {value!r}")
-    bad = next(((k, v) for k, v in value.items() if not _number(v)), None)
+    bad = next(((k, v) for k, v in value.items() if not is_real(v)), None)
     if bad is not None:
         raise ValueError(f"field {name!r} must map to numbers, got {bad[0]!r}: {bad[1]!r}")
     if key_type == "str":
